@@ -1,0 +1,7 @@
+"""`python -m ftcli` runs the same entry point as the `ftcli` script."""
+
+import sys
+
+from ftcli.cli import main
+
+sys.exit(main())

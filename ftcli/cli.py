@@ -1,0 +1,134 @@
+"""The `ftcli` entry point: the first word picks the command, Hydra gets the rest.
+
+Each command is a real `hydra.main` app (`config_name=<command>`), so overrides, `-m` sweeps,
+`--cfg job` and Hydra's run directories all work. Before Hydra runs, the overrides are composed
+once (every job of a sweep) and checked, so a typo fails before any model loads, with the valid
+choices, and with one of ftcli's exit codes. Only the standard library is imported at module
+level, so `ftcli --help` is instant.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ftcli import __version__
+from ftcli.errors import EXIT_USAGE
+
+HYDRA_FLAGS_WITHOUT_CHECK = ("--help", "-h", "--hydra-help", "--info", "--shell-completion", "-sc")
+
+
+def config_dir() -> Path:
+    """`FTCLI_CONFIG_DIR`, else the configs shipped in the package, else the source checkout's."""
+    if os.environ.get("FTCLI_CONFIG_DIR"):
+        return Path(os.environ["FTCLI_CONFIG_DIR"]).resolve()
+    package = Path(__file__).resolve().parent
+    shipped = package / "configs"
+    return shipped if shipped.is_dir() else package.parent / "configs"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ftcli.commands import COMMANDS
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        from ftcli import ui
+
+        ui.print_usage({name: summary for name, (_, _, summary) in COMMANDS.items()})
+        return 0
+    if args[0] in ("--version", "-V"):
+        print(f"ftcli {__version__}")
+        return 0
+    command, overrides = args[0], args[1:]
+    if command not in COMMANDS:
+        return _unknown_command(command, list(COMMANDS))
+    if any(flag in overrides for flag in ("--help", "-h")):
+        from ftcli.help import print_command_help
+
+        print_command_help(command, config_dir())
+        return 0
+    return _run(command, overrides)
+
+
+def _unknown_command(command: str, commands: list[str]) -> int:
+    from ftcli import ui
+    from ftcli.registry import did_you_mean
+
+    ui.print_error(
+        "usage error",
+        f"unknown command {command!r}{did_you_mean(command, commands)}",
+        f"usage: ftcli {{{','.join(commands)}}} [key=value ...]; `ftcli --help` lists the commands",
+    )
+    return EXIT_USAGE
+
+
+def _run(command: str, overrides: list[str]) -> int:
+    import hydra
+    from hydra.core.global_hydra import GlobalHydra
+
+    from ftcli.config.store import register_configs
+    from ftcli.errors import FtcliError
+
+    register_configs()
+    try:
+        if not any(flag in overrides for flag in HYDRA_FLAGS_WITHOUT_CHECK):
+            from ftcli.precheck import check_overrides
+
+            check_overrides(command, overrides, config_dir())
+    except FtcliError as exc:
+        return _report(exc)
+    GlobalHydra.instance().clear()
+    app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=command)(
+        lambda cfg: _run_job(command, cfg)
+    )
+    saved_argv = sys.argv
+    sys.argv = [f"ftcli {command}", *overrides]
+    try:
+        app()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = saved_argv
+        GlobalHydra.instance().clear()
+    return 0
+
+
+def _run_job(command: str, cfg: Any) -> Any:
+    from hydra.core.hydra_config import HydraConfig
+
+    from ftcli.commands import COMMANDS, command_runner
+    from ftcli.config import schema
+    from ftcli.config.checks import to_typed
+    from ftcli.errors import FtcliError
+
+    try:
+        typed = to_typed(cfg, getattr(schema, COMMANDS[command][1]))
+        return command_runner(command)(typed, Path(HydraConfig.get().runtime.output_dir))
+    except FtcliError as exc:
+        raise SystemExit(_report(exc)) from exc
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # an unexpected failure: still a panel, with the way to see more
+        from ftcli import ui
+
+        if ui.debug_enabled():
+            raise
+        ui.print_error(
+            "unexpected error",
+            f"{type(exc).__name__}: {exc}",
+            "run again with FTCLI_DEBUG=1 for the traceback, and report it if it looks like a bug",
+        )
+        raise SystemExit(1) from exc
+
+
+def _report(exc: Any) -> int:
+    from ftcli import ui
+
+    if ui.debug_enabled():
+        import traceback
+
+        traceback.print_exception(exc)
+    ui.print_error(exc.title, exc.message, exc.hint)
+    return exc.exit_code

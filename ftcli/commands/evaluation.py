@@ -1,0 +1,56 @@
+"""`ftcli eval`: re-score a finished run on its own validation/test data or on files you name."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ftcli import ui
+from ftcli.config.schema import DataConfig, EvalConfig, EvalDataConfig
+from ftcli.data import load_splits
+from ftcli.engine.inference import run_inference
+from ftcli.engine.loop import autocast_for
+from ftcli.run_dir import METRICS, RunDir
+from ftcli.trained import load_trained
+
+SOURCE_KEYS = ("dataset", "validation_file", "test_file")
+
+
+def run(cfg: EvalConfig, output_dir: Path) -> dict[str, Any]:
+    trained = load_trained(cfg.run_dir)
+    train_cfg = trained.cfg
+    data, own_data = eval_data(train_cfg.data, cfg.data)
+    splits = load_splits(data, train_cfg.task.name, train_cfg.seed, training=False, use_sample=own_data)
+    batch_size = cfg.batch_size or train_cfg.trainer.eval_batch_size
+    collate = trained.task.collator(trained.tokenizer)
+    device = next(trained.model.parameters()).device
+    metrics = {}
+    for split, rows in splits.rows.items():
+        features = trained.task.encode(
+            rows, trained.tokenizer, train_cfg.task, data, trained.labels, splits.sources[split]
+        )
+        outputs = run_inference(
+            trained.model, features, collate, batch_size, autocast_for(train_cfg.trainer.precision, device)
+        )
+        references = np.array([f["labels"] for f in features])
+        metrics[split] = {"loss": outputs.loss, **trained.task.metrics(outputs.logits, references, trained.labels)}
+    RunDir(output_dir).write_json(METRICS, metrics)
+    ui.print_metrics(metrics, title=f"eval of {cfg.run_dir}")
+    ui.info(f"metrics written to [bold]{output_dir / METRICS}[/]")
+    return metrics
+
+
+def eval_data(trained: DataConfig, given: EvalDataConfig) -> tuple[DataConfig, bool]:
+    """The data config to evaluate on, and whether it is the run's own data.
+
+    Naming a new source (a dataset or a validation/test file) evaluates exactly what was named;
+    column and size overrides apply either way.
+    """
+    overrides = {k: v for k, v in vars(given).items() if v is not None}
+    if not any(k in overrides for k in SOURCE_KEYS):
+        return replace(trained, **overrides), True
+    sources = {"dataset": None, "dataset_config": None, "train_file": None, "validation_file": None, "test_file": None}
+    return replace(trained, **{**sources, **overrides}), False

@@ -1,0 +1,59 @@
+"""`ftcli predict`: label inputs with a finished run; one jsonl line per input, in input order."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ftcli import ui
+from ftcli.config.schema import DataConfig, PredictConfig
+from ftcli.engine.inference import run_inference
+from ftcli.engine.loop import autocast_for
+from ftcli.readers import read_rows
+from ftcli.run_dir import write_text_atomic
+from ftcli.trained import TrainedRun, load_trained
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: PredictConfig, output_dir: Path) -> Path | None:
+    if cfg.output == "-":
+        ui.use_stderr()
+    trained = load_trained(cfg.run_dir)
+    data = trained.cfg.data
+    if cfg.text_column:
+        data = replace(data, text_column=cfg.text_column)
+    rows = read_rows(cfg.input, "input", data.text_column)
+    predictions = _predict(trained, rows, data, cfg)
+    lines = "".join(json.dumps({**row, **pred}, ensure_ascii=False) + "\n" for row, pred in zip(rows, predictions))
+    if cfg.output == "-":
+        sys.stdout.write(lines)
+        sys.stdout.flush()
+        return None
+    target = Path(cfg.output) if cfg.output else output_dir / "predictions.jsonl"
+    write_text_atomic(target, lines)
+    ui.info(f"{len(rows)} predictions written to [bold]{target}[/]")
+    return target
+
+
+def _predict(trained: TrainedRun, rows: list[dict[str, Any]], data: DataConfig, cfg: PredictConfig) -> list[dict[str, Any]]:
+    if not rows:
+        log.warning("input=%s has no rows; nothing to predict", cfg.input)
+        return []
+    features = trained.task.encode(
+        rows, trained.tokenizer, trained.cfg.task, data, trained.labels, f"input={cfg.input}", with_labels=False
+    )
+    device = next(trained.model.parameters()).device
+    outputs = run_inference(
+        trained.model, features, trained.task.collator(trained.tokenizer),
+        cfg.batch_size or trained.cfg.trainer.eval_batch_size, autocast_for(trained.cfg.trainer.precision, device),
+    )
+    predictions = trained.task.predictions(outputs.logits, trained.labels)
+    replaced = sorted(set(rows[0]) & set(predictions[0]))
+    if replaced:
+        log.warning("input field(s) %s are replaced by the prediction in the output", ", ".join(replaced))
+    return predictions

@@ -1,0 +1,103 @@
+"""`ftcli train`: data → model → method → loop → run directory."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from ftcli import ui
+from ftcli.config.schema import TrainConfig, plain
+from ftcli.data import load_splits
+from ftcli.engine.inference import run_inference
+from ftcli.engine.loop import autocast_for, train_loop
+from ftcli.methods import METHODS, count_parameters, head_modules
+from ftcli.modeling import build_model, build_tokenizer, sync_pad_token
+from ftcli.run_dir import LABELS, METRICS, RunDir, write_config
+from ftcli.tasks import TASKS
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
+    import transformers
+    from accelerate.utils import set_seed
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    run_dir = RunDir(output_dir)
+    run_dir.ensure_trainable(cfg.overwrite)
+    task, method = TASKS.get(cfg.task.name).impl, METHODS.get(cfg.method.name).impl
+    ui.print_config(plain(cfg), title=f"ftcli train → {output_dir}")
+
+    splits = load_splits(cfg.data, cfg.task.name, cfg.seed, training=True)
+    labels = task.label_names(splits, cfg.data)
+    set_seed(cfg.seed)
+    tokenizer = build_tokenizer(cfg.model)
+    model = build_model(cfg.model, task.model_class(), labels)
+    sync_pad_token(model, tokenizer)
+    features = {
+        split: task.encode(rows, tokenizer, cfg.task, cfg.data, labels, splits.sources[split])
+        for split, rows in splits.rows.items()
+    }
+    ui.info(", ".join(f"{split}: {len(rows)} rows ({splits.sources[split]})" for split, rows in splits.rows.items()))
+    ui.info(f"labels: {', '.join(labels)}")
+
+    head = head_modules(model)
+    model = method.apply(model, cfg.method, head)
+    params = count_parameters(model, head).as_dict()
+    ui.print_parameters(params, cfg.method.name)
+    collate = task.collator(tokenizer)
+    lr = cfg.trainer.lr if cfg.trainer.lr is not None else method.default_lr
+    device = next(model.parameters()).device
+
+    def evaluate(split: str, trained: Any) -> dict[str, Any]:
+        outputs = run_inference(
+            trained, features[split], collate, cfg.trainer.eval_batch_size, autocast_for(cfg.trainer.precision, device)
+        )
+        references = _references(features[split])
+        return {"loss": outputs.loss, **task.metrics(outputs.logits, references, labels)}
+
+    started = time.perf_counter()
+    result = train_loop(
+        model, features["train"], collate, cfg.trainer, lr, cfg.seed,
+        lambda m: evaluate("validation", m), ui.TrainProgress(),
+    )
+    for record in result.history:
+        run_dir.append_log(record)
+    metrics = {split: evaluate(split, model) for split in ("validation", "test") if split in features}
+    metrics["train"] = {
+        "steps": result.steps,
+        "epochs": round(result.epochs, 4),
+        "samples_per_second": round(result.samples_per_second, 2),
+        "train_seconds": round(result.train_seconds, 2),
+        "wall_seconds": round(time.perf_counter() - started, 2),
+        "best_step": result.best_step,
+        "stopped_early": result.stopped_early,
+        "lr": lr,
+        "parameters": params,
+    }
+    _save(run_dir, cfg, method, model, tokenizer, labels, metrics)
+    ui.print_metrics({k: v for k, v in metrics.items() if k != "train"}, title="final metrics (best checkpoint)")
+    ui.info(f"run directory: [bold]{output_dir}[/]")
+    return metrics
+
+
+def _references(features: list[dict[str, Any]]) -> Any:
+    import numpy as np
+
+    return np.array([f["labels"] for f in features])
+
+
+def _save(run_dir: RunDir, cfg: TrainConfig, method: Any, model: Any, tokenizer: Any, labels: list[str], metrics: dict) -> None:
+    """Artefact first, metrics.json last: a run directory with metrics.json is a finished run."""
+
+    def write(directory: Path) -> None:
+        method.save(model, directory)
+        tokenizer.save_pretrained(directory)
+
+    write_config(run_dir, cfg)
+    run_dir.write_json(LABELS, {"labels": labels})
+    run_dir.save_artifact(method.artifact, write)
+    run_dir.write_json(METRICS, metrics)

@@ -1,0 +1,1 @@
+"""Typed configs: the dataclass schemas, their registration with Hydra, and post-compose checks."""

@@ -1,0 +1,104 @@
+"""What Hydra lets through, checked after compose, with every problem reported at once.
+
+Hydra's schema validation rejects unknown keys and wrong types, but not everything: `+key=value`
+adds keys the schema does not have (and `OmegaConf.to_object` then silently drops them), `???`
+values fail only when read, and rules across fields are beyond a schema. `to_typed` closes those
+gaps and returns the typed dataclass tree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, TypeVar
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
+
+from ftcli.config.schema import TrainConfig, plain
+from ftcli.errors import ConfigError
+from ftcli.registry import did_you_mean
+
+T = TypeVar("T")
+
+
+def to_typed(cfg: DictConfig, schema: type[T]) -> T:
+    """Check a composed config and return it as `schema` (a dataclass tree).
+
+    Raises:
+        ConfigError: listing every missing value, unknown key and broken cross-field rule.
+    """
+    cfg = _without_hydra(cfg)
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(
+            [f"{key} is required: add {key}=..." for key in missing],
+            hint="values shown as ??? in `--cfg job` must be given on the command line",
+        )
+    try:
+        typed = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(str(exc).splitlines()[0]) from exc
+    problems = unknown_keys(OmegaConf.to_container(cfg, resolve=True), plain(typed))
+    problems += _validate_tree(typed)
+    if isinstance(typed, TrainConfig):
+        problems += _check_registered(typed)
+    if problems:
+        raise ConfigError(problems)
+    return typed
+
+
+def unknown_keys(given: Any, known: Any, prefix: str = "") -> list[str]:
+    """Keys present in `given` but absent from the schema-shaped `known`, with the valid ones."""
+    if not isinstance(given, dict) or not isinstance(known, dict):
+        return []
+    problems = []
+    for key, value in given.items():
+        path = f"{prefix}{key}"
+        if key not in known:
+            valid = sorted(known)
+            problems.append(
+                f"{path} is not a known setting{did_you_mean(str(key), valid)}; "
+                f"valid keys{' under ' + prefix.rstrip('.') if prefix else ''}: {', '.join(valid)}"
+            )
+        else:
+            problems += unknown_keys(value, known[key], f"{path}.")
+    return problems
+
+
+def _validate_tree(node: Any, prefix: str = "") -> list[str]:
+    problems = []
+    if hasattr(node, "validate"):
+        problems += node.validate()
+    if dataclasses.is_dataclass(node):
+        for f in dataclasses.fields(node):
+            problems += _validate_tree(getattr(node, f.name), f"{prefix}{f.name}.")
+    return problems
+
+
+def _check_registered(cfg: TrainConfig) -> list[str]:
+    """A task or method YAML must name a registered implementation with the matching schema."""
+    from ftcli.methods import METHODS
+    from ftcli.tasks import TASKS
+
+    problems = []
+    for group, node, registry in (("task", cfg.task, TASKS), ("method", cfg.method, METHODS)):
+        if node.name not in registry:
+            problems.append(
+                f"{group}.name={node.name!r} is not a registered {group}"
+                f"{did_you_mean(node.name, registry.names())}; choose one of: {', '.join(registry.names())}"
+            )
+        elif type(node) is not registry.get(node.name).config_cls:
+            problems.append(
+                f"{group}.name={node.name!r} does not match the {group} settings given "
+                f"({type(node).__name__}); pick the {group} with {group}={node.name} instead"
+            )
+    return problems
+
+
+def _without_hydra(cfg: DictConfig) -> DictConfig:
+    if "hydra" not in cfg:
+        return cfg
+    copy = cfg.copy()
+    with open_dict(copy):
+        del copy["hydra"]
+    return copy

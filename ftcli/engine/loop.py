@@ -1,0 +1,211 @@
+"""The training loop, on `accelerate`: one readable function from first batch to best weights.
+
+`accelerate` owns devices, mixed precision and gradient accumulation, so the same loop runs on
+CPU, one GPU, or under `accelerate launch`. Losses stay on the device between log steps (no
+per-step host sync). The best weights by `trainer.metric_for_best` are kept and restored at the
+end; early stopping ends the run after `early_stopping_patience` evaluations without gain.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ftcli.config.schema import EvalStrategy, Precision, TrainerConfig
+from ftcli.engine.batching import TrainBatches
+from ftcli.engine.optim import build_optimizer, build_scheduler
+from ftcli.errors import ConfigError, TrainingError
+
+
+class Callbacks(Protocol):
+    def on_train_begin(self, total_steps: int) -> None: ...
+    def on_step(self, step: int, record: dict[str, Any] | None) -> None: ...
+    def on_evaluate(self, step: int, record: dict[str, Any]) -> None: ...
+    def on_train_end(self) -> None: ...
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    epochs: float
+    samples: int
+    train_seconds: float
+    best_step: int | None
+    best_metric: float | None
+    stopped_early: bool
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.samples / self.train_seconds if self.train_seconds else 0.0
+
+
+def mixed_precision(precision: Precision) -> str:
+    """accelerate's mixed-precision mode for a `trainer.precision` setting."""
+    if precision is Precision.auto:
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    return {Precision.fp32: "no", Precision.bf16: "bf16", Precision.fp16: "fp16"}[precision]
+
+
+def autocast_for(precision: Precision, device: torch.device) -> Callable[[], AbstractContextManager[Any]]:
+    """The autocast context inference should use to match training numerics."""
+    mode = mixed_precision(precision)
+    if mode == "no":
+        return lambda: torch.autocast(device.type, enabled=False)
+    dtype = torch.bfloat16 if mode == "bf16" else torch.float16
+    return lambda: torch.autocast(device.type, dtype=dtype)
+
+
+def train_loop(
+    model: nn.Module,
+    features: list[dict[str, Any]],
+    collate: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]],
+    cfg: TrainerConfig,
+    lr: float,
+    seed: int,
+    evaluate: Callable[[nn.Module], dict[str, Any]],
+    callbacks: Callbacks,
+) -> TrainResult:
+    """Train `model` in place and leave the best weights in it.
+
+    `evaluate(model)` returns the validation metrics; the one named `cfg.metric_for_best` picks
+    the best weights.
+    """
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(
+        mixed_precision=mixed_precision(cfg.precision), gradient_accumulation_steps=cfg.grad_accum_steps
+    )
+    batches = TrainBatches([len(f["input_ids"]) for f in features], cfg.batch_size, seed, cfg.group_by_length)
+    loader = DataLoader(features, batch_sampler=batches, collate_fn=collate)
+    steps_per_epoch = max(1, math.ceil(len(batches) / cfg.grad_accum_steps))
+    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    optimizer = build_optimizer(model, cfg, lr)
+    scheduler = build_scheduler(optimizer, cfg, total_steps)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+
+    best = _Best(cfg)
+    result = TrainResult(0, 0.0, 0, 0.0, None, None, False)
+    running_loss, running_count = torch.zeros((), device=accelerator.device), 0
+    callbacks.on_train_begin(total_steps)
+    model.train()
+    epoch, started = 0, time.perf_counter()
+    while result.steps < total_steps and not result.stopped_early:
+        batches.set_epoch(epoch)
+        for batch in loader:
+            with accelerator.accumulate(model):
+                loss = model(**batch).loss
+                accelerator.backward(loss)
+                running_loss += loss.detach()
+                running_count += 1
+                result.samples += len(batch["input_ids"])
+                if accelerator.sync_gradients and cfg.max_grad_norm:
+                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            if not accelerator.sync_gradients:
+                continue
+            scheduler.step()
+            result.steps += 1
+            record = None
+            if result.steps % cfg.logging_steps == 0 or result.steps == total_steps:
+                record = _log_record(result, running_loss, running_count, scheduler, started, steps_per_epoch)
+                _check_finite(record, result.steps)
+                result.history.append(record)
+                running_loss.zero_()
+                running_count = 0
+            callbacks.on_step(result.steps, record)
+            end_of_epoch = result.steps % steps_per_epoch == 0
+            if _should_evaluate(cfg, result.steps, end_of_epoch, total_steps):
+                result.train_seconds += time.perf_counter() - started
+                metrics = evaluate(accelerator.unwrap_model(model))
+                started = time.perf_counter()
+                record = {"step": result.steps, "epoch": round(result.steps / steps_per_epoch, 4), "eval": metrics}
+                result.history.append(record)
+                callbacks.on_evaluate(result.steps, record)
+                if best.update(metrics, result.steps, accelerator.unwrap_model(model)):
+                    result.stopped_early = True
+            if result.steps >= total_steps or result.stopped_early:
+                break
+        epoch += 1
+    result.train_seconds += time.perf_counter() - started
+    result.epochs = result.steps / steps_per_epoch
+    callbacks.on_train_end()
+    best.restore(accelerator.unwrap_model(model))
+    result.best_step, result.best_metric = best.step, best.value
+    return result
+
+
+def _should_evaluate(cfg: TrainerConfig, step: int, end_of_epoch: bool, total_steps: int) -> bool:
+    if cfg.eval_strategy is EvalStrategy.no:
+        return False
+    if step == total_steps:
+        return True
+    if cfg.eval_strategy is EvalStrategy.epoch:
+        return end_of_epoch
+    return step % cfg.eval_steps == 0
+
+
+def _log_record(result: TrainResult, loss_sum: torch.Tensor, count: int, scheduler: Any, started: float, spe: int) -> dict[str, Any]:
+    elapsed = result.train_seconds + (time.perf_counter() - started)
+    return {
+        "step": result.steps,
+        "epoch": round(result.steps / spe, 4),
+        "loss": loss_sum.item() / max(count, 1),
+        "lr": scheduler.get_last_lr()[0],
+        "samples_per_second": round(result.samples / elapsed, 2) if elapsed else 0.0,
+    }
+
+
+def _check_finite(record: dict[str, Any], step: int) -> None:
+    if not math.isfinite(record["loss"]):
+        raise TrainingError(
+            f"the training loss became {record['loss']} at step {step} (lr {record['lr']:.3g})",
+            hint="lower trainer.lr, or use trainer.precision=fp32",
+        )
+
+
+class _Best:
+    """Tracks the best evaluation and a CPU copy of the trainable weights at that point."""
+
+    def __init__(self, cfg: TrainerConfig) -> None:
+        self.cfg = cfg
+        self.value: float | None = None
+        self.step: int | None = None
+        self.state: dict[str, torch.Tensor] | None = None
+        self.bad_evals = 0
+
+    def update(self, metrics: dict[str, Any], step: int, model: nn.Module) -> bool:
+        """Record an evaluation; returns True when early stopping says stop."""
+        name = self.cfg.metric_for_best
+        if name not in metrics or not isinstance(metrics[name], (int, float)):
+            numeric = [k for k, v in metrics.items() if isinstance(v, (int, float))]
+            raise ConfigError(
+                f"trainer.metric_for_best={name!r} is not among the validation metrics",
+                hint=f"choose one of: {', '.join(numeric)}",
+            )
+        value = float(metrics[name])
+        better = self.value is None or (value > self.value if self.cfg.greater_is_better else value < self.value)
+        if better:
+            self.value, self.step, self.bad_evals = value, step, 0
+            self.state = {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if p.requires_grad}
+        else:
+            self.bad_evals += 1
+        patience = self.cfg.early_stopping_patience
+        return patience is not None and self.bad_evals >= patience
+
+    def restore(self, model: nn.Module) -> None:
+        if self.state is None:
+            return
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, saved in self.state.items():
+                params[name].copy_(saved)

@@ -1,0 +1,57 @@
+"""`ftcli COMMAND --help`: the config groups with their options, and the default settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+HIDDEN_GROUPS = {"hydra", "schema", "local"}
+
+
+def print_command_help(command: str, config_dir: Path) -> None:
+    from ftcli import ui
+
+    defaults = _defaults(config_dir / f"{command}.yaml")
+    groups = sorted(
+        p.name for p in config_dir.iterdir() if p.is_dir() and p.name not in HIDDEN_GROUPS and p.name in defaults
+    )
+    lines = [f"[bold]usage:[/] ftcli {command} [group=option ...] [key=value ...] [-m] [--cfg job]", ""]
+    if groups:
+        lines.append("[bold]config groups[/] (default marked *):")
+        for group in groups:
+            options = sorted(f.stem for f in (config_dir / group).glob("*.yaml"))
+            marked = [f"{o}*" if o == defaults.get(group) else o for o in options]
+            lines.append(f"  [cyan]{group}[/]: {', '.join(marked)}")
+        lines.append("")
+    lines.append("[bold]settings[/] (override any with key=value; `--cfg job` shows them resolved):")
+    ui.info("\n".join(lines))
+    ui.console.print(_default_settings(command, config_dir), markup=False, highlight=False)
+    ui.info(
+        "Examples:\n"
+        "  ftcli train task=sentiment method=lora trainer.epochs=2\n"
+        "  ftcli train -m method=full,lora trainer.lr=2e-5,1e-4\n"
+        "  ftcli eval run_dir=outputs/train/<run>\n"
+        "  ftcli predict run_dir=outputs/train/<run> input=reviews.txt output=-"
+    )
+
+
+def _defaults(primary: Path) -> dict[str, str | None]:
+    chosen: dict[str, str | None] = {}
+    for item in (yaml.safe_load(primary.read_text()) or {}).get("defaults", []):
+        if isinstance(item, dict):
+            for key, value in item.items():
+                chosen[key.split(" ")[-1].split("@")[0].lstrip("/")] = value
+    return chosen
+
+
+def _default_settings(command: str, config_dir: Path) -> str:
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from ftcli.config.store import register_configs
+
+    register_configs()
+    with initialize_config_dir(str(config_dir), version_base="1.3", job_name=command):
+        cfg = compose(config_name=command)
+    return OmegaConf.to_yaml(cfg)

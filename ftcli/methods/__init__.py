@@ -1,0 +1,10 @@
+"""Method registry: how the backbone is adapted, what is trainable, what is saved.
+
+Importing this package registers every method; torch and peft are imported inside functions so
+that composing a config stays fast.
+"""
+
+from ftcli.methods.base import METHODS, Method, ParameterCount, count_parameters, head_modules
+from ftcli.methods import freeze, full, lora  # noqa: F401  (register their methods)
+
+__all__ = ["METHODS", "Method", "ParameterCount", "count_parameters", "head_modules"]

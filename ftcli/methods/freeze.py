@@ -1,0 +1,65 @@
+"""`freeze`: the backbone is frozen; the head (and optionally the top k layers) is trained."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ftcli.config.schema import MethodConfig
+from ftcli.errors import ModelError
+from ftcli.methods.base import METHODS, save_pretrained_folder
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+@dataclass
+class FreezeConfig(MethodConfig):
+    name: str = "freeze"
+    train_top_layers: int = 0  # transformer layers, counted from the top, trained with the head
+
+    def validate(self) -> list[str]:
+        if self.train_top_layers < 0:
+            return [f"method.train_top_layers={self.train_top_layers} must be 0 or more"]
+        return []
+
+
+class Freeze:
+    artifact = "model"
+    default_lr = 1.0e-3
+
+    def apply(self, model: nn.Module, cfg: FreezeConfig, head: list[str]) -> nn.Module:
+        model.requires_grad_(False)
+        for name in head:
+            getattr(model, name).requires_grad_(True)
+        if cfg.train_top_layers:
+            layers = transformer_layers(model)
+            if cfg.train_top_layers > len(layers):
+                raise ModelError(
+                    f"method.train_top_layers={cfg.train_top_layers} but the model has {len(layers)} layers",
+                    hint=f"use a value from 0 to {len(layers)}",
+                )
+            for layer in layers[len(layers) - cfg.train_top_layers:]:
+                layer.requires_grad_(True)
+        return model
+
+    def save(self, model: nn.Module, directory: Path) -> None:
+        save_pretrained_folder(model, directory)
+
+
+METHODS.register("freeze", FreezeConfig)(Freeze())
+
+
+def transformer_layers(model: nn.Module) -> list[nn.Module]:
+    """The backbone's stack of transformer blocks: the ModuleList as long as the config's layer count."""
+    from torch import nn
+
+    count = getattr(model.config, "num_hidden_layers", None)
+    for _, module in model.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) == count:
+            return list(module)
+    raise ModelError(
+        f"could not find the {count} transformer layers of this {model.config.model_type} model",
+        hint="use method.train_top_layers=0 (head only) or method=lora",
+    )

@@ -1,0 +1,119 @@
+"""Building models and tokenizers: from the hub, a local folder, an installed package or a tiny config.
+
+`model.name_or_path` accepts a Hugging Face hub id, a local folder, `package:<module>/<dir>` for
+weights shipped inside an installed Python package (the embedded MiniLM), or `tiny:<arch>` for a
+small random model. Loading never reaches the network for anything but a hub id that is not on
+disk, and a failure says which id and how to fix it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ftcli.config.schema import EMBEDDED_MODEL, ModelConfig
+from ftcli.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+PACKAGE_PREFIX = "package:"
+TINY_PREFIX = "tiny:"
+
+
+def embedded_tokenizer_path() -> str:
+    return resolve(EMBEDDED_MODEL)
+
+
+def resolve(name_or_path: str) -> str:
+    """A loadable path or hub id for `name_or_path` (package references become folders)."""
+    if name_or_path.startswith(PACKAGE_PREFIX):
+        module, _, sub = name_or_path[len(PACKAGE_PREFIX):].partition("/")
+        try:
+            folder = Path(str(resources.files(module))) / sub
+        except ModuleNotFoundError as exc:
+            raise ModelError(
+                f"model.name_or_path={name_or_path!r}: the Python package {module!r} is not installed",
+                hint=f"pip install {module.replace('_', '-')}",
+            ) from exc
+        if not folder.is_dir():
+            raise ModelError(f"model.name_or_path={name_or_path!r}: {folder} does not exist in that package")
+        return str(folder)
+    return name_or_path
+
+
+def build_model(cfg: ModelConfig, model_class: type, labels: list[str]) -> Any:
+    """A model with a fresh task head for `labels`, in float32."""
+    import torch
+
+    label_args = dict(num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
+    if cfg.name_or_path.startswith(TINY_PREFIX):
+        from ftcli.testing import TINY_SEED, tiny_config
+
+        arch = cfg.name_or_path[len(TINY_PREFIX):]
+        config = tiny_config(arch, **label_args)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(TINY_SEED)
+            return model_class.from_config(config)
+    with _loading(cfg):
+        return model_class.from_pretrained(
+            resolve(cfg.name_or_path),
+            revision=cfg.revision,
+            trust_remote_code=cfg.trust_remote_code,
+            dtype=torch.float32,
+            **label_args,
+        )
+
+
+def build_tokenizer(cfg: ModelConfig) -> Any:
+    from transformers import AutoTokenizer
+
+    path = embedded_tokenizer_path() if cfg.name_or_path.startswith(TINY_PREFIX) else resolve(cfg.name_or_path)
+    with _loading(cfg):
+        tokenizer = AutoTokenizer.from_pretrained(path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
+    return prepare_tokenizer(tokenizer)
+
+
+def prepare_tokenizer(tokenizer: Any) -> Any:
+    """Give tokenizers without a padding token (GPT-2 and most causal LMs) their EOS as padding."""
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def sync_pad_token(model: Any, tokenizer: Any) -> None:
+    if getattr(model.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+
+
+@contextmanager
+def _loading(cfg: ModelConfig) -> Iterator[None]:
+    """Turns the many ways `from_pretrained` fails into one ModelError that says what to do."""
+    try:
+        yield
+    except (OSError, ValueError) as exc:
+        raise _load_error(cfg.name_or_path, exc) from exc
+
+
+def _load_error(name: str, exc: BaseException) -> ModelError:
+    if Path(name).exists() or name.startswith(PACKAGE_PREFIX):
+        return ModelError(f"model.name_or_path={name!r} could not be loaded: {_first_line(exc)}")
+    if name.startswith((".", "/", "~")):
+        return ModelError(f"model.name_or_path={name!r}: no such folder", hint="check the path")
+    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    where = "the Hub is unreachable (HF_HUB_OFFLINE is set)" if offline else "it could not be fetched from the Hub"
+    return ModelError(
+        f"model.name_or_path={name!r} is not a local folder, is not in the Hugging Face cache, and {where}: "
+        f"{_first_line(exc)}",
+        hint=f"check the id; to use it offline, download it once with network access "
+        f"(`hf download {name}`) or point model.name_or_path at a local folder; model=minilm needs no network",
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

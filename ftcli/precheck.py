@@ -1,0 +1,87 @@
+"""Compose and check every job of a command line before Hydra runs anything.
+
+Hydra reports a typo as `Key 'lrr' not in 'TrainerConfig'` and exits 1 in the middle of a run
+(or, in a sweep, after earlier jobs ran). Composing each job first lets ftcli fail before any
+model loads, list the valid keys or options with a "did you mean", and exit with its config
+error code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from omegaconf.errors import OmegaConfBaseException
+
+from ftcli.commands import COMMANDS
+from ftcli.config import schema
+from ftcli.config.checks import to_typed
+from ftcli.errors import ConfigError
+from ftcli.registry import did_you_mean
+
+
+def check_overrides(command: str, argv: list[str], config_dir: Path) -> None:
+    """Raise ConfigError for the first job whose config does not compose or check."""
+    from hydra._internal.utils import get_args_parser
+
+    args = get_args_parser().parse_args(argv)
+    jobs = _expand(args.overrides) if args.multirun else [args.overrides]
+    with initialize_config_dir(str(config_dir), version_base="1.3", job_name=command):
+        for job in jobs:
+            try:
+                cfg = compose(config_name=command, overrides=job)
+            except (ConfigCompositionException, OverrideParseException, OmegaConfBaseException) as exc:
+                raise ConfigError(_explain(exc), hint=_hint(job)) from exc
+            if args.cfg is None:
+                to_typed(cfg, getattr(schema, COMMANDS[command][1]))
+
+
+def _expand(overrides: list[str]) -> list[list[str]]:
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+        return BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
+    except Exception as exc:  # range and interval sweeps are left to Hydra's own sweeper
+        if isinstance(exc, OverrideParseException):
+            raise ConfigError(str(exc).splitlines()[0]) from exc
+        return []
+
+
+def _explain(exc: BaseException) -> str:
+    if isinstance(exc, MissingConfigException) and exc.options is not None:
+        match = re.search(r"Could not find '([^/']+)/([^']+)'", str(exc))
+        if match:
+            group, choice = match.groups()
+            options = sorted(exc.options)
+            return (
+                f"{group}={choice} is not an option{did_you_mean(choice, options)}; "
+                f"options for {group}: {', '.join(options)}"
+            )
+    cause = _key_error(exc)
+    if cause is not None:
+        return cause
+    return str(exc).strip().splitlines()[0]
+
+
+def _key_error(exc: BaseException) -> str | None:
+    """'KEY is not a setting; valid keys under PARENT: ...' for an unknown key in a schema."""
+    seen = exc
+    while seen is not None:
+        object_type = getattr(seen, "object_type", None)
+        full_key = getattr(seen, "full_key", None)
+        if full_key and object_type is not None and dataclasses.is_dataclass(object_type) and "not in" in str(seen):
+            parent, _, key = str(full_key).rpartition(".")
+            valid = [f.name for f in dataclasses.fields(object_type)]
+            where = f" under {parent}" if parent else ""
+            return f"{full_key} is not a setting{did_you_mean(key, valid)}; valid keys{where}: {', '.join(valid)}"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _hint(job: list[str]) -> str:
+    return "`ftcli COMMAND --help` lists the groups and settings; overrides given: " + (" ".join(job) or "(none)")

@@ -1,0 +1,10 @@
+"""Task registry: how examples become model inputs, which head, which metrics, what predict says.
+
+Importing this package registers every task; the modules keep torch and transformers imports
+inside functions so that composing a config stays fast.
+"""
+
+from ftcli.tasks.base import TASKS, Task
+from ftcli.tasks import classification  # noqa: F401  (registers its tasks)
+
+__all__ = ["TASKS", "Task"]

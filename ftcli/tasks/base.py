@@ -1,0 +1,42 @@
+"""The shape every task implements, and the registry that maps task names to them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ftcli.registry import Registry
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ftcli.config.schema import DataConfig, TaskConfig
+    from ftcli.data import Splits
+    from ftcli.readers import Row
+
+
+class Task(Protocol):
+    """What a task provides to the commands."""
+
+    def model_class(self) -> type:
+        """The `transformers` Auto class that builds the model with this task's head."""
+
+    def label_names(self, splits: Splits, data: DataConfig) -> list[str]:
+        """The ordered label set (from config or the training data)."""
+
+    def encode(
+        self, rows: list[Row], tokenizer: Any, task: TaskConfig, data: DataConfig, labels: list[str], source: str,
+        with_labels: bool = True,
+    ) -> list[dict[str, Any]]:
+        """Tokenised features, one dict per row, in row order."""
+
+    def collator(self, tokenizer: Any) -> Any:
+        """Pads a list of features into a batch (dynamic padding)."""
+
+    def metrics(self, logits: np.ndarray, references: np.ndarray, labels: list[str]) -> dict[str, Any]:
+        """Scores for one split."""
+
+    def predictions(self, logits: np.ndarray, labels: list[str]) -> list[dict[str, Any]]:
+        """The fields `predict` adds to each input row."""
+
+
+TASKS: Registry[Task] = Registry("task")
