@@ -96,6 +96,8 @@ def _run(command: str, overrides: list[str]) -> int:
 
 
 def _run_job(command: str, cfg: Any) -> Any:
+    import warnings
+
     from hydra.core.hydra_config import HydraConfig
 
     from ftcli.commands import COMMANDS, command_runner
@@ -103,6 +105,8 @@ def _run_job(command: str, cfg: Any) -> Any:
     from ftcli.config.checks import to_typed
     from ftcli.errors import FtcliError
 
+    # Deprecation notices that libraries raise against each other are not the user's to act on.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft|accelerate)\.")
     try:
         typed = to_typed(cfg, getattr(schema, COMMANDS[command][1]))
         return command_runner(command)(typed, Path(HydraConfig.get().runtime.output_dir))

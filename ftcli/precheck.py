@@ -34,7 +34,7 @@ def check_overrides(command: str, argv: list[str], config_dir: Path) -> None:
             try:
                 cfg = compose(config_name=command, overrides=job)
             except (ConfigCompositionException, OverrideParseException, OmegaConfBaseException) as exc:
-                raise ConfigError(_explain(exc), hint=_hint(job)) from exc
+                raise ConfigError(_explain(exc), hint=_hint(command, job)) from exc
             if args.cfg is None:
                 to_typed(cfg, getattr(schema, COMMANDS[command][1]))
 
@@ -65,7 +65,12 @@ def _explain(exc: BaseException) -> str:
     cause = _key_error(exc)
     if cause is not None:
         return cause
-    return str(exc).strip().splitlines()[0]
+    message = str(exc).strip().splitlines()[0]
+    root = exc
+    while root.__cause__ is not None or root.__context__ is not None:
+        root = root.__cause__ or root.__context__
+    detail = str(root).strip().splitlines()[0] if root is not exc and str(root).strip() else ""
+    return f"{message}: {detail}" if detail and detail not in message else message
 
 
 def _key_error(exc: BaseException) -> str | None:
@@ -83,5 +88,5 @@ def _key_error(exc: BaseException) -> str | None:
     return None
 
 
-def _hint(job: list[str]) -> str:
-    return "`ftcli COMMAND --help` lists the groups and settings; overrides given: " + (" ".join(job) or "(none)")
+def _hint(command: str, job: list[str]) -> str:
+    return f"`ftcli {command} --help` lists the groups and settings; overrides given: " + (" ".join(job) or "(none)")

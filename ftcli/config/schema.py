@@ -123,7 +123,7 @@ class TrainerConfig:
     batch_size: int = 16
     eval_batch_size: int = 64
     grad_accum_steps: int = 1
-    lr: Optional[float] = None  # null: the method's recommended rate (full 5e-5, lora 5e-4, freeze 1e-3)
+    lr: Optional[float] = None  # null: the method's recommended rate (full 5e-5, lora 1e-3, freeze 1e-3)
     weight_decay: float = 0.01
     scheduler: Scheduler = Scheduler.linear
     warmup_ratio: float = 0.06

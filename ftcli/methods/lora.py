@@ -53,7 +53,7 @@ class LoraConfig(MethodConfig):
 
 class Lora:
     artifact = "adapter"
-    default_lr = 5.0e-4
+    default_lr = 1.0e-3
 
     def apply(self, model: nn.Module, cfg: LoraConfig, head: list[str]) -> nn.Module:
         import peft

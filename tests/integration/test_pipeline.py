@@ -1,0 +1,117 @@
+"""train → eval → predict through the CLI, in-process, for every method on the tiny BERT."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ftcli.cli import main
+from ftcli.data import sample_dir
+from ftcli.readers import read_rows
+
+METHODS = ["full", "freeze", "lora"]
+
+
+def read_json(path: Path):
+    return json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_run_directory_contract(trained_runs, method):
+    run = trained_runs[method]
+    artifact = "adapter" if method == "lora" else "model"
+    assert (run / "config.yaml").is_file() and (run / "train_log.jsonl").is_file()
+    assert read_json(run / "labels.json") == {"labels": ["negative", "positive"]}
+    metrics = read_json(run / "metrics.json")
+    assert set(metrics) == {"validation", "train"}
+    assert 0.0 <= metrics["validation"]["accuracy"] <= 1.0
+    assert sum(map(sum, metrics["validation"]["confusion_matrix"])) == 32  # debug=smoke keeps 32 eval rows
+    assert (run / artifact).is_dir() and not (run / ("model" if artifact == "adapter" else "adapter")).exists()
+    assert (run / artifact / "tokenizer.json").is_file()
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+    log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "loss" in r] == [1, 2, 3, 4]
+    assert any("eval" in r for r in log)
+
+
+def test_lora_adapter_is_small_and_holds_the_head(trained_runs):
+    from safetensors import safe_open
+
+    adapter = trained_runs["lora"] / "adapter"
+    weights = adapter / "adapter_model.safetensors"
+    assert weights.stat().st_size < 5 * 1024 * 1024
+    with safe_open(str(weights), "pt") as tensors:
+        keys = list(tensors.keys())
+    assert any("classifier" in k for k in keys) and any("lora_A" in k for k in keys)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_eval_reproduces_training_metrics_exactly(trained_runs, tmp_path, method):
+    run = trained_runs[method]
+    assert main(["eval", f"run_dir={run}", f"hydra.run.dir={tmp_path}"]) == 0
+    assert read_json(tmp_path / "metrics.json")["validation"] == read_json(run / "metrics.json")["validation"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_predict_agrees_with_eval(trained_runs, tmp_path, method):
+    run = trained_runs[method]
+    gold = read_rows(str(sample_dir("sentiment") / "validation.jsonl"), "x")[:32]
+    source = tmp_path / "dev.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in gold))
+    out = tmp_path / "preds.jsonl"
+    assert main(["eval", f"run_dir={run}", f"data.validation_file={source}", f"hydra.run.dir={tmp_path / 'e'}"]) == 0
+    assert main(["predict", f"run_dir={run}", f"input={source}", f"output={out}", f"hydra.run.dir={tmp_path / 'p'}"]) == 0
+    predictions = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [p["text"] for p in predictions] == [g["text"] for g in gold]  # input order and fields kept
+    assert all(abs(sum(p["probs"].values()) - 1) < 1e-4 for p in predictions)
+    labels = ["negative", "positive"]
+    matrix = [[0, 0], [0, 0]]
+    for g, p in zip(gold, predictions):
+        matrix[labels.index(g["label"])][labels.index(p["label"])] += 1
+    evaluated = read_json(tmp_path / "e" / "metrics.json")["validation"]
+    assert evaluated["confusion_matrix"] == matrix
+    assert evaluated["confusion_matrix"] == read_json(run / "metrics.json")["validation"]["confusion_matrix"]
+
+
+def test_predict_reads_txt_and_csv(trained_runs, tmp_path):
+    run = trained_runs["lora"]
+    txt = tmp_path / "in.txt"
+    txt.write_text("great value\n\nawful service\n")
+    csv_file = tmp_path / "in.csv"
+    csv_file.write_text('id,body\n1,"great, really"\n2,awful\n')
+    for source, extra in ((txt, []), (csv_file, ["text_column=body"])):
+        out = tmp_path / f"{source.stem}-{source.suffix[1:]}.jsonl"
+        assert main(["predict", f"run_dir={run}", f"input={source}", f"output={out}", *extra,
+                     f"hydra.run.dir={tmp_path / source.suffix[1:]}"]) == 0
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+        assert len(rows) == 2 and all(r["label"] in ("negative", "positive") for r in rows)
+    assert [r["id"] for r in map(json.loads, (tmp_path / "in-csv.jsonl").read_text().splitlines())] == ["1", "2"]
+
+
+def test_same_seed_gives_same_metrics(trained_runs, tmp_path):
+    from tests.integration.conftest import train
+
+    again = train(tmp_path / "again", "method=lora")
+    assert read_json(again / "metrics.json")["validation"] == read_json(trained_runs["lora"] / "metrics.json")["validation"]
+
+
+def test_text_classification_on_own_csv_columns(tmp_path):
+    from tests.integration.conftest import train
+
+    rows = [("the striker scored twice", "sports"), ("shares fell sharply", "business"),
+            ("a new phone chip", "technology")] * 6
+    for name, part in (("train.csv", rows), ("dev.csv", rows[:6])):
+        (tmp_path / name).write_text("body,topic\n" + "".join(f'"{t}",{y}\n' for t, y in part))
+    run = train(tmp_path / "run", "task=text_classification", f"data.train_file={tmp_path / 'train.csv'}",
+                f"data.validation_file={tmp_path / 'dev.csv'}", "data.text_column=body", "data.label_column=topic")
+    assert read_json(run / "labels.json")["labels"] == ["business", "sports", "technology"]
+    assert set(read_json(run / "metrics.json")["validation"]["f1_per_class"]) == {"business", "sports", "technology"}
+
+
+def test_training_into_a_finished_run_is_refused(trained_runs):
+    run = trained_runs["full"]
+    before = (run / "metrics.json").read_text()
+    assert main(["train", "model=tiny_bert", "debug=smoke", f"hydra.run.dir={run}"]) == 6
+    assert (run / "metrics.json").read_text() == before

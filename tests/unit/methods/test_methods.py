@@ -1,0 +1,96 @@
+"""Method invariants on a tiny BERT: what trains, closed-form counts, identity at init, merge."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ftcli.errors import ModelError
+from ftcli.methods import METHODS, count_parameters, head_modules
+from ftcli.methods.freeze import FreezeConfig
+from ftcli.methods.full import FullConfig
+from ftcli.methods.lora import LoraConfig
+
+HIDDEN, LAYERS, LABELS = 32, 2, 2
+HEAD = HIDDEN * LABELS + LABELS  # classifier weight + bias
+
+
+def trainable_names(model):
+    return {n for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_head_modules_is_the_classifier(tiny_bert):
+    assert head_modules(tiny_bert) == ["classifier"]
+
+
+def test_full_trains_everything(tiny_bert):
+    total = sum(p.numel() for p in tiny_bert.parameters())
+    model = METHODS.get("full").impl.apply(tiny_bert, FullConfig(), ["classifier"])
+    counts = count_parameters(model, ["classifier"])
+    assert counts.trainable == counts.total == total
+    assert counts.trainable_without_head == total - HEAD
+
+
+def test_freeze_trains_only_the_head(tiny_bert):
+    model = METHODS.get("freeze").impl.apply(tiny_bert, FreezeConfig(), ["classifier"])
+    assert trainable_names(model) == {"classifier.weight", "classifier.bias"}
+    assert count_parameters(model, ["classifier"]).trainable == HEAD
+
+
+def test_freeze_top_layers_adds_exactly_those_layers(tiny_bert):
+    top = tiny_bert.bert.encoder.layer[-1]
+    model = METHODS.get("freeze").impl.apply(tiny_bert, FreezeConfig(train_top_layers=1), ["classifier"])
+    expected = HEAD + sum(p.numel() for p in top.parameters())
+    assert count_parameters(model, ["classifier"]).trainable == expected
+    assert all(not n.startswith("bert.encoder.layer.0.") for n in trainable_names(model))
+
+
+def test_freeze_rejects_more_layers_than_the_model_has(tiny_bert):
+    with pytest.raises(ModelError, match="has 2 layers"):
+        METHODS.get("freeze").impl.apply(tiny_bert, FreezeConfig(train_top_layers=3), ["classifier"])
+
+
+@pytest.mark.parametrize("rank", [1, 4, 8])
+def test_lora_count_matches_closed_form(tiny_bert, rank):
+    model = METHODS.get("lora").impl.apply(tiny_bert, LoraConfig(rank=rank), ["classifier"])
+    counts = count_parameters(model, ["classifier"])
+    per_module = rank * (HIDDEN + HIDDEN)  # A: r x in, B: out x r
+    assert counts.trainable_without_head == LAYERS * 2 * per_module  # query and value per layer
+    assert counts.trainable == LAYERS * 2 * per_module + HEAD
+    names = trainable_names(model)
+    assert all("lora_" in n or "classifier.modules_to_save" in n for n in names)
+    assert any("classifier.modules_to_save" in n for n in names)
+
+
+def test_lora_is_identity_at_init(tiny_bert, batch):
+    with torch.no_grad():
+        before = tiny_bert(**batch).logits
+    model = METHODS.get("lora").impl.apply(tiny_bert, LoraConfig(), ["classifier"]).eval()
+    with torch.no_grad():
+        after = model(**batch).logits
+    torch.testing.assert_close(after, before, rtol=0, atol=0)
+
+
+def test_lora_merged_equals_unmerged(tiny_bert, batch):
+    with torch.no_grad():
+        base = tiny_bert(**batch).logits
+    model = METHODS.get("lora").impl.apply(tiny_bert, LoraConfig(rank=4), ["classifier"]).eval()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)
+        unmerged = model(**batch).logits
+        merged = model.merge_and_unload()(**batch).logits
+    assert (unmerged - base).abs().max() > 1e-4  # the perturbed adapter changes the output
+    torch.testing.assert_close(merged, unmerged, rtol=1e-5, atol=1e-5)
+
+
+def test_lora_unknown_target_lists_the_linear_layers(tiny_bert):
+    with pytest.raises(ModelError, match=r"matched no module.*query.*value"):
+        METHODS.get("lora").impl.apply(tiny_bert, LoraConfig(target_modules=["q_proj"]), ["classifier"])
+
+
+def test_lora_all_linear_targets_every_backbone_linear(tiny_bert):
+    model = METHODS.get("lora").impl.apply(tiny_bert, LoraConfig(rank=2, target_modules=["all-linear"]), ["classifier"])
+    wrapped = {n.rsplit(".lora_A", 1)[0].rsplit(".", 1)[-1] for n, _ in model.named_parameters() if ".lora_A" in n}
+    assert wrapped == {"query", "key", "value", "dense"}
