@@ -17,7 +17,31 @@ from typing import Any
 from ftcli import __version__
 from ftcli.errors import EXIT_USAGE
 
-HYDRA_FLAGS_WITHOUT_CHECK = ("--help", "-h", "--hydra-help", "--info", "--shell-completion", "-sc")
+HYDRA_FLAGS_WITHOUT_CHECK = ("--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc")
+HYDRA_FLAGS_WITH_VALUE = {
+    "--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
+    "--config-dir", "-cd", "--experimental-rerun",
+}
+INFO_CHOICES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+
+
+def flags_first(args: list[str]) -> list[str]:
+    """Hydra's flags, then every override: Hydra's argparse rejects overrides split by a flag
+    (`a=1 --cfg job b=2`), which a person writes naturally."""
+    flags, overrides = [], []
+    tokens = iter(args)
+    for token in tokens:
+        if not token.startswith("-"):
+            overrides.append(token)
+            continue
+        flags.append(token)
+        if token in HYDRA_FLAGS_WITH_VALUE:
+            flags.append(next(tokens, ""))
+    for i, token in enumerate(flags):  # --info takes an optional value that parsed as an override
+        if token in ("--info", "-i") and overrides and overrides[0] in INFO_CHOICES:
+            flags.insert(i + 1, overrides.pop(0))
+            break
+    return flags + overrides
 
 
 def config_dir() -> Path:
@@ -41,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     if args[0] in ("--version", "-V"):
         print(f"ftcli {__version__}")
         return 0
-    command, overrides = args[0], args[1:]
+    command, overrides = args[0], flags_first(args[1:])
     if command not in COMMANDS:
         return _unknown_command(command, list(COMMANDS))
     if any(flag in overrides for flag in ("--help", "-h")):

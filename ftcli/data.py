@@ -45,6 +45,9 @@ def load_splits(cfg: DataConfig, task_name: str, seed: int, *, training: bool, u
     `eval` on files a user names.
     """
     loaded = _from_hub(cfg) if cfg.dataset else _from_files(_files(cfg, task_name, use_sample))
+    for split, rows in loaded.rows.items():
+        if not rows:
+            raise DataError(f"the {split} split ({loaded.sources[split]}) is empty", hint="give a file with at least one row")
     if "validation" not in loaded and "train" in loaded:
         _carve_validation(loaded, cfg.validation_ratio, seed)
     if training and "train" not in loaded:
@@ -56,9 +59,6 @@ def load_splits(cfg: DataConfig, task_name: str, seed: int, *, training: bool, u
         loaded.rows.pop("train", None)
         if not loaded.rows:
             raise DataError("nothing to evaluate: no validation or test data", hint="set data.validation_file=PATH")
-    for split, rows in loaded.rows.items():
-        if not rows:
-            raise DataError(f"the {split} split ({loaded.sources[split]}) is empty", hint="give a file with at least one row")
     _truncate(loaded, cfg)
     return loaded
 

@@ -7,6 +7,7 @@ which line of which file is wrong. Parquet goes through `datasets` unchanged.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -42,12 +43,14 @@ def read_rows(path: str, what: str, text_column: str = "text") -> list[Row]:
         )
     if fmt == "parquet":
         return _read_parquet(file, what)
+    raw = file.read_bytes()
+    start = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
     try:
-        text = file.read_bytes().decode("utf-8-sig")
+        text = raw[start:].decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = file.read_bytes()[: exc.start].count(b"\n") + 1
+        line = raw[start : start + exc.start].count(b"\n") + 1
         raise DataError(
-            f"{what}={path}: line {line} is not valid UTF-8 (byte offset {exc.start})",
+            f"{what}={path}: line {line} is not valid UTF-8 (byte offset {start + exc.start})",
             hint="re-save the file as UTF-8",
         ) from exc
     return _rows_from_text(text, path, fmt, what, text_column)
@@ -55,7 +58,7 @@ def read_rows(path: str, what: str, text_column: str = "text") -> list[Row]:
 
 def _rows_from_text(text: str, source: str, fmt: str, what: str, text_column: str) -> list[Row]:
     if fmt == "auto":
-        first = next((line for line in text.splitlines() if line.strip()), "")
+        first = next((line for line in text.split("\n") if line.strip()), "")
         fmt = "jsonl" if first.lstrip().startswith("{") else "txt"
     if fmt == "jsonl":
         return _parse_jsonl(text, source, what)
@@ -63,19 +66,21 @@ def _rows_from_text(text: str, source: str, fmt: str, what: str, text_column: st
         return _parse_json(text, source, what)
     if fmt in ("csv", "tsv"):
         return _parse_csv(text, source, what, "\t" if fmt == "tsv" else ",")
-    return [{text_column: line} for line in (raw.strip() for raw in text.splitlines()) if line]
+    return [{text_column: line} for line in (raw.strip() for raw in text.split("\n")) if line]
 
 
 def _parse_jsonl(text: str, source: str, what: str) -> list[Row]:
     rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Split on "\n" only: str.splitlines() also breaks at U+2028/U+0085, which JSON strings may hold.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:
+            reason = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
             raise DataError(
-                f"{what}={source}: line {number} is not valid JSON ({exc.msg} at column {exc.colno})",
+                f"{what}={source}: line {number} is not valid JSON ({reason})",
                 hint="each line of a .jsonl file must be one JSON object",
             ) from exc
         if not isinstance(row, dict):

@@ -109,6 +109,8 @@ class DataConfig:
             value = getattr(self, key)
             if value is not None and value <= 0:
                 problems.append(f"data.{key}={value} must be positive (or null for all)")
+        if self.label_names is not None and not self.label_names:
+            problems.append("data.label_names is an empty list; use null to take the labels from the training data")
         if self.label_names is not None and len(set(self.label_names)) != len(self.label_names):
             problems.append(f"data.label_names has duplicates: {self.label_names}")
         return problems

@@ -7,6 +7,7 @@ eval and predict map ids back to the same names.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,9 @@ from ftcli.data import Splits, require_columns
 from ftcli.errors import DataError
 from ftcli.readers import Row
 from ftcli.tasks.base import TASKS
+
+
+INTEGER = re.compile(r"-?[0-9]+")
 
 
 @dataclass
@@ -32,14 +36,14 @@ class SequenceClassification:
         return AutoModelForSequenceClassification
 
     def label_names(self, splits: Splits, data: DataConfig) -> list[str]:
-        if data.label_names:
+        if data.label_names is not None:
             return list(data.label_names)
         rows = splits["train"]
         require_columns(rows, {"data.label_column": data.label_column}, splits.sources["train"])
-        values = {row[data.label_column] for row in rows}
-        if all(isinstance(v, (int, bool)) or (isinstance(v, str) and v.lstrip("-").isdigit()) for v in values):
-            return [str(v) for v in sorted({int(v) for v in values})]
-        return sorted(str(v) for v in values)
+        keys = {label_key(row[data.label_column]) for row in rows}
+        if all(INTEGER.fullmatch(k) and str(int(k)) == k for k in keys):
+            return sorted(keys, key=int)
+        return sorted(keys)
 
     def encode(
         self,
@@ -91,6 +95,13 @@ class SequenceClassification:
         ]
 
 
+def label_key(value: Any) -> str:
+    """The label-set name of a raw label: integers (also 1.0 floats and booleans) as digits, text as is."""
+    if isinstance(value, (bool, int)) or (isinstance(value, float) and value.is_integer()):
+        return str(int(value))
+    return str(value)
+
+
 def _label_lookup(labels: list[str], indexable: bool) -> dict[str, int]:
     lookup = {name: i for i, name in enumerate(labels)}
     if indexable:  # integer labels index into configured names
@@ -99,7 +110,7 @@ def _label_lookup(labels: list[str], indexable: bool) -> dict[str, int]:
 
 
 def _label_id(value: Any, to_id: dict[str, int], labels: list[str], source: str, index: int) -> int:
-    key = str(int(value)) if isinstance(value, (bool, float)) and float(value).is_integer() else str(value)
+    key = label_key(value)
     if key not in to_id:
         raise DataError(
             f"{source}: record {index} has label {value!r}, which is not in the label set {labels}",

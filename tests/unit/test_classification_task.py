@@ -116,24 +116,12 @@ def test_encode_without_labels_needs_no_label_column(tokenizer):
     assert "labels" not in features[0]
 
 
-@pytest.mark.xfail(
-    reason="BUG: float labels (0.0/1.0, as parquet/pandas give) become label names '0.0'/'1.0' "
-    "but encode looks them up as '0'/'1', so every record fails",
-    raises=DataError,
-    strict=True,
-)
 def test_float_integer_labels_round_trip(tokenizer):
     splits = splits_of([0.0, 1.0, 1.0])
     labels = TASK.label_names(splits, DataConfig())
     assert [f["labels"] for f in encode(splits["train"], tokenizer, labels)] == [0, 1, 1]
 
 
-@pytest.mark.xfail(
-    reason="BUG: numeric-string labels with leading zeros ('01', '02') become label names '1', '2' "
-    "but encode looks them up as '01', '02', so every record fails",
-    raises=DataError,
-    strict=True,
-)
 def test_zero_padded_numeric_labels_round_trip(tokenizer):
     splits = splits_of(["01", "02", "01"])
     labels = TASK.label_names(splits, DataConfig())

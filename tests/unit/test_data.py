@@ -128,7 +128,7 @@ def test_empty_validation_file(tmp_path, train_file):
 def test_empty_train_file(tmp_path):
     empty = tmp_path / "train.csv"
     empty.write_text("", encoding="utf-8")
-    with pytest.raises(DataError, match=r"from 0 training row\(s\)"):
+    with pytest.raises(DataError, match=r"train split .* is empty"):
         load_splits(DataConfig(train_file=str(empty)), "sentiment", 0, training=True)
 
 

@@ -155,12 +155,6 @@ def test_non_utf8_names_line(tmp_path):
     assert info.value.hint == "re-save the file as UTF-8"
 
 
-@pytest.mark.xfail(
-    reason="BUG: with a UTF-8 BOM, UnicodeDecodeError.start is relative to the text after the BOM, "
-    "so read_rows reports the wrong line and byte offset",
-    raises=AssertionError,
-    strict=True,
-)
 def test_non_utf8_after_bom_names_line(tmp_path):
     path = tmp_path / "d.txt"
     path.write_bytes(b"\xef\xbb\xbfab\n\xff\n")  # the bad byte is on line 2, at byte offset 6
@@ -168,12 +162,6 @@ def test_non_utf8_after_bom_names_line(tmp_path):
         read_rows(str(path), "w")
 
 
-@pytest.mark.xfail(
-    reason="BUG: str.splitlines() also splits on U+2028/U+2029/U+0085, which JSON allows unescaped "
-    "inside strings, so a valid jsonl line written with ensure_ascii=False is rejected",
-    raises=DataError,
-    strict=True,
-)
 @pytest.mark.parametrize("separator", ["\u2028", "\u0085"])
 def test_jsonl_value_with_unicode_line_separator(tmp_path, separator):
     row = {"text": f"a{separator}b"}
@@ -181,11 +169,6 @@ def test_jsonl_value_with_unicode_line_separator(tmp_path, separator):
     assert read_rows(path, "w") == [row]
 
 
-@pytest.mark.xfail(
-    reason="BUG: json.loads raises RecursionError (not DataError) for a deeply nested jsonl line",
-    raises=RecursionError,
-    strict=True,
-)
 def test_jsonl_deeply_nested_line_is_a_data_error(tmp_path):
     path = write(tmp_path, "d.jsonl", "[" * 100_000 + "\n")
     with pytest.raises(DataError, match="line 1"):
