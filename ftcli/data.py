@@ -86,6 +86,7 @@ def _from_files(files: dict[str, str]) -> Splits:
 def _from_hub(cfg: DataConfig) -> Splits:
     import datasets
 
+    datasets.disable_progress_bars()
     names = {"train": cfg.train_split, "validation": cfg.validation_split, "test": cfg.test_split}
     try:
         available = datasets.get_dataset_split_names(cfg.dataset, cfg.dataset_config)

@@ -121,3 +121,11 @@ def test_multirun_sweeps_every_combination(tmp_path):
 
 def test_eval_of_a_missing_run_dir(tmp_path):
     assert main(["eval", f"run_dir={tmp_path / 'nope'}", f"hydra.run.dir={tmp_path / 'e'}"]) == 6
+
+
+@pytest.mark.parametrize("args", [["--help"], ["train", "--cfg", "job"], ["train", "--help"]])
+def test_startup_imports_no_torch(args):
+    code = f"import sys; from ftcli.cli import main; main({args!r}); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0
+    assert result.stdout.strip().splitlines()[-1] == "False"

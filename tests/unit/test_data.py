@@ -169,3 +169,19 @@ def test_require_columns_names_record_missing_a_field():
 
 def test_require_columns_passes():
     require_columns([{"text": "a", "label": 1}], {"data.text_column": "text", "data.label_column": "label"}, "f")
+
+
+def test_dataset_folder_loads_through_datasets(tmp_path):
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text("".join(f'{{"text": "t{i}", "label": "a"}}\n' for i in range(5)))
+    (folder / "validation.jsonl").write_text('{"text": "v", "label": "a"}\n')
+    splits = load_splits(DataConfig(dataset=str(folder)), "sentiment", 0, training=True)
+    assert {k: len(v) for k, v in splits.rows.items()} == {"train": 5, "validation": 1}
+    assert splits["validation"] == [{"text": "v", "label": "a"}]
+
+
+def test_unknown_dataset_says_how_to_fix(tmp_path):
+    with pytest.raises(DataError, match="could not be loaded") as info:
+        load_splits(DataConfig(dataset=str(tmp_path / "missing")), "sentiment", 0, training=True)
+    assert "data.train_file" in info.value.hint
