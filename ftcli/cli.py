@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ftcli {__version__}")
         return 0
     command, overrides = args[0], flags_first(args[1:])
+    if command == "train":
+        overrides = [model_choice_as_path(o, config_dir()) for o in overrides]
     if command not in COMMANDS:
         return _unknown_command(command, list(COMMANDS))
     if any(flag in overrides for flag in ("--help", "-h")):
@@ -74,6 +76,24 @@ def main(argv: list[str] | None = None) -> int:
         print_command_help(command, config_dir())
         return 0
     return _run(command, overrides)
+
+
+def model_choice_as_path(override: str, configs: Path) -> str:
+    """`model=<hub id or folder>` means `model.name_or_path=<it>` when it names no model config.
+
+    A value close to a config name (a typo such as `model=minlm`) is left for Hydra to reject
+    with the list of options.
+    """
+    import difflib
+
+    key, sep, value = override.partition("=")
+    if key != "model" or not sep or not value:
+        return override
+    options = [p.stem for p in (configs / "model").glob("*.yaml")]
+    values = value.split(",")
+    if any(v in options or (difflib.get_close_matches(v, options, n=1, cutoff=0.75) and "/" not in v) for v in values):
+        return override
+    return f"model.name_or_path={value}"
 
 
 def _unknown_command(command: str, commands: list[str]) -> int:

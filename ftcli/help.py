@@ -16,7 +16,8 @@ def print_command_help(command: str, config_dir: Path) -> None:
     groups = sorted(
         p.name for p in config_dir.iterdir() if p.is_dir() and p.name not in HIDDEN_GROUPS and p.name in defaults
     )
-    lines = [f"[bold]usage:[/] ftcli {command} [group=option ...] [key=value ...] [-m] [--cfg job]", ""]
+    ui.info(f"usage: ftcli {command} [group=option ...] [key=value ...] [-m] [--cfg job]\n", markup=False)
+    lines = []
     if groups:
         lines.append("[bold]config groups[/] (default marked *):")
         for group in groups:
@@ -26,7 +27,7 @@ def print_command_help(command: str, config_dir: Path) -> None:
         lines.append("")
     lines.append("[bold]settings[/] (override any with key=value; `--cfg job` shows them resolved):")
     ui.info("\n".join(lines))
-    ui.console.print(_default_settings(command, config_dir), markup=False, highlight=False)
+    ui.info(_default_settings(command, config_dir), markup=False)
     ui.info(
         "Examples:\n"
         "  ftcli train task=sentiment method=lora trainer.epochs=2\n"

@@ -27,6 +27,7 @@ def load_trained(path: str | Path) -> TrainedRun:
     """Everything `eval`, `predict` and `export` need, read back from `path`."""
     import torch
     import transformers
+    from accelerate import PartialState
     from transformers import AutoTokenizer
 
     transformers.logging.set_verbosity_error()
@@ -44,5 +45,5 @@ def load_trained(path: str | Path) -> TrainedRun:
         model = method.load(build_model(cfg.model, task.model_class(), labels), artifact)
     tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(artifact))
     sync_pad_token(model, tokenizer)
-    model.eval()
+    model.to(PartialState().device).eval()
     return TrainedRun(cfg, labels, task, method, model, tokenizer)

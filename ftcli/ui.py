@@ -40,8 +40,8 @@ def _add_branches(tree: Tree, node: dict[str, Any]) -> None:
             tree.add(f"{key}: [green]{value!r}[/]" if isinstance(value, str) else f"{key}: {value}")
 
 
-def info(message: str) -> None:
-    console.print(message)
+def info(message: str, markup: bool = True) -> None:
+    console.print(message, markup=markup)
 
 
 def print_parameters(counts: dict[str, Any], method: str) -> None:

@@ -28,6 +28,7 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     transformers.logging.disable_progress_bar()
     run_dir = RunDir(output_dir)
     run_dir.ensure_trainable(cfg.overwrite)
+    run_dir.log_file.unlink(missing_ok=True)  # this run's log starts empty
     task, method = TASKS.get(cfg.task.name).impl, METHODS.get(cfg.method.name).impl
     ui.print_config(plain(cfg), title=f"ftcli train → {output_dir}")
 
@@ -50,9 +51,9 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     ui.print_parameters(params, cfg.method.name)
     collate = task.collator(tokenizer)
     lr = cfg.trainer.lr if cfg.trainer.lr is not None else method.default_lr
-    device = next(model.parameters()).device
 
     def evaluate(split: str, trained: Any) -> dict[str, Any]:
+        device = next(trained.parameters()).device
         outputs = run_inference(
             trained, features[split], collate, cfg.trainer.eval_batch_size, autocast_for(cfg.trainer.precision, device)
         )
@@ -62,10 +63,8 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     started = time.perf_counter()
     result = train_loop(
         model, features["train"], collate, cfg.trainer, lr, cfg.seed,
-        lambda m: evaluate("validation", m), ui.TrainProgress(),
+        lambda m: evaluate("validation", m), _LoggedProgress(run_dir),
     )
-    for record in result.history:
-        run_dir.append_log(record)
     metrics = {split: evaluate(split, model) for split in ("validation", "test") if split in features}
     metrics["train"] = {
         "steps": result.steps,
@@ -84,6 +83,23 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     return metrics
 
 
+class _LoggedProgress(ui.TrainProgress):
+    """The progress display, plus each log and eval record appended to train_log.jsonl as it happens."""
+
+    def __init__(self, run_dir: RunDir) -> None:
+        super().__init__()
+        self.run_dir = run_dir
+
+    def on_step(self, step: int, record: dict[str, Any] | None) -> None:
+        super().on_step(step, record)
+        if record is not None:
+            self.run_dir.append_log(record)
+
+    def on_evaluate(self, step: int, record: dict[str, Any]) -> None:
+        super().on_evaluate(step, record)
+        self.run_dir.append_log(record)
+
+
 def _references(features: list[dict[str, Any]]) -> Any:
     import numpy as np
 
@@ -91,7 +107,14 @@ def _references(features: list[dict[str, Any]]) -> Any:
 
 
 def _save(run_dir: RunDir, cfg: TrainConfig, method: Any, model: Any, tokenizer: Any, labels: list[str], metrics: dict) -> None:
-    """Artefact first, metrics.json last: a run directory with metrics.json is a finished run."""
+    """Artefact first, metrics.json last: a run directory with metrics.json is a finished run.
+
+    Under `accelerate launch` only the main process writes.
+    """
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:
+        return
 
     def write(directory: Path) -> None:
         method.save(model, directory)

@@ -129,3 +129,20 @@ def test_startup_imports_no_torch(args):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0
     assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("model=some-org/some-model", "model.name_or_path=some-org/some-model"),
+        ("model=distilbert-base-uncased", "model.name_or_path=distilbert-base-uncased"),
+        ("model=a/b,c/d", "model.name_or_path=a/b,c/d"),
+        ("model=minilm", "model=minilm"),
+        ("model=minlm", "model=minlm"),  # a typo of an option stays a group choice, so Hydra lists the options
+        ("model.name_or_path=x", "model.name_or_path=x"),
+    ],
+)
+def test_model_accepts_a_hub_id_or_folder(override, expected):
+    from ftcli.cli import config_dir, model_choice_as_path
+
+    assert model_choice_as_path(override, config_dir()) == expected

@@ -115,3 +115,48 @@ def test_training_into_a_finished_run_is_refused(trained_runs):
     before = (run / "metrics.json").read_text()
     assert main(["train", "model=tiny_bert", "debug=smoke", f"hydra.run.dir={run}"]) == 6
     assert (run / "metrics.json").read_text() == before
+
+
+def test_saved_model_is_the_best_evaluation(tmp_path):
+    from tests.integration.conftest import train
+
+    run = train(tmp_path / "run", "method=lora", "trainer.max_steps=6", "trainer.eval_strategy=steps",
+                "trainer.eval_steps=1", "trainer.lr=5e-2")
+    log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+    evals = [r for r in log if "eval" in r]
+    assert [r["step"] for r in evals] == [1, 2, 3, 4, 5, 6]
+    metrics = read_json(run / "metrics.json")
+    best = max(evals, key=lambda r: r["eval"]["accuracy"])  # first of equals wins, as in training
+    assert metrics["train"]["best_step"] == best["step"]
+    assert metrics["validation"] == best["eval"]
+
+
+def test_early_stopping_after_patience(tmp_path):
+    from tests.integration.conftest import train
+
+    run = train(tmp_path / "run", "method=freeze", "trainer.max_steps=10", "trainer.eval_strategy=steps",
+                "trainer.eval_steps=1", "trainer.lr=1e-12", "trainer.early_stopping_patience=2")
+    train_metrics = read_json(run / "metrics.json")["train"]
+    assert train_metrics["stopped_early"] is True
+    assert (train_metrics["steps"], train_metrics["best_step"]) == (3, 1)
+
+
+def test_gradient_accumulation_counts_optimiser_steps(tmp_path):
+    from tests.integration.conftest import train
+
+    run = train(tmp_path / "run", "trainer.grad_accum_steps=2", "trainer.max_steps=2")
+    log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "loss" in r] == [1, 2]
+    assert read_json(run / "metrics.json")["train"]["steps"] == 2
+
+
+def test_test_split_is_scored_by_train_and_eval(tmp_path):
+    from tests.integration.conftest import train
+
+    test_file = sample_dir("sentiment") / "validation.jsonl"
+    run = train(tmp_path / "run", "method=lora", f"data.test_file={test_file}")
+    trained = read_json(run / "metrics.json")
+    assert {"validation", "test"} <= set(trained)
+    assert main(["eval", f"run_dir={run}", f"hydra.run.dir={tmp_path / 'e'}"]) == 0
+    evaluated = read_json(tmp_path / "e" / "metrics.json")
+    assert evaluated == {"validation": trained["validation"], "test": trained["test"]}
