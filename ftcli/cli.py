@@ -15,33 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from ftcli import __version__
+from ftcli.argv import normalise
 from ftcli.errors import EXIT_USAGE
 
 HYDRA_FLAGS_WITHOUT_CHECK = ("--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc")
-HYDRA_FLAGS_WITH_VALUE = {
-    "--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
-    "--config-dir", "-cd", "--experimental-rerun",
-}
-INFO_CHOICES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
-
-
-def flags_first(args: list[str]) -> list[str]:
-    """Hydra's flags, then every override: Hydra's argparse rejects overrides split by a flag
-    (`a=1 --cfg job b=2`), which a person writes naturally."""
-    flags, overrides = [], []
-    tokens = iter(args)
-    for token in tokens:
-        if not token.startswith("-"):
-            overrides.append(token)
-            continue
-        flags.append(token)
-        if token in HYDRA_FLAGS_WITH_VALUE:
-            flags.append(next(tokens, ""))
-    for i, token in enumerate(flags):  # --info takes an optional value that parsed as an override
-        if token in ("--info", "-i") and overrides and overrides[0] in INFO_CHOICES:
-            flags.insert(i + 1, overrides.pop(0))
-            break
-    return flags + overrides
 
 
 def config_dir() -> Path:
@@ -65,35 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     if args[0] in ("--version", "-V"):
         print(f"ftcli {__version__}")
         return 0
-    command, overrides = args[0], flags_first(args[1:])
-    if command == "train":
-        overrides = [model_choice_as_path(o, config_dir()) for o in overrides]
+    command = args[0]
     if command not in COMMANDS:
         return _unknown_command(command, list(COMMANDS))
+    overrides = normalise(command, args[1:], config_dir())
     if any(flag in overrides for flag in ("--help", "-h")):
         from ftcli.help import print_command_help
 
         print_command_help(command, config_dir())
         return 0
     return _run(command, overrides)
-
-
-def model_choice_as_path(override: str, configs: Path) -> str:
-    """`model=<hub id or folder>` means `model.name_or_path=<it>` when it names no model config.
-
-    A value close to a config name (a typo such as `model=minlm`) is left for Hydra to reject
-    with the list of options.
-    """
-    import difflib
-
-    key, sep, value = override.partition("=")
-    if key != "model" or not sep or not value:
-        return override
-    options = [p.stem for p in (configs / "model").glob("*.yaml")]
-    values = value.split(",")
-    if any(v in options or (difflib.get_close_matches(v, options, n=1, cutoff=0.75) and "/" not in v) for v in values):
-        return override
-    return f"model.name_or_path={value}"
 
 
 def _unknown_command(command: str, commands: list[str]) -> int:

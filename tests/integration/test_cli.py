@@ -143,6 +143,7 @@ def test_startup_imports_no_torch(args):
     ],
 )
 def test_model_accepts_a_hub_id_or_folder(override, expected):
-    from ftcli.cli import config_dir, model_choice_as_path
+    from ftcli.argv import model_choice_as_path
+    from ftcli.cli import config_dir
 
     assert model_choice_as_path(override, config_dir()) == expected
