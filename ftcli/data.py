@@ -32,6 +32,18 @@ class Splits:
         return self.rows[split]
 
 
+def with_absolute_paths(cfg: DataConfig) -> DataConfig:
+    """Local file and folder paths made absolute, so a saved config works from any directory."""
+    from dataclasses import replace
+
+    changes = {}
+    for key in ("train_file", "validation_file", "test_file", "dataset"):
+        value = getattr(cfg, key)
+        if value and value != "-" and Path(value).expanduser().exists():
+            changes[key] = str(Path(value).expanduser().resolve())
+    return replace(cfg, **changes)
+
+
 def sample_dir(task_name: str) -> Path:
     """The folder of the bundled sample dataset for a task."""
     return Path(str(resources.files("ftcli") / "samples" / task_name))

@@ -46,6 +46,16 @@ def resolve(name_or_path: str) -> str:
     return name_or_path
 
 
+def with_absolute_path(cfg: ModelConfig) -> ModelConfig:
+    """A local model folder as an absolute path, so a saved config works from any directory."""
+    from dataclasses import replace
+
+    folder = Path(cfg.name_or_path).expanduser()
+    if folder.is_dir():
+        return replace(cfg, name_or_path=str(folder.resolve()))
+    return cfg
+
+
 def build_model(cfg: ModelConfig, model_class: type, labels: list[str]) -> Any:
     """A model with a fresh task head for `labels`, in float32."""
     import torch

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ftcli import ui
 from ftcli.config.schema import TrainConfig, plain
-from ftcli.data import load_splits
+from ftcli.data import load_splits, with_absolute_paths
 from ftcli.engine.inference import run_inference
 from ftcli.engine.loop import autocast_for, train_loop
 from ftcli.methods import METHODS, count_parameters, head_modules
-from ftcli.modeling import build_model, build_tokenizer, sync_pad_token
+from ftcli.modeling import build_model, build_tokenizer, sync_pad_token, with_absolute_path
 from ftcli.run_dir import LABELS, METRICS, RunDir, write_config
 from ftcli.tasks import TASKS
 
@@ -26,6 +27,7 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
 
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
+    cfg = replace(cfg, data=with_absolute_paths(cfg.data), model=with_absolute_path(cfg.model))
     run_dir = RunDir(output_dir)
     run_dir.ensure_trainable(cfg.overwrite)
     run_dir.log_file.unlink(missing_ok=True)  # this run's log starts empty

@@ -160,3 +160,18 @@ def test_test_split_is_scored_by_train_and_eval(tmp_path):
     assert main(["eval", f"run_dir={run}", f"hydra.run.dir={tmp_path / 'e'}"]) == 0
     evaluated = read_json(tmp_path / "e" / "metrics.json")
     assert evaluated == {"validation": trained["validation"], "test": trained["test"]}
+
+
+def test_relative_paths_are_saved_absolute_so_eval_works_elsewhere(tmp_path, monkeypatch):
+    from tests.integration.conftest import train
+
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = read_rows(str(sample_dir("sentiment") / "train.jsonl"), "x")[:40]
+    (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.chdir(data)
+    run = train(tmp_path / "run", "method=freeze", "data.train_file=train.jsonl")
+    assert f"train_file: {data / 'train.jsonl'}" in (run / "config.yaml").read_text()
+    monkeypatch.chdir(tmp_path)
+    assert main(["eval", f"run_dir={run}", f"hydra.run.dir={tmp_path / 'e'}"]) == 0
+    assert read_json(tmp_path / "e" / "metrics.json")["validation"] == read_json(run / "metrics.json")["validation"]
