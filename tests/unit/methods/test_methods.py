@@ -94,3 +94,12 @@ def test_lora_all_linear_targets_every_backbone_linear(tiny_bert):
     model = METHODS.get("lora").impl.apply(tiny_bert, LoraConfig(rank=2, target_modules=["all-linear"]), ["classifier"])
     wrapped = {n.rsplit(".lora_A", 1)[0].rsplit(".", 1)[-1] for n, _ in model.named_parameters() if ".lora_A" in n}
     assert wrapped == {"query", "key", "value", "dense"}
+
+
+def test_lora_switches_reach_peft(tiny_bert):
+    model = METHODS.get("lora").impl.apply(
+        tiny_bert, LoraConfig(rank=4, alpha=8, use_dora=True, use_rslora=True), ["classifier"]
+    )
+    query = model.base_model.model.bert.encoder.layer[0].attention.self.query
+    assert query.scaling["default"] == pytest.approx(8 / 4**0.5)  # rsLoRA: alpha / sqrt(rank)
+    assert any("lora_magnitude_vector" in n for n, p in model.named_parameters() if p.requires_grad)  # DoRA
