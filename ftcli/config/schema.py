@@ -134,11 +134,18 @@ class TrainerConfig:
     eval_steps: int = 100
     logging_steps: int = 10
     metric_for_best: str = "accuracy"
-    greater_is_better: bool = True
+    greater_is_better: Optional[bool] = None  # null: false for metrics named *loss, true otherwise
     early_stopping_patience: Optional[int] = None  # evaluations without improvement before stopping
     group_by_length: bool = True
     precision: Precision = Precision.auto
     fused_optimizer: bool = True  # fused AdamW when the build supports it
+
+    @property
+    def maximize(self) -> bool:
+        """Whether a higher `metric_for_best` is better."""
+        if self.greater_is_better is not None:
+            return self.greater_is_better
+        return not self.metric_for_best.endswith("loss")
 
     def validate(self) -> list[str]:
         problems = []

@@ -193,7 +193,7 @@ class _Best:
                 hint=f"choose one of: {', '.join(numeric)}",
             )
         value = float(metrics[name])
-        better = self.value is None or (value > self.value if self.cfg.greater_is_better else value < self.value)
+        better = self.value is None or (value > self.value if self.cfg.maximize else value < self.value)
         if better:
             self.value, self.step, self.bad_evals = value, step, 0
             self.state = {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if p.requires_grad}

@@ -117,16 +117,18 @@ def test_training_into_a_finished_run_is_refused(trained_runs):
     assert (run / "metrics.json").read_text() == before
 
 
-def test_saved_model_is_the_best_evaluation(tmp_path):
+@pytest.mark.parametrize("metric", ["accuracy", "loss"])
+def test_saved_model_is_the_best_evaluation(tmp_path, metric):
     from tests.integration.conftest import train
 
     run = train(tmp_path / "run", "method=lora", "trainer.max_steps=6", "trainer.eval_strategy=steps",
-                "trainer.eval_steps=1", "trainer.lr=5e-2")
+                "trainer.eval_steps=1", "trainer.lr=5e-2", f"trainer.metric_for_best={metric}")
     log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
     evals = [r for r in log if "eval" in r]
     assert [r["step"] for r in evals] == [1, 2, 3, 4, 5, 6]
     metrics = read_json(run / "metrics.json")
-    best = max(evals, key=lambda r: r["eval"]["accuracy"])  # first of equals wins, as in training
+    sign = 1 if metric == "accuracy" else -1  # loss: lower is better without being told
+    best = max(evals, key=lambda r: sign * r["eval"][metric])  # first of equals wins, as in training
     assert metrics["train"]["best_step"] == best["step"]
     assert metrics["validation"] == best["eval"]
 

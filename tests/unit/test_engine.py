@@ -83,3 +83,12 @@ def test_schedules_warm_up_then_follow_their_shape(scheduler, expected):
         optimizer.step()
         schedule.step()
     assert seen == expected
+
+
+@pytest.mark.parametrize(
+    ("metric", "given", "maximize"),
+    [("accuracy", None, True), ("loss", None, False), ("eval_loss", None, False), ("loss", True, True),
+     ("f1_macro", False, False)],
+)
+def test_direction_of_metric_for_best(metric, given, maximize):
+    assert TrainerConfig(metric_for_best=metric, greater_is_better=given).maximize is maximize
