@@ -80,7 +80,13 @@ def train_loop(
     the best weights.
     """
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
 
+    # accelerate keeps one global state per process; a sweep (`-m trainer.precision=fp32,bf16`)
+    # runs several trainings in one process, each with its own settings. The distributed
+    # process state (PartialState) is kept.
+    AcceleratorState._reset_state()
+    GradientState._reset_state()
     accelerator = Accelerator(
         mixed_precision=mixed_precision(cfg.precision), gradient_accumulation_steps=cfg.grad_accum_steps
     )

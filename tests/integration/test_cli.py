@@ -147,3 +147,10 @@ def test_model_accepts_a_hub_id_or_folder(override, expected):
     from ftcli.cli import config_dir
 
     assert model_choice_as_path(override, config_dir()) == expected
+
+
+def test_multirun_over_precision_and_accumulation(tmp_path):
+    code = main(["train", "-m", *SMOKE, "trainer.max_steps=2", "trainer.precision=fp32,bf16",
+                 "trainer.grad_accum_steps=1,2", f"hydra.sweep.dir={tmp_path}"])
+    assert code == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if (p / "metrics.json").is_file()) == ["0", "1", "2", "3"]
