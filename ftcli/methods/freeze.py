@@ -32,7 +32,7 @@ class Freeze:
     def apply(self, model: nn.Module, cfg: FreezeConfig, head: list[str]) -> nn.Module:
         model.requires_grad_(False)
         for name in head:
-            getattr(model, name).requires_grad_(True)
+            model.get_submodule(name).requires_grad_(True)
         if cfg.train_top_layers:
             layers = transformer_layers(model)
             if cfg.train_top_layers > len(layers):

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ftcli.config.schema import MethodConfig
 from ftcli.errors import ModelError
 from ftcli.methods.base import METHODS
+from ftcli.methods.peft_adapter import PeftMethod, linear_names, task_type
 
 if TYPE_CHECKING:
     from torch import nn
@@ -51,15 +51,15 @@ class LoraConfig(MethodConfig):
         return problems
 
 
-class Lora:
-    artifact = "adapter"
+class Lora(PeftMethod):
     default_lr = 1.0e-3
+    target_hint = "set method.target_modules to some of those names, or [all-linear]"
 
-    def apply(self, model: nn.Module, cfg: LoraConfig, head: list[str]) -> nn.Module:
+    def peft_config(self, model: nn.Module, cfg: LoraConfig, head: list[str]) -> Any:
         import peft
 
         targets = default_targets(model) if cfg.target_modules is None else list(cfg.target_modules)
-        config = peft.LoraConfig(
+        return peft.LoraConfig(
             r=cfg.rank,
             lora_alpha=cfg.alpha,
             lora_dropout=cfg.dropout,
@@ -68,26 +68,8 @@ class Lora:
             use_dora=cfg.use_dora,
             use_rslora=cfg.use_rslora,
             modules_to_save=head,
-            task_type=peft.TaskType.SEQ_CLS,
+            task_type=task_type(model),
         )
-        try:
-            return peft.get_peft_model(model, config)
-        except ValueError as exc:
-            if "not found in the base model" not in str(exc) and "No modules were targeted" not in str(exc):
-                raise
-            raise ModelError(
-                f"method.target_modules={targets} matched no module of this {model.config.model_type} model; "
-                f"its linear layers are: {', '.join(linear_names(model))}",
-                hint="set method.target_modules to some of those names, or [all-linear]",
-            ) from exc
-
-    def save(self, model: nn.Module, directory: Path) -> None:
-        model.save_pretrained(directory, safe_serialization=True)
-
-    def load(self, base: nn.Module, directory: Path) -> nn.Module:
-        from peft import PeftModel
-
-        return PeftModel.from_pretrained(base, directory)
 
 
 METHODS.register("lora", LoraConfig)(Lora())
@@ -106,10 +88,3 @@ def default_targets(model: nn.Module) -> list[str]:
         )
     return list(targets)
 
-
-def linear_names(model: nn.Module) -> list[str]:
-    """The distinct last-segment names of the model's linear layers (what target_modules matches)."""
-    from torch import nn
-    from transformers.pytorch_utils import Conv1D
-
-    return sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, (nn.Linear, Conv1D))})

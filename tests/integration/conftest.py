@@ -9,6 +9,8 @@ import pytest
 from ftcli.cli import main
 
 SMOKE = ["model=tiny_bert", "debug=smoke", "trainer.eval_batch_size=16"]
+METHODS = ["full", "freeze", "bitfit", "lora", "ia3", "ln_tuning"]
+ADAPTER_METHODS = {"lora", "ia3", "ln_tuning"}
 
 
 def train(run_dir: Path, *overrides: str) -> Path:
@@ -21,4 +23,4 @@ def train(run_dir: Path, *overrides: str) -> Path:
 def trained_runs(tmp_path_factory) -> dict[str, Path]:
     """One finished tiny run per method on the bundled sentiment sample."""
     root = tmp_path_factory.mktemp("runs")
-    return {method: train(root / method, f"method={method}") for method in ("full", "freeze", "lora")}
+    return {method: train(root / method, f"method={method}") for method in METHODS}

@@ -11,7 +11,7 @@ from ftcli.cli import main
 from ftcli.data import sample_dir
 from ftcli.readers import read_rows
 
-METHODS = ["full", "freeze", "lora"]
+from tests.integration.conftest import ADAPTER_METHODS, METHODS
 
 
 def read_json(path: Path):
@@ -21,7 +21,7 @@ def read_json(path: Path):
 @pytest.mark.parametrize("method", METHODS)
 def test_run_directory_contract(trained_runs, method):
     run = trained_runs[method]
-    artifact = "adapter" if method == "lora" else "model"
+    artifact = "adapter" if method in ADAPTER_METHODS else "model"
     assert (run / "config.yaml").is_file() and (run / "train_log.jsonl").is_file()
     assert read_json(run / "labels.json") == {"labels": ["negative", "positive"]}
     metrics = read_json(run / "metrics.json")

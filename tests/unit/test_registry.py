@@ -72,7 +72,7 @@ def test_did_you_mean(name, expected):
 
 
 def test_ftcli_registries():
-    assert METHODS.names() == ["freeze", "full", "lora"]
+    assert METHODS.names() == ["bitfit", "freeze", "full", "ia3", "ln_tuning", "lora"]
     assert TASKS.names() == ["sentiment", "text_classification"]
     with pytest.raises(ConfigError, match=r"unknown method 'lorra' \(did you mean 'lora'\?\)"):
         METHODS.get("lorra")

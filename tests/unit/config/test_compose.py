@@ -22,7 +22,10 @@ from ftcli.config.schema import (
     plain,
 )
 from ftcli.errors import ConfigError
+from ftcli.methods.bitfit import BitFitConfig
 from ftcli.methods.freeze import FreezeConfig
+from ftcli.methods.ia3 import IA3Config
+from ftcli.methods.ln_tuning import LNTuningConfig
 from ftcli.methods.full import FullConfig
 from ftcli.methods.lora import LoraBias, LoraConfig
 from ftcli.tasks.classification import ClassificationConfig
@@ -30,9 +33,12 @@ from ftcli.tasks.classification import ClassificationConfig
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 GROUPS = ("model", "task", "method", "data", "trainer", "experiment", "debug")
 OPTIONS = sorted(path for group in GROUPS for path in (CONFIGS / group).glob("*.yaml"))
-EXPECTED_OPTION_COUNT = 16  # 5 model + 2 task + 3 method + 2 data + 2 trainer + 1 experiment + 1 debug
+EXPECTED_OPTION_COUNT = 19  # 5 model + 2 task + 6 method + 2 data + 2 trainer + 1 experiment + 1 debug
 
-METHOD_TYPES = {"full": FullConfig, "freeze": FreezeConfig, "lora": LoraConfig}
+METHOD_TYPES = {
+    "full": FullConfig, "freeze": FreezeConfig, "lora": LoraConfig, "bitfit": BitFitConfig, "ia3": IA3Config,
+    "ln_tuning": LNTuningConfig,
+}
 GLOBAL_EXPECTED = {  # options with `@package _global_`: what each sets, as (path, value)
     "experiment/sst2_lora": [
         ("method", LoraConfig()),
@@ -161,7 +167,7 @@ def test_bad_enum_value_fails_at_compose(hydra_train):
 def test_unknown_group_option_fails_at_compose(hydra_train):
     with pytest.raises(MissingConfigException, match="Could not find 'method/lorra'") as info:
         hydra_train("method=lorra")
-    assert sorted(info.value.options) == ["freeze", "full", "lora"]
+    assert sorted(info.value.options) == ["bitfit", "freeze", "full", "ia3", "ln_tuning", "lora"]
 
 
 def test_key_of_another_method_fails_at_compose(hydra_train):

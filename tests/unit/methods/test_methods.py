@@ -7,7 +7,10 @@ import torch
 
 from ftcli.errors import ModelError
 from ftcli.methods import METHODS, count_parameters, head_modules
+from ftcli.methods.bitfit import BitFitConfig
 from ftcli.methods.freeze import FreezeConfig
+from ftcli.methods.ia3 import IA3Config
+from ftcli.methods.ln_tuning import LNTuningConfig
 from ftcli.methods.full import FullConfig
 from ftcli.methods.lora import LoraConfig
 
@@ -103,3 +106,43 @@ def test_lora_switches_reach_peft(tiny_bert):
     query = model.base_model.model.bert.encoder.layer[0].attention.self.query
     assert query.scaling["default"] == pytest.approx(8 / 4**0.5)  # rsLoRA: alpha / sqrt(rank)
     assert any("lora_magnitude_vector" in n for n, p in model.named_parameters() if p.requires_grad)  # DoRA
+
+
+INTERMEDIATE = 37  # the tiny BERT's feed-forward width
+
+
+def test_bitfit_trains_biases_and_head_only(tiny_bert):
+    model = METHODS.get("bitfit").impl.apply(tiny_bert, BitFitConfig(), ["classifier"])
+    names = trainable_names(model)
+    assert names == {n for n, _ in model.named_parameters() if n.endswith(".bias")} | {"classifier.weight"}
+    per_layer = 7 * HIDDEN + INTERMEDIATE  # q, k, v, attn-out, 2 LayerNorms, ffn-out; ffn-in is intermediate wide
+    counts = count_parameters(model, ["classifier"])
+    assert counts.trainable_without_head == HIDDEN + LAYERS * per_layer + HIDDEN  # + embedding LN, pooler
+    assert counts.trainable == counts.trainable_without_head + HEAD
+
+
+def test_ia3_count_matches_closed_form_and_is_identity_at_init(tiny_bert, batch):
+    with torch.no_grad():
+        before = tiny_bert(**batch).logits
+    model = METHODS.get("ia3").impl.apply(tiny_bert, IA3Config(), ["classifier"]).eval()
+    # key and value scale their outputs; both `output.dense` layers are feed-forward and scale their inputs
+    per_layer = HIDDEN + HIDDEN + HIDDEN + INTERMEDIATE
+    assert count_parameters(model, ["classifier"]).trainable_without_head == LAYERS * per_layer
+    assert all("ia3_l" in n or "classifier.modules_to_save" in n for n in trainable_names(model))
+    with torch.no_grad():
+        torch.testing.assert_close(model(**batch).logits, before, rtol=0, atol=0)
+
+
+def test_ln_tuning_trains_every_layernorm(tiny_bert, batch):
+    with torch.no_grad():
+        before = tiny_bert(**batch).logits
+    model = METHODS.get("ln_tuning").impl.apply(tiny_bert, LNTuningConfig(), ["classifier"]).eval()
+    layernorms = 1 + 2 * LAYERS
+    assert count_parameters(model, ["classifier"]).trainable_without_head == layernorms * 2 * HIDDEN
+    with torch.no_grad():
+        torch.testing.assert_close(model(**batch).logits, before, rtol=0, atol=0)
+
+
+def test_ln_tuning_unknown_target_lists_the_layernorms(tiny_bert):
+    with pytest.raises(ModelError, match="LayerNorm layers are: LayerNorm"):
+        METHODS.get("ln_tuning").impl.apply(tiny_bert, LNTuningConfig(target_modules=["ln_f"]), ["classifier"])

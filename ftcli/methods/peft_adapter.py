@@ -1,0 +1,101 @@
+"""What every PEFT-backed method shares: wrap, explain a target miss, save and load in PEFT format.
+
+Each method supplies only its `peft_config(model, cfg, head)`; the head always goes into
+`modules_to_save`, so it is trained and saved with the adapter.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ftcli.errors import ModelError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from ftcli.config.schema import MethodConfig
+
+TARGET_MISSES = ("not found in the base model", "No modules were targeted", "Target modules")
+
+
+class PeftMethod:
+    artifact = "adapter"
+
+    def peft_config(self, model: nn.Module, cfg: MethodConfig, head: list[str]) -> Any:
+        raise NotImplementedError
+
+    def apply(self, model: nn.Module, cfg: MethodConfig, head: list[str]) -> nn.Module:
+        import peft
+
+        config = self.peft_config(model, cfg, head)
+        try:
+            return peft.get_peft_model(model, config)
+        except ValueError as exc:
+            if not any(miss in str(exc) for miss in TARGET_MISSES):
+                raise
+            raise ModelError(
+                f"method.target_modules={_targets(config)} matched no module of this "
+                f"{model.config.model_type} model; its {self.layer_kind} layers are: "
+                f"{', '.join(self.candidate_names(model))}",
+                hint=self.target_hint,
+            ) from exc
+
+    layer_kind = "linear"
+    target_hint = "set method.target_modules to some of those names"
+
+    def candidate_names(self, model: nn.Module) -> list[str]:
+        return linear_names(model)
+
+    def save(self, model: nn.Module, directory: Path) -> None:
+        model.save_pretrained(directory, safe_serialization=True)
+
+    def load(self, base: nn.Module, directory: Path) -> nn.Module:
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(base, directory)
+
+
+def _targets(config: Any) -> Any:
+    targets = config.target_modules
+    return sorted(targets) if isinstance(targets, (set, list)) else targets
+
+
+def linear_names(model: nn.Module) -> list[str]:
+    """The distinct last-segment names of the model's linear layers (what target_modules matches)."""
+    from torch import nn
+    from transformers.pytorch_utils import Conv1D
+
+    return sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, (nn.Linear, Conv1D))})
+
+
+def norm_names(model: nn.Module, head: list[str]) -> list[str]:
+    """The distinct last-segment names of the backbone's LayerNorm modules."""
+    from torch import nn
+
+    return sorted({
+        name.rsplit(".", 1)[-1]
+        for name, m in model.named_modules()
+        if isinstance(m, nn.LayerNorm) and name.split(".")[0] not in head
+    })
+
+
+HEAD_SUFFIXES = {
+    "ForSequenceClassification": "SEQ_CLS",
+    "ForTokenClassification": "TOKEN_CLS",
+    "ForQuestionAnswering": "QUESTION_ANS",
+    "ForCausalLM": "CAUSAL_LM",
+    "ForConditionalGeneration": "SEQ_2_SEQ_LM",
+    "ForSeq2SeqLM": "SEQ_2_SEQ_LM",
+}
+
+
+def task_type(model: nn.Module) -> Any:
+    """PEFT's task type for a model, read from its head class (`BertForSequenceClassification` → SEQ_CLS)."""
+    from peft import TaskType
+
+    name = type(model).__name__
+    for suffix, kind in HEAD_SUFFIXES.items():
+        if name.endswith(suffix):
+            return TaskType[kind]
+    raise ModelError(f"{name} has no task head PEFT knows how to wrap")
