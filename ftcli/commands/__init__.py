@@ -11,6 +11,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("ftcli.commands.train", "TrainConfig", "fine-tune a model; writes a run directory"),
     "eval": ("ftcli.commands.evaluation", "EvalConfig", "re-evaluate a run directory, on its data or new files"),
     "predict": ("ftcli.commands.predict", "PredictConfig", "label new inputs with a run directory (jsonl out)"),
+    "export": ("ftcli.commands.export", "ExportConfig", "write a run as a plain transformers folder or a PEFT adapter"),
 }
 
 

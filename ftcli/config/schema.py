@@ -222,6 +222,16 @@ class PredictConfig:
     batch_size: Optional[int] = None
 
 
+@dataclass
+class ExportConfig:
+    """`ftcli export`: a finished run as a folder other tools load without ftcli."""
+
+    run_dir: str = MISSING
+    output: Optional[str] = None  # a new or empty folder; default: model/ in the job dir
+    merge: bool = False  # adapter runs: fold the adapter into the base weights (a plain transformers folder)
+    overwrite: bool = False  # allow writing into a non-empty output folder
+
+
 def plain(value: Any) -> Any:
     """A dataclass tree as builtin types (enums as their values), for YAML and JSON."""
     import dataclasses

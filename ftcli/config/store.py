@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from hydra.core.config_store import ConfigStore
 
-from ftcli.config.schema import EvalConfig, PredictConfig, TrainConfig
+from ftcli.config.schema import EvalConfig, ExportConfig, PredictConfig, TrainConfig
 
 
 def register_configs() -> None:
@@ -21,6 +21,7 @@ def register_configs() -> None:
     store.store(name="base_train", node=TrainConfig)
     store.store(name="base_eval", node=EvalConfig)
     store.store(name="base_predict", node=PredictConfig)
+    store.store(name="base_export", node=ExportConfig)
     for entry in METHODS:
         store.store(group="schema/method", name=entry.name, node=entry.config_cls)
     for entry in TASKS:

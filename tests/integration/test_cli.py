@@ -26,7 +26,7 @@ def ftcli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
 def test_help_lists_the_commands():
     result = ftcli("--help")
     assert result.returncode == 0
-    for command in ("train", "eval", "predict"):
+    for command in ("train", "eval", "predict", "export"):
         assert command in result.stdout
 
 

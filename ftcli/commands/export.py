@@ -1,0 +1,91 @@
+"""`ftcli export`: a finished run as a folder that loads without ftcli, with a model card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ftcli import __version__, ui
+from ftcli.config.schema import ExportConfig
+from ftcli.errors import RunDirError
+from ftcli.run_dir import RunDir, staged_dir, write_text_atomic
+from ftcli.trained import TrainedRun, load_trained
+
+
+def run(cfg: ExportConfig, output_dir: Path) -> Path:
+    target = Path(cfg.output).expanduser() if cfg.output else output_dir / "model"
+    if target.exists() and any(target.iterdir()) and not cfg.overwrite:
+        raise RunDirError(f"output={target} is not empty", hint="choose a new folder, or pass overwrite=true")
+    trained = load_trained(cfg.run_dir)
+    adapter = trained.method.artifact == "adapter"
+    if cfg.merge and not adapter:
+        ui.info(f"merge=true has no effect for method={trained.cfg.method.name}: its weights are already whole")
+    merged = adapter and cfg.merge
+    model = trained.model.merge_and_unload() if merged else trained.model
+    with staged_dir(target) as folder:
+        model.save_pretrained(folder, safe_serialization=True)
+        trained.tokenizer.save_pretrained(folder)
+        write_text_atomic(folder / "README.md", model_card(trained, RunDir(cfg.run_dir), merged, adapter))
+    kind = "PEFT adapter" if adapter and not merged else "transformers model"
+    ui.info(f"exported a {kind} to [bold]{target}[/]")
+    return target
+
+
+def model_card(trained: TrainedRun, run: RunDir, merged: bool, adapter: bool) -> str:
+    """A README in the Hugging Face model-card layout: what was trained, on what, how well, how to load."""
+    cfg = trained.cfg
+    metrics = json.loads(run.metrics_file.read_text()) if run.metrics_file.exists() else {}
+    scores = {split: {k: v for k, v in values.items() if isinstance(v, (int, float))}
+              for split, values in metrics.items() if split != "train"}
+    overrides = run.path / ".hydra" / "overrides.yaml"
+    command = "ftcli train " + " ".join(_overrides(overrides)) if overrides.exists() else "(not recorded)"
+    data = cfg.data.dataset or cfg.data.train_file or f"the bundled {cfg.task.name} sample"
+    lines = [
+        "---",
+        "library_name: " + ("peft" if adapter and not merged else "transformers"),
+        "pipeline_tag: text-classification",
+        "tags: [ftcli, " + cfg.method.name + "]",
+        "---",
+        f"# {cfg.task.name} classifier ({cfg.method.name})",
+        "",
+        f"- base model: `{cfg.model.name_or_path}`",
+        f"- method: `{cfg.method.name}`" + (" (merged into the weights)" if merged else ""),
+        f"- labels: {', '.join(trained.labels)}",
+        f"- training data: `{data}`",
+        f"- command: `{command}`",
+        f"- trained with ftcli {__version__}",
+        "",
+        "## Scores",
+        "",
+        "```json",
+        json.dumps(scores, indent=2),
+        "```",
+        "",
+        "## Loading",
+        "",
+        "```python",
+        *_loading_snippet(adapter and not merged),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _loading_snippet(adapter: bool) -> list[str]:
+    if adapter:
+        return [
+            "from peft import AutoPeftModelForSequenceClassification",
+            "model = AutoPeftModelForSequenceClassification.from_pretrained(FOLDER)",
+        ]
+    return [
+        "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
+        "model = AutoModelForSequenceClassification.from_pretrained(FOLDER)",
+        "tokenizer = AutoTokenizer.from_pretrained(FOLDER)",
+    ]
+
+
+def _overrides(path: Path) -> list[Any]:
+    import yaml
+
+    return [str(o) for o in (yaml.safe_load(path.read_text()) or [])]
