@@ -14,7 +14,7 @@ TINY_SEED = 1234
 TINY_ARCHITECTURES = {
     "bert": dict(
         model_type="bert", hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=37, max_position_embeddings=128,
+        intermediate_size=37, max_position_embeddings=512,
     ),
 }
 

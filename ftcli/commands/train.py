@@ -14,6 +14,7 @@ from ftcli.data import load_splits, with_absolute_paths
 from ftcli.engine.inference import run_inference
 from ftcli.engine.loop import autocast_for, train_loop
 from ftcli.methods import METHODS, count_parameters, head_modules
+from ftcli.methods.prompt import check_positions
 from ftcli.modeling import build_model, build_tokenizer, sync_pad_token, with_absolute_path
 from ftcli.run_dir import LABELS, METRICS, RunDir, write_config
 from ftcli.tasks import TASKS
@@ -48,6 +49,7 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     ui.info(f"labels: {', '.join(labels)}")
 
     head = head_modules(model)
+    check_positions(method, cfg.method, cfg.task.max_length, model)
     model = method.apply(model, cfg.method, head)
     params = count_parameters(model, head).as_dict()
     ui.print_parameters(params, cfg.method.name)

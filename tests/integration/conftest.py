@@ -9,8 +9,9 @@ import pytest
 from ftcli.cli import main
 
 SMOKE = ["model=tiny_bert", "debug=smoke", "trainer.eval_batch_size=16"]
-METHODS = ["full", "freeze", "bitfit", "lora", "ia3", "ln_tuning"]
-ADAPTER_METHODS = {"lora", "ia3", "ln_tuning"}
+PROMPT_METHODS = {"prompt_tuning", "p_tuning", "prefix_tuning"}
+ADAPTER_METHODS = {"lora", "ia3", "ln_tuning"} | PROMPT_METHODS
+METHODS = ["full", "freeze", "bitfit", "lora", "ia3", "ln_tuning", "prompt_tuning", "p_tuning", "prefix_tuning"]
 
 
 def train(run_dir: Path, *overrides: str) -> Path:

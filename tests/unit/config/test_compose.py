@@ -26,6 +26,7 @@ from ftcli.methods.bitfit import BitFitConfig
 from ftcli.methods.freeze import FreezeConfig
 from ftcli.methods.ia3 import IA3Config
 from ftcli.methods.ln_tuning import LNTuningConfig
+from ftcli.methods.prompt import PrefixTuningConfig, PromptTuningConfig, PTuningConfig
 from ftcli.methods.full import FullConfig
 from ftcli.methods.lora import LoraBias, LoraConfig
 from ftcli.tasks.classification import ClassificationConfig
@@ -33,11 +34,12 @@ from ftcli.tasks.classification import ClassificationConfig
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 GROUPS = ("model", "task", "method", "data", "trainer", "experiment", "debug")
 OPTIONS = sorted(path for group in GROUPS for path in (CONFIGS / group).glob("*.yaml"))
-EXPECTED_OPTION_COUNT = 19  # 5 model + 2 task + 6 method + 2 data + 2 trainer + 1 experiment + 1 debug
+EXPECTED_OPTION_COUNT = 22  # 5 model + 2 task + 9 method + 2 data + 2 trainer + 1 experiment + 1 debug
 
 METHOD_TYPES = {
     "full": FullConfig, "freeze": FreezeConfig, "lora": LoraConfig, "bitfit": BitFitConfig, "ia3": IA3Config,
-    "ln_tuning": LNTuningConfig,
+    "ln_tuning": LNTuningConfig, "prompt_tuning": PromptTuningConfig, "p_tuning": PTuningConfig,
+    "prefix_tuning": PrefixTuningConfig,
 }
 GLOBAL_EXPECTED = {  # options with `@package _global_`: what each sets, as (path, value)
     "experiment/sst2_lora": [
@@ -167,7 +169,7 @@ def test_bad_enum_value_fails_at_compose(hydra_train):
 def test_unknown_group_option_fails_at_compose(hydra_train):
     with pytest.raises(MissingConfigException, match="Could not find 'method/lorra'") as info:
         hydra_train("method=lorra")
-    assert sorted(info.value.options) == ["bitfit", "freeze", "full", "ia3", "ln_tuning", "lora"]
+    assert sorted(info.value.options) == ["bitfit", "freeze", "full", "ia3", "ln_tuning", "lora", "p_tuning", "prefix_tuning", "prompt_tuning"]
 
 
 def test_key_of_another_method_fails_at_compose(hydra_train):

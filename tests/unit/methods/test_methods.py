@@ -11,6 +11,7 @@ from ftcli.methods.bitfit import BitFitConfig
 from ftcli.methods.freeze import FreezeConfig
 from ftcli.methods.ia3 import IA3Config
 from ftcli.methods.ln_tuning import LNTuningConfig
+from ftcli.methods.prompt import PrefixTuningConfig, PromptInit, PromptTuningConfig
 from ftcli.methods.full import FullConfig
 from ftcli.methods.lora import LoraConfig
 
@@ -146,3 +147,47 @@ def test_ln_tuning_trains_every_layernorm(tiny_bert, batch):
 def test_ln_tuning_unknown_target_lists_the_layernorms(tiny_bert):
     with pytest.raises(ModelError, match="LayerNorm layers are: LayerNorm"):
         METHODS.get("ln_tuning").impl.apply(tiny_bert, LNTuningConfig(target_modules=["ln_f"]), ["classifier"])
+
+
+VIRTUAL = 5
+
+
+def test_prompt_tuning_trains_one_vector_per_virtual_token(tiny_bert):
+    model = METHODS.get("prompt_tuning").impl.apply(tiny_bert, PromptTuningConfig(num_virtual_tokens=VIRTUAL),
+                                                    ["classifier"])
+    assert count_parameters(model, ["classifier"]).trainable_without_head == VIRTUAL * HIDDEN
+    assert all(p.requires_grad is False for n, p in model.named_parameters() if n.startswith("base_model.bert."))
+
+
+def test_prefix_tuning_trains_keys_and_values_in_every_layer(tiny_bert):
+    model = METHODS.get("prefix_tuning").impl.apply(tiny_bert, PrefixTuningConfig(num_virtual_tokens=VIRTUAL),
+                                                    ["classifier"])
+    assert count_parameters(model, ["classifier"]).trainable_without_head == VIRTUAL * LAYERS * 2 * HIDDEN
+
+
+def test_prompt_text_init_starts_from_the_text_embeddings(tiny_bert, tokenizer):
+    text = "is this good"
+    ids = tokenizer(text)["input_ids"]  # PEFT tokenises with special tokens: [CLS] is this good [SEP]
+    model = METHODS.get("prompt_tuning").impl.apply(
+        tiny_bert, PromptTuningConfig(num_virtual_tokens=len(ids), init=PromptInit.text, init_text=text),
+        ["classifier"],
+    )
+    expected = tiny_bert.bert.embeddings.word_embeddings.weight[ids]
+    torch.testing.assert_close(model.prompt_encoder["default"].embedding.weight, expected)
+
+
+def test_virtual_tokens_must_fit_the_position_table(tiny_bert):
+    from ftcli.errors import ConfigError
+    from ftcli.methods.prompt import check_positions
+
+    method = METHODS.get("prompt_tuning").impl
+    check_positions(method, PromptTuningConfig(num_virtual_tokens=12), 500, tiny_bert)
+    with pytest.raises(ConfigError, match="plus method.num_virtual_tokens=13 exceeds the model's 512") as info:
+        check_positions(method, PromptTuningConfig(num_virtual_tokens=13), 500, tiny_bert)
+    assert info.value.hint.startswith("set task.max_length=499 or fewer")
+
+
+def test_prompt_text_init_needs_text():
+    assert PromptTuningConfig(init=PromptInit.text).validate() == [
+        "method.init=text needs method.init_text (e.g. 'Is this review positive or negative?')"
+    ]

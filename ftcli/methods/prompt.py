@@ -1,0 +1,148 @@
+"""Prompt-based methods through PEFT: `prompt_tuning`, `p_tuning` and `prefix_tuning`.
+
+The backbone stays frozen; learned virtual tokens are prepended to the input (prompt tuning,
+P-tuning) or to every layer's keys and values (prefix tuning). They work for sequence
+classification on BERT-style encoders, not only causal LMs; the head trains and is saved with
+the prompt. Virtual tokens take positions, so `task.max_length` plus `num_virtual_tokens` must
+fit the model's position table (`check_positions`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Optional
+
+from ftcli.config.schema import MethodConfig
+from ftcli.errors import ConfigError
+from ftcli.methods.base import METHODS
+from ftcli.methods.peft_adapter import PeftMethod, task_type
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+class PromptInit(str, Enum):
+    random = "random"
+    text = "text"  # start from the embeddings of `init_text`
+
+
+class PromptEncoder(str, Enum):
+    mlp = "mlp"
+    lstm = "lstm"
+
+
+@dataclass
+class PromptTuningConfig(MethodConfig):
+    name: str = "prompt_tuning"
+    num_virtual_tokens: int = 20
+    init: PromptInit = PromptInit.random
+    init_text: Optional[str] = None
+
+    def validate(self) -> list[str]:
+        problems = _positive_tokens(self.num_virtual_tokens)
+        if self.init is PromptInit.text and not self.init_text:
+            problems.append("method.init=text needs method.init_text (e.g. 'Is this review positive or negative?')")
+        return problems
+
+
+@dataclass
+class PTuningConfig(MethodConfig):
+    name: str = "p_tuning"
+    num_virtual_tokens: int = 20
+    encoder: PromptEncoder = PromptEncoder.mlp  # reparameterises the virtual tokens while training
+    encoder_hidden_size: int = 128
+
+    def validate(self) -> list[str]:
+        return _positive_tokens(self.num_virtual_tokens)
+
+
+@dataclass
+class PrefixTuningConfig(MethodConfig):
+    name: str = "prefix_tuning"
+    num_virtual_tokens: int = 20
+    projection: bool = False  # reparameterise the prefix through an MLP (more stable, more parameters)
+    projection_hidden_size: int = 128
+
+    def validate(self) -> list[str]:
+        return _positive_tokens(self.num_virtual_tokens)
+
+
+def _positive_tokens(count: int) -> list[str]:
+    return [] if count >= 1 else [f"method.num_virtual_tokens={count} must be at least 1"]
+
+
+class PromptMethod(PeftMethod):
+    def virtual_tokens(self, cfg: Any) -> int:
+        return cfg.num_virtual_tokens
+
+
+class PromptTuning(PromptMethod):
+    default_lr = 3.0e-2
+
+    def peft_config(self, model: nn.Module, cfg: PromptTuningConfig, head: list[str]) -> Any:
+        import peft
+
+        text = cfg.init is PromptInit.text
+        return peft.PromptTuningConfig(
+            task_type=task_type(model),
+            num_virtual_tokens=cfg.num_virtual_tokens,
+            prompt_tuning_init=peft.PromptTuningInit.TEXT if text else peft.PromptTuningInit.RANDOM,
+            prompt_tuning_init_text=cfg.init_text if text else None,
+            tokenizer_name_or_path=_tokenizer_path(model) if text else None,
+            modules_to_save=head,
+        )
+
+
+class PTuning(PromptMethod):
+    default_lr = 1.0e-2
+
+    def peft_config(self, model: nn.Module, cfg: PTuningConfig, head: list[str]) -> Any:
+        import peft
+
+        return peft.PromptEncoderConfig(
+            task_type=task_type(model),
+            num_virtual_tokens=cfg.num_virtual_tokens,
+            encoder_reparameterization_type=peft.PromptEncoderReparameterizationType[cfg.encoder.name.upper()],
+            encoder_hidden_size=cfg.encoder_hidden_size,
+            modules_to_save=head,
+        )
+
+
+class PrefixTuning(PromptMethod):
+    default_lr = 1.0e-2
+
+    def peft_config(self, model: nn.Module, cfg: PrefixTuningConfig, head: list[str]) -> Any:
+        import peft
+
+        return peft.PrefixTuningConfig(
+            task_type=task_type(model),
+            num_virtual_tokens=cfg.num_virtual_tokens,
+            prefix_projection=cfg.projection,
+            encoder_hidden_size=cfg.projection_hidden_size,
+            modules_to_save=head,
+        )
+
+
+def _tokenizer_path(model: nn.Module) -> str:
+    """Where PEFT can load the tokenizer that text initialisation needs."""
+    from ftcli.modeling import embedded_tokenizer_path
+
+    return model.name_or_path or embedded_tokenizer_path()
+
+
+def check_positions(method: Any, cfg: Any, max_length: int, model: nn.Module) -> None:
+    """Fail before training when the prompt plus the longest input exceeds the position table."""
+    virtual = method.virtual_tokens(cfg) if hasattr(method, "virtual_tokens") else 0
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if virtual and positions and max_length + virtual > positions:
+        raise ConfigError(
+            f"task.max_length={max_length} plus method.num_virtual_tokens={virtual} exceeds the model's "
+            f"{positions} positions",
+            hint=f"set task.max_length={positions - virtual} or fewer, or fewer virtual tokens",
+        )
+
+
+METHODS.register("prompt_tuning", PromptTuningConfig)(PromptTuning())
+METHODS.register("p_tuning", PTuningConfig)(PTuning())
+METHODS.register("prefix_tuning", PrefixTuningConfig)(PrefixTuning())
