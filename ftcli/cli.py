@@ -109,6 +109,8 @@ def _run_job(command: str, cfg: Any) -> Any:
 
     # Deprecation notices that libraries raise against each other are not the user's to act on.
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft|accelerate)\.")
+    # PEFT's LN tuning wraps LayerNorm yet warns that it does not support it.
+    warnings.filterwarnings("ignore", message="Unsupported layer type .*LayerNorm", category=UserWarning)
     try:
         typed = to_typed(cfg, getattr(schema, COMMANDS[command][1]))
         return command_runner(command)(typed, Path(HydraConfig.get().runtime.output_dir))
