@@ -90,6 +90,18 @@ def count_parameters(model: nn.Module, head: list[str]) -> ParameterCount:
     return ParameterCount(trainable, without_head, total)
 
 
-def save_pretrained_folder(model: nn.Module, directory: Path) -> None:
-    model.save_pretrained(directory, safe_serialization=True)
+class WholeModelMethod:
+    """Methods that train some of the model's own weights and save the whole model (`model/`)."""
+
+    artifact = "model"
+
+    def save(self, model: nn.Module, directory: Path) -> None:
+        model.save_pretrained(directory, safe_serialization=True)
+
+
+def freeze_all_but_head(model: nn.Module, head: list[str]) -> None:
+    """Freeze every parameter, then unfreeze the task head."""
+    model.requires_grad_(False)
+    for name in head:
+        model.get_submodule(name).requires_grad_(True)
 

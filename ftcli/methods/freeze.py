@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ftcli.config.schema import MethodConfig
 from ftcli.errors import ModelError
-from ftcli.methods.base import METHODS, save_pretrained_folder
+from ftcli.methods.base import METHODS, WholeModelMethod, freeze_all_but_head
 
 if TYPE_CHECKING:
     from torch import nn
@@ -25,14 +24,11 @@ class FreezeConfig(MethodConfig):
         return []
 
 
-class Freeze:
-    artifact = "model"
+class Freeze(WholeModelMethod):
     default_lr = 1.0e-3
 
     def apply(self, model: nn.Module, cfg: FreezeConfig, head: list[str]) -> nn.Module:
-        model.requires_grad_(False)
-        for name in head:
-            model.get_submodule(name).requires_grad_(True)
+        freeze_all_but_head(model, head)
         if cfg.train_top_layers:
             layers = transformer_layers(model)
             if cfg.train_top_layers > len(layers):
@@ -43,9 +39,6 @@ class Freeze:
             for layer in layers[len(layers) - cfg.train_top_layers:]:
                 layer.requires_grad_(True)
         return model
-
-    def save(self, model: nn.Module, directory: Path) -> None:
-        save_pretrained_folder(model, directory)
 
 
 METHODS.register("freeze", FreezeConfig)(Freeze())

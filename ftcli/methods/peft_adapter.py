@@ -21,6 +21,8 @@ TARGET_MISSES = ("not found in the base model", "No modules were targeted", "Tar
 
 class PeftMethod:
     artifact = "adapter"
+    layer_kind = "linear"  # what a target-miss message lists
+    target_hint = "set method.target_modules to some of those names"
 
     def peft_config(self, model: nn.Module, cfg: MethodConfig, head: list[str]) -> Any:
         raise NotImplementedError
@@ -40,9 +42,6 @@ class PeftMethod:
                 f"{', '.join(self.candidate_names(model))}",
                 hint=self.target_hint,
             ) from exc
-
-    layer_kind = "linear"
-    target_hint = "set method.target_modules to some of those names"
 
     def candidate_names(self, model: nn.Module) -> list[str]:
         return linear_names(model)
