@@ -1,13 +1,17 @@
-"""Tiny random models built offline from config, for tests and smoke runs (`model=tiny_bert`).
+"""Tiny random models built offline from config, for tests and smoke runs (`model=tiny_bert`, `model=tiny_gpt2`).
 
 They reuse the tokenizer of the embedded MiniLM so tokenisation is real, and their weights are
 drawn under a fixed seed, independent of the run's seed, so a run directory that stores only an
-adapter can rebuild exactly the same base model later.
+adapter can rebuild exactly the same base model later. Their special token ids (padding in
+particular) are that tokenizer's, so a tiny GPT-2 classifier knows its padding token and finds
+the last real token of each padded row.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from ftcli.errors import ModelError
 
 TINY_SEED = 1234
 
@@ -16,7 +20,11 @@ TINY_ARCHITECTURES = {
         model_type="bert", hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
         intermediate_size=37, max_position_embeddings=512,
     ),
+    "gpt2": dict(  # a decoder: Conv1D projections, fused c_attn, no bias in its `score` head
+        model_type="gpt2", n_embd=32, n_layer=2, n_head=2, n_inner=37, n_positions=512,
+    ),
 }
+SPECIAL_TOKEN_IDS = ("pad_token_id", "bos_token_id", "eos_token_id")
 
 
 def tiny_config(arch: str, **overrides: Any) -> Any:
@@ -25,7 +33,16 @@ def tiny_config(arch: str, **overrides: Any) -> Any:
 
     from ftcli.modeling import embedded_tokenizer_path
 
+    if arch not in TINY_ARCHITECTURES:
+        raise ModelError(
+            f"model.name_or_path=tiny:{arch}: there is no tiny {arch!r} model",
+            hint=f"use one of: {', '.join(f'tiny:{name}' for name in TINY_ARCHITECTURES)}",
+        )
     from_vocab = AutoConfig.from_pretrained(embedded_tokenizer_path())
     settings = dict(TINY_ARCHITECTURES[arch])
     model_type = settings.pop("model_type")
-    return AutoConfig.for_model(model_type, vocab_size=from_vocab.vocab_size, **settings, **overrides)
+    # the tokenizer's ids, not the architecture's defaults (GPT-2's 50256 is past this vocabulary's end)
+    special = {key: getattr(from_vocab, key, None) for key in SPECIAL_TOKEN_IDS}
+    return AutoConfig.for_model(
+        model_type, vocab_size=from_vocab.vocab_size, **{**special, **settings, **overrides}
+    )

@@ -52,6 +52,16 @@ def print_parameters(counts: dict[str, Any], method: str) -> None:
     )
 
 
+def print_costs(train: dict[str, Any]) -> None:
+    """Wall time, peak memory and artefact size of a finished run, on one line."""
+    gpu = f", peak GPU {train['peak_gpu_mb']:,.0f} MB" if "peak_gpu_mb" in train else ""
+    artifact = f", artefact {train['artifact_mb']:,.2f} MB" if "artifact_mb" in train else ""
+    console.print(
+        f"wall {train['wall_seconds']:,.1f} s ({train['samples_per_second']:,.1f} samples/s), "
+        f"peak RSS {train['peak_rss_mb']:,.0f} MB{gpu}{artifact}"
+    )
+
+
 def print_metrics(metrics: dict[str, dict[str, Any]], title: str = "metrics") -> None:
     """One column per split; scalar metrics only (nested ones are in metrics.json)."""
     splits = list(metrics)

@@ -22,13 +22,25 @@ import time
 from pathlib import Path
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sst2"
-ALL_METHODS = "full,freeze,bitfit,lora,ia3,ln_tuning,prompt_tuning,p_tuning,prefix_tuning"
+# Entries beyond the method options: a label and the overrides that make it.
+VARIANTS = {
+    "lora_all_linear": ["method=lora", "method.target_modules=all-linear"],
+    "dora": ["method=lora", "method.use_dora=true"],
+    "rslora": ["method=lora", "method.use_rslora=true"],
+    "loraplus": ["method=lora", "method.loraplus_lr_ratio=16"],
+    "adapter_pfeiffer": ["method=adapter", "method.placement=pfeiffer"],
+}
+ALL_METHODS = ",".join([
+    "full", "freeze", "bitfit", "lora", *VARIANTS, "adapter", "ia3", "ln_tuning",
+    "prompt_tuning", "p_tuning", "prefix_tuning", "lora_adapter", "lora_prefix",
+])
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="folder with train.jsonl and dev.jsonl")
-    parser.add_argument("--methods", default=ALL_METHODS, help="comma-separated method names")
+    parser.add_argument("--methods", default=ALL_METHODS,
+                        help=f"comma-separated method options or variants ({', '.join(VARIANTS)})")
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-train-samples", type=int, default=None, help="rows of train to use (the budget)")
@@ -41,7 +53,7 @@ def parse_args() -> argparse.Namespace:
 def train(method: str, args: argparse.Namespace, run: Path) -> tuple[int, float]:
     """Run one training process; return its exit code and peak RSS in MB."""
     command = [
-        sys.executable, "-m", "ftcli", "train", f"method={method}",
+        sys.executable, "-m", "ftcli", "train", *VARIANTS.get(method, [f"method={method}"]),
         f"data.train_file={args.data_dir / 'train.jsonl'}", f"data.validation_file={args.data_dir / 'dev.jsonl'}",
         "data.label_column=label_text", f"trainer.epochs={args.epochs}", f"trainer.batch_size={args.batch_size}",
         "trainer.logging_steps=50", f"hydra.run.dir={run}", *args.overrides,
@@ -51,11 +63,6 @@ def train(method: str, args: argparse.Namespace, run: Path) -> tuple[int, float]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
     return os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024  # ru_maxrss is KiB on Linux
-
-
-def artefact_mb(run: Path) -> float:
-    folder = run / "adapter" if (run / "adapter").is_dir() else run / "model"
-    return sum(p.stat().st_size for p in folder.iterdir() if p.suffix == ".safetensors") / 1e6
 
 
 def main() -> int:
@@ -75,7 +82,7 @@ def main() -> int:
         train_metrics = metrics["train"]
         rows.append({
             "method": method, "accuracy": metrics["validation"]["accuracy"],
-            "trainable": train_metrics["parameters"]["trainable_percent"], "mb": artefact_mb(runs / method),
+            "trainable": train_metrics["parameters"]["trainable_percent"], "mb": train_metrics["artifact_mb"],
             "sps": train_metrics["samples_per_second"], "rss": rss, "lr": train_metrics["lr"],
             "wall": time.perf_counter() - started,
         })

@@ -8,8 +8,9 @@ from typing import Any
 
 from ftcli import __version__, ui
 from ftcli.config.schema import ExportConfig
-from ftcli.errors import RunDirError
-from ftcli.run_dir import RunDir, staged_dir, write_text_atomic
+from ftcli.errors import ConfigError, RunDirError
+from ftcli.methods import METHODS
+from ftcli.run_dir import RunDir, read_config, staged_dir, write_text_atomic
 from ftcli.trained import TrainedRun, load_trained
 
 
@@ -17,22 +18,34 @@ def run(cfg: ExportConfig, output_dir: Path) -> Path:
     target = Path(cfg.output).expanduser() if cfg.output else output_dir / "model"
     if target.exists() and any(target.iterdir()) and not cfg.overwrite:
         raise RunDirError(f"output={target} is not empty", hint="choose a new folder, or pass overwrite=true")
-    trained = load_trained(cfg.run_dir)
-    adapter = trained.method.artifact == "adapter"
+    run = RunDir(cfg.run_dir)
+    run.ensure_readable()
+    name = read_config(run).method.name
+    method = METHODS.get(name).impl
+    adapter = method.artifact == "adapter"
     if cfg.merge and not adapter:
-        ui.info(f"merge=true has no effect for method={trained.cfg.method.name}: its weights are already whole")
+        ui.info(f"merge=true has no effect for method={name}: its weights are already whole")
+    if cfg.merge and not method.mergeable:
+        raise ConfigError(
+            f"method={name} cannot be merged into plain weights: its bottleneck layers or virtual "
+            "tokens are extra computation that no weight matrix can hold",
+            hint="export without merge=true: the adapter folder and a model card saying how to load it",
+        )
     merged = adapter and cfg.merge
-    model = trained.model.merge_and_unload() if merged else trained.model
+    trained = load_trained(cfg.run_dir)
     with staged_dir(target) as folder:
-        model.save_pretrained(folder, safe_serialization=True)
+        if merged:
+            trained.model.merge_and_unload().save_pretrained(folder, safe_serialization=True)
+        else:
+            method.save(trained.model, folder, trained.cfg.method)
         trained.tokenizer.save_pretrained(folder)
-        write_text_atomic(folder / "README.md", model_card(trained, RunDir(cfg.run_dir), merged, adapter))
-    kind = "PEFT adapter" if adapter and not merged else "transformers model"
+        write_text_atomic(folder / "README.md", model_card(trained, run, merged))
+    kind = {"peft": "PEFT adapter", "ftcli": "ftcli adapter"}.get(_library(trained, merged), "transformers model")
     ui.info(f"exported a {kind} to [bold]{target}[/]")
     return target
 
 
-def model_card(trained: TrainedRun, run: RunDir, merged: bool, adapter: bool) -> str:
+def model_card(trained: TrainedRun, run: RunDir, merged: bool) -> str:
     """A README in the Hugging Face model-card layout: what was trained, on what, how well, how to load."""
     cfg = trained.cfg
     metrics = json.loads(run.metrics_file.read_text()) if run.metrics_file.exists() else {}
@@ -43,7 +56,7 @@ def model_card(trained: TrainedRun, run: RunDir, merged: bool, adapter: bool) ->
     data = cfg.data.dataset or cfg.data.train_file or f"the bundled {cfg.task.name} sample"
     lines = [
         "---",
-        "library_name: " + ("peft" if adapter and not merged else "transformers"),
+        "library_name: " + _library(trained, merged),
         "pipeline_tag: text-classification",
         "tags: [ftcli, " + cfg.method.name + "]",
         "---",
@@ -65,15 +78,31 @@ def model_card(trained: TrainedRun, run: RunDir, merged: bool, adapter: bool) ->
         "## Loading",
         "",
         "```python",
-        *_loading_snippet(adapter and not merged),
+        *_loading_snippet(_library(trained, merged), cfg.model.name_or_path, len(trained.labels)),
         "```",
         "",
     ]
     return "\n".join(lines)
 
 
-def _loading_snippet(adapter: bool) -> list[str]:
-    if adapter:
+def _library(trained: TrainedRun, merged: bool) -> str:
+    """What loads the exported folder: transformers alone, peft, or ftcli (its own adapter format)."""
+    from ftcli.methods.native import NativeMethod
+
+    if trained.method.artifact == "model" or merged:
+        return "transformers"
+    return "ftcli" if isinstance(trained.method, NativeMethod) else "peft"
+
+
+def _loading_snippet(library: str, base: str, num_labels: int) -> list[str]:
+    if library == "ftcli":
+        return [
+            "from transformers import AutoModelForSequenceClassification",
+            "from ftcli.methods.native import load_adapter",
+            f"base = AutoModelForSequenceClassification.from_pretrained({base!r}, num_labels={num_labels})",
+            "model = load_adapter(base, FOLDER)",
+        ]
+    if library == "peft":
         return [
             "from peft import AutoPeftModelForSequenceClassification",
             "model = AutoPeftModelForSequenceClassification.from_pretrained(FOLDER)",

@@ -14,8 +14,10 @@ from ftcli.data import load_splits, with_absolute_paths
 from ftcli.engine.inference import run_inference
 from ftcli.engine.loop import autocast_for, train_loop
 from ftcli.methods import METHODS, count_parameters, head_modules
+from ftcli.methods.base import lr_scale_of
 from ftcli.methods.prompt import check_positions
 from ftcli.modeling import build_model, build_tokenizer, sync_pad_token, with_absolute_path
+from ftcli.resources import peak_memory_mb, reset_peak_memory, weights_mb
 from ftcli.run_dir import LABELS, METRICS, RunDir, write_config
 from ftcli.tasks import TASKS
 
@@ -26,6 +28,8 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     import transformers
     from accelerate.utils import set_seed
 
+    started = time.perf_counter()
+    reset_peak_memory()
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
     cfg = replace(cfg, data=with_absolute_paths(cfg.data), model=with_absolute_path(cfg.model))
@@ -64,10 +68,9 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
         references = _references(features[split])
         return {"loss": outputs.loss, **task.metrics(outputs.logits, references, labels)}
 
-    started = time.perf_counter()
     result = train_loop(
         model, features["train"], collate, cfg.trainer, lr, cfg.seed,
-        lambda m: evaluate("validation", m), _LoggedProgress(run_dir),
+        lambda m: evaluate("validation", m), _LoggedProgress(run_dir), lr_scale_of(method, cfg.method),
     )
     metrics = {split: evaluate(split, model) for split in ("validation", "test") if split in features}
     metrics["train"] = {
@@ -80,8 +83,10 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
         "stopped_early": result.stopped_early,
         "lr": lr,
         "parameters": params,
+        **peak_memory_mb(),
     }
     _save(run_dir, cfg, method, model, tokenizer, labels, metrics)
+    ui.print_costs(metrics["train"])
     ui.print_metrics({k: v for k, v in metrics.items() if k != "train"}, title="final metrics (best checkpoint)")
     ui.info(f"run directory: [bold]{output_dir}[/]")
     return metrics
@@ -113,6 +118,8 @@ def _references(features: list[dict[str, Any]]) -> Any:
 def _save(run_dir: RunDir, cfg: TrainConfig, method: Any, model: Any, tokenizer: Any, labels: list[str], metrics: dict) -> None:
     """Artefact first, metrics.json last: a run directory with metrics.json is a finished run.
 
+    The artefact's weight size is added to `metrics["train"]` once it is written.
+
     Under `accelerate launch` only the main process writes.
     """
     from accelerate import PartialState
@@ -121,10 +128,11 @@ def _save(run_dir: RunDir, cfg: TrainConfig, method: Any, model: Any, tokenizer:
         return
 
     def write(directory: Path) -> None:
-        method.save(model, directory)
+        method.save(model, directory, cfg.method)
         tokenizer.save_pretrained(directory)
 
     write_config(run_dir, cfg)
     run_dir.write_json(LABELS, {"labels": labels})
-    run_dir.save_artifact(method.artifact, write)
+    artifact = run_dir.save_artifact(method.artifact, write)
+    metrics["train"]["artifact_mb"] = weights_mb(artifact)
     run_dir.write_json(METRICS, metrics)

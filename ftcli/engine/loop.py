@@ -73,6 +73,7 @@ def train_loop(
     seed: int,
     evaluate: Callable[[nn.Module], dict[str, Any]],
     callbacks: Callbacks,
+    lr_scale: Callable[[str], float] | None = None,
 ) -> TrainResult:
     """Train `model` in place and leave the best weights in it.
 
@@ -94,7 +95,7 @@ def train_loop(
     loader = DataLoader(features, batch_sampler=batches, collate_fn=collate)
     steps_per_epoch = max(1, math.ceil(len(batches) / cfg.grad_accum_steps))
     total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
-    optimizer = build_optimizer(model, cfg, lr)
+    optimizer = build_optimizer(model, cfg, lr, lr_scale)
     scheduler = build_scheduler(optimizer, cfg, total_steps)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Optional
 
 import torch
 from torch import nn
@@ -13,21 +14,25 @@ from ftcli.config.schema import TrainerConfig
 log = logging.getLogger(__name__)
 
 
-def build_optimizer(model: nn.Module, cfg: TrainerConfig, lr: float) -> torch.optim.Optimizer:
+def build_optimizer(
+    model: nn.Module, cfg: TrainerConfig, lr: float, lr_scale: Optional[Callable[[str], float]] = None
+) -> torch.optim.Optimizer:
     """AdamW over trainable parameters; no weight decay on biases and norm weights (1-D tensors).
 
-    The fused kernel is used when the torch build has it for the parameters' device (it cuts the
-    optimiser step several times over on CPU); otherwise the foreach implementation.
+    `lr_scale(name)` multiplies the learning rate of single parameters (LoRA+ trains B faster);
+    schedules scale every group alike, so the ratio holds throughout. The fused kernel is used
+    when the torch build has it for the parameters' device (it cuts the optimiser step several
+    times over on CPU); otherwise the foreach implementation.
     """
-    decay, no_decay = [], []
-    for param in model.parameters():
+    by_kind: dict[tuple[bool, float], list[nn.Parameter]] = {}
+    for name, param in model.named_parameters():
         if param.requires_grad:
-            (decay if param.ndim >= 2 else no_decay).append(param)
+            kind = (param.ndim < 2, lr_scale(name) if lr_scale else 1.0)  # (no decay, lr factor)
+            by_kind.setdefault(kind, []).append(param)
     groups = [
-        {"params": decay, "weight_decay": cfg.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {"params": params, "weight_decay": 0.0 if no_decay else cfg.weight_decay, "lr": lr * factor}
+        for (no_decay, factor), params in sorted(by_kind.items(), key=lambda item: item[0])
     ]
-    groups = [g for g in groups if g["params"]]
     if cfg.fused_optimizer:
         try:
             return torch.optim.AdamW(groups, lr=lr, fused=True)

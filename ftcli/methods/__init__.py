@@ -5,6 +5,6 @@ that composing a config stays fast.
 """
 
 from ftcli.methods.base import METHODS, Method, ParameterCount, count_parameters, head_modules
-from ftcli.methods import bitfit, freeze, full, ia3, ln_tuning, lora, prompt  # noqa: F401  (register them)
+from ftcli.methods import adapter, bitfit, freeze, full, ia3, ln_tuning, lora, mixed, prompt  # noqa: F401  (register them)
 
 __all__ = ["METHODS", "Method", "ParameterCount", "count_parameters", "head_modules"]

@@ -9,6 +9,7 @@ built base model. The task head is always trainable and always saved.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -24,11 +25,12 @@ if TYPE_CHECKING:
 class Method(Protocol):
     artifact: ClassVar[str]  # "model" or "adapter"
     default_lr: ClassVar[float]  # used when trainer.lr is null
+    mergeable: ClassVar[bool]  # adapter methods: can `export merge=true` fold it into plain weights
 
     def apply(self, model: nn.Module, cfg: MethodConfig, head: list[str]) -> nn.Module:
         """Adapt `model` and set `requires_grad` on exactly the parameters to train."""
 
-    def save(self, model: nn.Module, directory: Path) -> None:
+    def save(self, model: nn.Module, directory: Path, cfg: MethodConfig) -> None:
         """Write what is needed to rebuild the trained model into `directory`."""
 
     def load(self, base: nn.Module, directory: Path) -> nn.Module:
@@ -36,6 +38,12 @@ class Method(Protocol):
 
 
 METHODS: Registry[Method] = Registry("method")
+
+
+def lr_scale_of(method: Method, cfg: MethodConfig) -> Callable[[str], float] | None:
+    """The method's learning-rate factor per parameter name (LoRA+), or None when all share one rate."""
+    scale = getattr(method, "lr_scale", None)
+    return scale(cfg) if scale else None
 
 
 def head_modules(model: nn.Module) -> list[str]:
@@ -94,8 +102,9 @@ class WholeModelMethod:
     """Methods that train some of the model's own weights and save the whole model (`model/`)."""
 
     artifact = "model"
+    mergeable = True  # nothing to merge: the weights are already whole
 
-    def save(self, model: nn.Module, directory: Path) -> None:
+    def save(self, model: nn.Module, directory: Path, cfg: MethodConfig) -> None:
         model.save_pretrained(directory, safe_serialization=True)
 
 

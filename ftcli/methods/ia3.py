@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from ftcli.config.schema import MethodConfig
 from ftcli.errors import ModelError
 from ftcli.methods.base import METHODS
-from ftcli.methods.peft_adapter import PeftMethod, linear_names, task_type
+from ftcli.methods.peft_adapter import PeftMethod, linear_names, task_type, uses_conv1d
 
 if TYPE_CHECKING:
     from torch import nn
@@ -45,6 +45,7 @@ class IA3(PeftMethod):
         return peft.IA3Config(
             target_modules=targets,
             feedforward_modules=feedforward,
+            fan_in_fan_out=uses_conv1d(model),
             modules_to_save=head,
             task_type=task_type(model),
         )

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ftcli.config.schema import MethodConfig
 from ftcli.errors import ModelError
 from ftcli.methods.base import METHODS
-from ftcli.methods.peft_adapter import PeftMethod, linear_names, task_type
+from ftcli.methods.peft_adapter import PeftMethod, linear_names, task_type, uses_conv1d
 
 if TYPE_CHECKING:
     from torch import nn
@@ -35,10 +35,13 @@ class LoraConfig(MethodConfig):
     rank: int = 8
     alpha: float = 16.0
     dropout: float = 0.1
-    target_modules: Optional[list[str]] = None  # null: the architecture's default; [all-linear]: every linear layer
+    # null: the architecture's default; all-linear: every linear layer; or a list of layer names
+    target_modules: Any = None
     bias: LoraBias = LoraBias.none
     use_dora: bool = False
     use_rslora: bool = False
+    loraplus_lr_ratio: Optional[float] = None  # LoRA+: B trains at lr x this (the paper uses 16)
+    freeze_bottom_layers: int = 0  # no LoRA in the bottom k transformer layers
 
     def validate(self) -> list[str]:
         problems = []
@@ -46,9 +49,24 @@ class LoraConfig(MethodConfig):
             problems.append(f"method.rank={self.rank} must be at least 1")
         if not 0.0 <= self.dropout < 1.0:
             problems.append(f"method.dropout={self.dropout} must be in [0, 1)")
-        if self.target_modules is not None and not self.target_modules:
+        targets = self.target_modules
+        if isinstance(targets, list) and not targets:
             problems.append("method.target_modules is an empty list; use null for the architecture's default")
+        elif not (targets is None or isinstance(targets, str)
+                  or (isinstance(targets, list) and all(isinstance(t, str) for t in targets))):
+            problems.append(f"method.target_modules={targets!r} must be null, all-linear or a list of layer names")
+        if self.loraplus_lr_ratio is not None and self.loraplus_lr_ratio <= 0:
+            problems.append(f"method.loraplus_lr_ratio={self.loraplus_lr_ratio} must be positive (16 is typical)")
+        if self.freeze_bottom_layers < 0:
+            problems.append(f"method.freeze_bottom_layers={self.freeze_bottom_layers} must be 0 or more")
         return problems
+
+    def targets(self) -> Optional[list[str] | str]:
+        """`target_modules` as PEFT takes it: "all-linear", a list of names, or None for the default."""
+        targets = self.target_modules
+        if targets in ("all-linear", ["all-linear"]):
+            return "all-linear"
+        return [targets] if isinstance(targets, str) else targets
 
 
 class Lora(PeftMethod):
@@ -58,21 +76,52 @@ class Lora(PeftMethod):
     def peft_config(self, model: nn.Module, cfg: LoraConfig, head: list[str]) -> Any:
         import peft
 
-        targets = default_targets(model) if cfg.target_modules is None else list(cfg.target_modules)
+        targets = cfg.targets()
         return peft.LoraConfig(
             r=cfg.rank,
             lora_alpha=cfg.alpha,
             lora_dropout=cfg.dropout,
-            target_modules="all-linear" if targets == ["all-linear"] else targets,
+            target_modules=default_targets(model) if targets is None else targets,
             bias=cfg.bias.value,
             use_dora=cfg.use_dora,
             use_rslora=cfg.use_rslora,
+            fan_in_fan_out=uses_conv1d(model),
+            layers_to_transform=upper_layers(model, cfg.freeze_bottom_layers),
             modules_to_save=head,
             task_type=task_type(model),
         )
 
+    def lr_scale(self, cfg: LoraConfig) -> Optional[Callable[[str], float]]:
+        return loraplus_scale(cfg.loraplus_lr_ratio)
+
 
 METHODS.register("lora", LoraConfig)(Lora())
+
+
+def loraplus_scale(ratio: Optional[float]) -> Optional[Callable[[str], float]]:
+    """LoRA+ (Hayou et al. 2024): the B matrices learn `ratio` times faster than the A matrices.
+
+    PEFT's `create_loraplus_optimizer` builds its own optimiser; ftcli needs only the per-parameter
+    factor, so that the fused AdamW and its weight-decay groups stay as they are.
+    """
+    if ratio is None:
+        return None
+    return lambda name: ratio if {"lora_B", "lora_embedding_B"} & set(name.split(".")) else 1.0
+
+
+def upper_layers(model: nn.Module, frozen_bottom: int) -> Optional[list[int]]:
+    """Indices of the transformer layers above the bottom `frozen_bottom`, or None for all of them."""
+    if not frozen_bottom:
+        return None
+    from ftcli.methods.freeze import transformer_layers
+
+    count = len(transformer_layers(model))
+    if frozen_bottom >= count:
+        raise ModelError(
+            f"method.freeze_bottom_layers={frozen_bottom} leaves no layer for LoRA: the model has {count}",
+            hint=f"use a value from 0 to {count - 1}",
+        )
+    return list(range(frozen_bottom, count))
 
 
 def default_targets(model: nn.Module) -> list[str]:

@@ -21,6 +21,7 @@ TARGET_MISSES = ("not found in the base model", "No modules were targeted", "Tar
 
 class PeftMethod:
     artifact = "adapter"
+    mergeable = True
     layer_kind = "linear"  # what a target-miss message lists
     target_hint = "set method.target_modules to some of those names"
 
@@ -46,7 +47,7 @@ class PeftMethod:
     def candidate_names(self, model: nn.Module) -> list[str]:
         return linear_names(model)
 
-    def save(self, model: nn.Module, directory: Path) -> None:
+    def save(self, model: nn.Module, directory: Path, cfg: MethodConfig) -> None:
         model.save_pretrained(directory, safe_serialization=True)
 
     def load(self, base: nn.Module, directory: Path) -> nn.Module:
@@ -66,6 +67,17 @@ def linear_names(model: nn.Module) -> list[str]:
     from transformers.pytorch_utils import Conv1D
 
     return sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, (nn.Linear, Conv1D))})
+
+
+def uses_conv1d(model: nn.Module) -> bool:
+    """Whether the model's linear layers are GPT-2-style Conv1D (weights stored transposed).
+
+    PEFT's LoRA and IA3 need `fan_in_fan_out=True` for them; passing it avoids PEFT's warning and
+    its silent correction.
+    """
+    from transformers.pytorch_utils import Conv1D
+
+    return any(isinstance(m, Conv1D) for m in model.modules())
 
 
 def norm_names(model: nn.Module, head: list[str]) -> list[str]:

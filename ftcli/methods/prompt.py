@@ -4,7 +4,10 @@ The backbone stays frozen; learned virtual tokens are prepended to the input (pr
 P-tuning) or to every layer's keys and values (prefix tuning). They work for sequence
 classification on BERT-style encoders, not only causal LMs; the head trains and is saved with
 the prompt. Virtual tokens take positions, so `task.max_length` plus `num_virtual_tokens` must
-fit the model's position table (`check_positions`).
+fit the model's position table (`check_positions`). Prefix tuning reaches the layers through
+`past_key_values`, so it needs a model whose forward takes them (`check_prefix_support`): BERT,
+RoBERTa, ELECTRA and decoders such as GPT-2 do; DistilBERT, ALBERT, DeBERTa-v2, MPNet and
+ModernBERT do not.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Optional
 
 from ftcli.config.schema import MethodConfig
-from ftcli.errors import ConfigError
+from ftcli.errors import ConfigError, ModelError
 from ftcli.methods.base import METHODS
 from ftcli.methods.peft_adapter import PeftMethod, task_type
 
@@ -73,6 +76,8 @@ def _positive_tokens(count: int) -> list[str]:
 
 
 class PromptMethod(PeftMethod):
+    mergeable = False  # virtual tokens are extra inputs, not a change to any weight
+
     def virtual_tokens(self, cfg: Any) -> int:
         return cfg.num_virtual_tokens
 
@@ -91,6 +96,7 @@ class PromptTuning(PromptMethod):
             prompt_tuning_init_text=cfg.init_text if text else None,
             tokenizer_name_or_path=_tokenizer_path(model) if text else None,
             modules_to_save=head,
+            **_input_sizes(model),
         )
 
 
@@ -106,11 +112,16 @@ class PTuning(PromptMethod):
             encoder_reparameterization_type=peft.PromptEncoderReparameterizationType[cfg.encoder.name.upper()],
             encoder_hidden_size=cfg.encoder_hidden_size,
             modules_to_save=head,
+            **_input_sizes(model),
         )
 
 
 class PrefixTuning(PromptMethod):
     default_lr = 1.0e-2
+
+    def apply(self, model: nn.Module, cfg: PrefixTuningConfig, head: list[str]) -> nn.Module:
+        check_prefix_support(model)
+        return super().apply(model, cfg, head)
 
     def peft_config(self, model: nn.Module, cfg: PrefixTuningConfig, head: list[str]) -> Any:
         import peft
@@ -122,6 +133,62 @@ class PrefixTuning(PromptMethod):
             encoder_hidden_size=cfg.projection_hidden_size,
             modules_to_save=head,
         )
+
+
+def _input_sizes(model: nn.Module) -> dict[str, Any]:
+    """The sizes PEFT needs for tokens prepended to the input, read from the model itself.
+
+    PEFT looks them up under a few config key names and fails on configs that name them otherwise
+    (DistilBERT: `dim`, `n_heads`); the virtual tokens join the input embeddings, so their width is
+    the embeddings' width.
+    """
+    return dict(
+        token_dim=model.get_input_embeddings().embedding_dim,
+        num_layers=getattr(model.config, "num_hidden_layers", None),
+        num_attention_heads=getattr(model.config, "num_attention_heads", None),
+    )
+
+
+def check_prefix_support(model: nn.Module) -> None:
+    """Fail before training when PEFT could not hand this model a prefix.
+
+    PEFT passes the prefix as `past_key_values` to the task model's forward or, when that does not
+    take them, to its backbone's (the first `PreTrainedModel` child); this is the same test. A model
+    that fails it would stop inside PEFT, at wrap time (DistilBERT) or at the first batch (ALBERT,
+    DeBERTa-v2, MPNet, ModernBERT), with a message that names no alternative.
+    """
+    import inspect
+
+    from transformers import PreTrainedModel
+
+    backbone = next((child for _, child in model.named_children() if isinstance(child, PreTrainedModel)), None)
+    modules = [m for m in (model, backbone) if m is not None]
+    if any("past_key_values" in inspect.signature(m.forward).parameters for m in modules):
+        return
+    model_type = model.config.model_type
+    names = [f"{type(m).__name__}.forward" for m in modules]
+    takes = f"neither {' nor '.join(names)} accepts them" if len(names) > 1 else f"{names[0]} does not accept them"
+    raise ModelError(
+        f"method=prefix_tuning cannot be used with this {model_type} model: PEFT hands the prefix to every "
+        f"layer as past_key_values, and {takes}",
+        hint=f"methods that work with {model_type}: {', '.join(_prefix_alternatives(model))}; "
+        "prompt_tuning and p_tuning learn virtual tokens on the input instead of on every layer",
+    )
+
+
+def _prefix_alternatives(model: nn.Module) -> list[str]:
+    """The parameter-efficient methods to use instead: the input-side prompts, then LoRA and IA3
+    (plain where ftcli knows the architecture's default targets, else with targets to set)."""
+    from ftcli.methods import ia3, lora
+
+    names = ["prompt_tuning", "p_tuning"]
+    for name, default_targets in (("lora", lora.default_targets), ("ia3", ia3.default_targets)):
+        try:
+            default_targets(model)
+            names.append(name)
+        except ModelError:
+            names.append(f"{name} (with method.target_modules)")
+    return names
 
 
 def _tokenizer_path(model: nn.Module) -> str:

@@ -10,8 +10,12 @@ from ftcli.cli import main
 
 SMOKE = ["model=tiny_bert", "debug=smoke", "trainer.eval_batch_size=16"]
 PROMPT_METHODS = {"prompt_tuning", "p_tuning", "prefix_tuning"}
-ADAPTER_METHODS = {"lora", "ia3", "ln_tuning"} | PROMPT_METHODS
-METHODS = ["full", "freeze", "bitfit", "lora", "ia3", "ln_tuning", "prompt_tuning", "p_tuning", "prefix_tuning"]
+NATIVE_METHODS = {"adapter", "lora_adapter", "lora_prefix"}  # saved in ftcli's adapter format
+ADAPTER_METHODS = {"lora", "ia3", "ln_tuning"} | PROMPT_METHODS | NATIVE_METHODS
+METHODS = [
+    "full", "freeze", "bitfit", "lora", "ia3", "ln_tuning", "prompt_tuning", "p_tuning", "prefix_tuning",
+    "adapter", "lora_adapter", "lora_prefix",
+]
 
 
 def train(run_dir: Path, *overrides: str) -> Path:

@@ -33,7 +33,7 @@ def test_help_lists_the_commands():
 def test_command_help_lists_groups_and_options():
     result = ftcli("train", "--help")
     assert result.returncode == 0
-    assert "method: bitfit, freeze, full*, ia3, ln_tuning, lora, p_tuning, prefix_tuning, prompt_tuning" in result.stdout
+    assert "method: adapter, bitfit, freeze, full*, ia3, ln_tuning, lora, lora_adapter, lora_prefix, p_tuning, prefix_tuning, prompt_tuning" in result.stdout
     assert "task: sentiment*, text_classification" in result.stdout
     assert "metric_for_best" in result.stdout
 
@@ -48,7 +48,7 @@ def test_unknown_command_is_a_usage_error():
     ("override", "expected"),
     [
         ("trainer.lrr=1", "trainer.lrr is not a setting (did you mean 'lr'?)"),
-        ("method=lorra", "options for method: bitfit, freeze, full, ia3, ln_tuning, lora, p_tuning, prefix_tuning, prompt_tuning"),
+        ("method=lorra", "options for method: adapter, bitfit, freeze, full, ia3, ln_tuning, lora, lora_adapter, lora_prefix, p_tuning, prefix_tuning, prompt_tuning"),
         ("+trainer.foo=1", "trainer.foo is not a known setting"),
         ("trainer.lr=abc", "could not convert string to float: 'abc'"),
     ],

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from ftcli.cli import main
-from ftcli.errors import EXIT_RUN_DIR
+from ftcli.errors import EXIT_CONFIG, EXIT_RUN_DIR
 
 TEXTS = ["a wonderful, warm film", "cold food and rude staff", "fine"]
 
@@ -66,6 +66,38 @@ def test_export_without_merge_is_a_peft_adapter_with_a_card(trained_runs, tmp_pa
     card = (folder / "README.md").read_text()
     assert "library_name: peft" in card and "AutoPeftModelForSequenceClassification" in card
     assert '"validation"' in card and "ftcli train model=tiny_bert" in card
+
+
+@pytest.mark.parametrize("method", ["adapter", "lora_prefix", "prompt_tuning"])
+def test_merge_is_refused_for_methods_that_add_computation(trained_runs, tmp_path, method):
+    folder = tmp_path / "merged"
+    assert main(["export", f"run_dir={trained_runs[method]}", f"output={folder}", "merge=true",
+                 f"hydra.run.dir={tmp_path / 'e'}"]) == EXIT_CONFIG
+    assert not folder.exists()
+
+
+@pytest.mark.parametrize("method", ["adapter", "lora_adapter"])
+def test_export_of_an_ftcli_adapter_loads_onto_its_base_and_predicts_the_same(trained_runs, tmp_path, method):
+    import torch
+    from transformers import AutoTokenizer
+
+    from ftcli.config.schema import ModelConfig
+    from ftcli.methods.native import load_adapter
+    from ftcli.modeling import build_model
+    from ftcli.tasks import TASKS
+
+    folder = tmp_path / "adapter"
+    assert main(["export", f"run_dir={trained_runs[method]}", f"output={folder}", f"hydra.run.dir={tmp_path / 'e'}"]) == 0
+    card = (folder / "README.md").read_text()
+    assert "library_name: ftcli" in card and "load_adapter(base, FOLDER)" in card
+    base = build_model(ModelConfig(name_or_path="tiny:bert"), TASKS.get("sentiment").impl.model_class(),
+                       ["negative", "positive"])
+    model = load_adapter(base, folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    with torch.inference_mode():
+        probs = model(**tokenizer(TEXTS, padding=True, return_tensors="pt")).logits.softmax(-1)
+    for want, have in zip(predicted(trained_runs[method], tmp_path), probs.tolist()):
+        assert [want["negative"], want["positive"]] == pytest.approx(have, abs=1e-5)
 
 
 def test_export_refuses_a_non_empty_folder(trained_runs, tmp_path):

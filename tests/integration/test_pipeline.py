@@ -34,6 +34,10 @@ def test_run_directory_contract(trained_runs, method):
     log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if "loss" in r] == [1, 2, 3, 4]
     assert any("eval" in r for r in log)
+    costs = metrics["train"]
+    assert costs["wall_seconds"] > 0 and costs["peak_rss_mb"] > 100
+    weights = [p for p in (run / artifact).iterdir() if p.suffix == ".safetensors"]
+    assert costs["artifact_mb"] == round(sum(p.stat().st_size for p in weights) / 1e6, 3) > 0
 
 
 def test_lora_adapter_is_small_and_holds_the_head(trained_runs):
@@ -73,6 +77,15 @@ def test_predict_agrees_with_eval(trained_runs, tmp_path, method):
     evaluated = read_json(tmp_path / "e" / "metrics.json")["validation"]
     assert evaluated["confusion_matrix"] == matrix
     assert evaluated["confusion_matrix"] == read_json(run / "metrics.json")["validation"]["confusion_matrix"]
+
+
+@pytest.mark.parametrize("method", ["lora", "adapter", "prefix_tuning"])
+def test_gpt2_classifier_trains_and_reloads(tmp_path, method):
+    from tests.integration.conftest import train
+
+    run = train(tmp_path / "run", "model=tiny_gpt2", f"method={method}")
+    assert main(["eval", f"run_dir={run}", f"hydra.run.dir={tmp_path / 'e'}"]) == 0
+    assert read_json(tmp_path / "e" / "metrics.json")["validation"] == read_json(run / "metrics.json")["validation"]
 
 
 def test_predict_reads_txt_and_csv(trained_runs, tmp_path):

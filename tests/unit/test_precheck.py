@@ -30,13 +30,13 @@ def test_misspelt_nested_method_key(check):
 def test_unknown_option_lists_options(check):
     with pytest.raises(ConfigError) as info:
         check("train", "method=lorra")
-    assert info.value.message == "method=lorra is not an option (did you mean 'lora'?); options for method: bitfit, freeze, full, ia3, ln_tuning, lora, p_tuning, prefix_tuning, prompt_tuning"
+    assert info.value.message == "method=lorra is not an option (did you mean 'lora'?); options for method: adapter, bitfit, freeze, full, ia3, ln_tuning, lora, lora_adapter, lora_prefix, p_tuning, prefix_tuning, prompt_tuning"
 
 
 def test_multirun_finds_the_bad_job(check):
     with pytest.raises(ConfigError) as info:
         check("train", "-m", "method=full,lorra")
-    assert info.value.message == "method=lorra is not an option (did you mean 'lora'?); options for method: bitfit, freeze, full, ia3, ln_tuning, lora, p_tuning, prefix_tuning, prompt_tuning"
+    assert info.value.message == "method=lorra is not an option (did you mean 'lora'?); options for method: adapter, bitfit, freeze, full, ia3, ln_tuning, lora, lora_adapter, lora_prefix, p_tuning, prefix_tuning, prompt_tuning"
     assert info.value.hint.endswith("overrides given: method=lorra")
 
 

@@ -72,7 +72,10 @@ def test_did_you_mean(name, expected):
 
 
 def test_ftcli_registries():
-    assert METHODS.names() == ["bitfit", "freeze", "full", "ia3", "ln_tuning", "lora", "p_tuning", "prefix_tuning", "prompt_tuning"]
+    assert METHODS.names() == [
+        "adapter", "bitfit", "freeze", "full", "ia3", "ln_tuning", "lora", "mixed", "p_tuning", "prefix_tuning",
+        "prompt_tuning",
+    ]
     assert TASKS.names() == ["sentiment", "text_classification"]
     with pytest.raises(ConfigError, match=r"unknown method 'lorra' \(did you mean 'lora'\?\)"):
         METHODS.get("lorra")

@@ -22,6 +22,7 @@ from ftcli.config.schema import (
     plain,
 )
 from ftcli.errors import ConfigError
+from ftcli.methods.adapter import AdapterConfig
 from ftcli.methods.bitfit import BitFitConfig
 from ftcli.methods.freeze import FreezeConfig
 from ftcli.methods.ia3 import IA3Config
@@ -29,17 +30,19 @@ from ftcli.methods.ln_tuning import LNTuningConfig
 from ftcli.methods.prompt import PrefixTuningConfig, PromptTuningConfig, PTuningConfig
 from ftcli.methods.full import FullConfig
 from ftcli.methods.lora import LoraBias, LoraConfig
+from ftcli.methods.mixed import MixedConfig
 from ftcli.tasks.classification import ClassificationConfig
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 GROUPS = ("model", "task", "method", "data", "trainer", "experiment", "debug")
 OPTIONS = sorted(path for group in GROUPS for path in (CONFIGS / group).glob("*.yaml"))
-EXPECTED_OPTION_COUNT = 22  # 5 model + 2 task + 9 method + 2 data + 2 trainer + 1 experiment + 1 debug
+EXPECTED_OPTION_COUNT = 26  # 6 model + 2 task + 12 method + 2 data + 2 trainer + 1 experiment + 1 debug
 
 METHOD_TYPES = {
     "full": FullConfig, "freeze": FreezeConfig, "lora": LoraConfig, "bitfit": BitFitConfig, "ia3": IA3Config,
     "ln_tuning": LNTuningConfig, "prompt_tuning": PromptTuningConfig, "p_tuning": PTuningConfig,
-    "prefix_tuning": PrefixTuningConfig,
+    "prefix_tuning": PrefixTuningConfig, "adapter": AdapterConfig, "lora_adapter": MixedConfig,
+    "lora_prefix": MixedConfig,
 }
 GLOBAL_EXPECTED = {  # options with `@package _global_`: what each sets, as (path, value)
     "experiment/sst2_lora": [
@@ -113,9 +116,16 @@ def test_option_composes_to_typed(hydra_train, path):
     written = OmegaConf.to_container(OmegaConf.load(path))
     written.pop("defaults", None)
     assert written, path
-    typed = plain(getattr(cfg, group))
+    assert_reaches(written, plain(getattr(cfg, group)), group)
+
+
+def assert_reaches(written, typed, path):
+    """Every value in `written` is in `typed` at the same place (nested settings included)."""
     for key, value in written.items():
-        assert typed[key] == value, f"{group}.{key}"
+        if isinstance(value, dict):
+            assert_reaches(value, typed[key], f"{path}.{key}")
+        else:
+            assert typed[key] == value, f"{path}.{key}"
 
 
 def test_trainer_gpu_inherits_default(hydra_train):
@@ -169,7 +179,10 @@ def test_bad_enum_value_fails_at_compose(hydra_train):
 def test_unknown_group_option_fails_at_compose(hydra_train):
     with pytest.raises(MissingConfigException, match="Could not find 'method/lorra'") as info:
         hydra_train("method=lorra")
-    assert sorted(info.value.options) == ["bitfit", "freeze", "full", "ia3", "ln_tuning", "lora", "p_tuning", "prefix_tuning", "prompt_tuning"]
+    assert sorted(info.value.options) == [
+        "adapter", "bitfit", "freeze", "full", "ia3", "ln_tuning", "lora", "lora_adapter", "lora_prefix", "p_tuning",
+        "prefix_tuning", "prompt_tuning",
+    ]
 
 
 def test_key_of_another_method_fails_at_compose(hydra_train):

@@ -1,4 +1,7 @@
-"""A tiny BERT sequence classifier and a batch for the method tests."""
+"""Tiny BERT and GPT-2 sequence classifiers and a batch for the method tests.
+
+Both tiny models tokenise with the embedded MiniLM tokenizer, so one batch serves both.
+"""
 
 from __future__ import annotations
 
@@ -17,11 +20,20 @@ def tokenizer():
     return build_tokenizer(ModelConfig(name_or_path="tiny:bert"))
 
 
+def tiny_classifier(arch: str):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name_or_path=f"tiny:{arch}"), TASKS.get("sentiment").impl.model_class(), LABELS)
+    return model.eval()
+
+
 @pytest.fixture
 def tiny_bert():
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(name_or_path="tiny:bert"), TASKS.get("sentiment").impl.model_class(), LABELS)
-    return model.eval()
+    return tiny_classifier("bert")
+
+
+@pytest.fixture
+def tiny_gpt2():
+    return tiny_classifier("gpt2")
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,44 @@
+"""The bottleneck adapter layers (torch modules; imported only when a model is adapted)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers.activations import ACT2FN
+
+
+class Bottleneck(nn.Module):
+    """hidden + up(dropout(act(down(hidden)))); `up` starts at zero, so the block starts as the identity."""
+
+    def __init__(self, size: int, width: int, activation: str, dropout: float) -> None:
+        super().__init__()
+        self.down = nn.Linear(size, width)
+        self.act = ACT2FN[activation]
+        self.dropout = nn.Dropout(dropout)
+        self.up = nn.Linear(width, size)
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden + self.up(self.dropout(self.act(self.down(hidden))))
+
+
+class WithBottleneck(nn.Module):
+    """An output projection followed by its bottleneck adapter."""
+
+    def __init__(self, base_layer: nn.Module, adapter: Bottleneck) -> None:
+        super().__init__()
+        self.base_layer = base_layer
+        self.adapter = adapter
+
+    def forward(self, *args, **kwargs) -> torch.Tensor:
+        return self.adapter(self.base_layer(*args, **kwargs))
+
+
+def output_size(layer: nn.Module) -> int:
+    """Output features of a linear layer: nn.Linear, GPT-2's Conv1D, or a PEFT layer around either."""
+    base = layer.get_base_layer() if hasattr(layer, "get_base_layer") else layer
+    for attribute in ("out_features", "nf"):
+        if hasattr(base, attribute):
+            return int(getattr(base, attribute))
+    raise TypeError(f"cannot tell the output size of {type(base).__name__}")
