@@ -1,12 +1,14 @@
 """Metrics as `evaluate` modules that ship with ftcli, so scoring never needs the network.
 
 `evaluate.load("accuracy")` resolves to the Hugging Face Hub; these modules implement the same
-`evaluate.Metric` interface locally, computed with scikit-learn. `load_metric` returns a bundled
-module by name and hands any other name to `evaluate.load` for users who are online.
+`evaluate.Metric` interface locally, computed with scikit-learn (classification) and seqeval
+(entities). `load_metric` returns a bundled module by name and hands any other name to
+`evaluate.load` for users who are online.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import datasets
@@ -61,7 +63,62 @@ class ClassificationMetrics(evaluate.Metric):
         }
 
 
-BUNDLED: dict[str, type[evaluate.Metric]] = {"classification": ClassificationMetrics}
+class EntityMetrics(evaluate.Metric):
+    """Entity-level micro precision/recall/F1, the same per entity type, and tag accuracy, with seqeval.
+
+    An entity counts as found only when its type and its exact word span match. `strict=False`
+    reads tags as conlleval does (an `I-` after `O` starts an entity); `strict=True` is seqeval's
+    strict IOB2 mode, where such an entity is not counted. Pass `entity_types` so every type gets
+    a row, also those absent from both sides.
+    """
+
+    def _info(self) -> evaluate.MetricInfo:
+        return evaluate.MetricInfo(
+            description="Entity-level sequence labelling metrics computed with seqeval.",
+            citation="",
+            inputs_description="predictions and references: one list of IOB2 tags per sequence",
+            features=datasets.Features({
+                "predictions": datasets.Sequence(datasets.Value("string")),
+                "references": datasets.Sequence(datasets.Value("string")),
+            }),
+        )
+
+    def _compute(
+        self,
+        predictions: list[list[str]],
+        references: list[list[str]],
+        entity_types: list[str] | None = None,
+        strict: bool = False,
+    ) -> dict[str, Any]:
+        from seqeval.metrics import accuracy_score, classification_report
+        from seqeval.scheme import IOB2
+
+        mode = {"mode": "strict", "scheme": IOB2} if strict else {}
+        with warnings.catch_warnings():  # with no entity at all, the (unused) macro average is a mean of nothing
+            warnings.simplefilter("ignore", RuntimeWarning)
+            report = classification_report(references, predictions, output_dict=True, zero_division=0, **mode)
+        micro = report.pop("micro avg")
+        per_type = {
+            kind: {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0} for kind in sorted(entity_types or [])
+        }
+        for kind, scores in report.items():
+            if not kind.endswith(" avg"):
+                per_type[kind] = {
+                    "precision": float(scores["precision"]),
+                    "recall": float(scores["recall"]),
+                    "f1": float(scores["f1-score"]),
+                    "support": int(scores["support"]),
+                }
+        return {
+            "precision": float(micro["precision"]),
+            "recall": float(micro["recall"]),
+            "f1": float(micro["f1-score"]),
+            "token_accuracy": float(accuracy_score(references, predictions)) if references else 0.0,
+            "per_type": dict(sorted(per_type.items())),
+        }
+
+
+BUNDLED: dict[str, type[evaluate.Metric]] = {"classification": ClassificationMetrics, "seqeval": EntityMetrics}
 
 
 def load_metric(name: str) -> evaluate.Metric:
@@ -83,4 +140,12 @@ def classification_metrics(predictions: np.ndarray, references: np.ndarray, labe
         references=references.tolist(),
         labels=list(range(len(label_names))),
         label_names=label_names,
+    )
+
+
+def entity_metrics(
+    predictions: list[list[str]], references: list[list[str]], entity_types: list[str], strict: bool
+) -> dict[str, Any]:
+    return load_metric("seqeval").compute(
+        predictions=predictions, references=references, entity_types=entity_types, strict=strict
     )

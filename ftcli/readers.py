@@ -3,6 +3,9 @@
 `datasets`' own json and csv builders report a malformed line as a pyarrow parse error with no
 line number, and a missing column only deep inside a map; these readers exist to say exactly
 which line of which file is wrong. Parquet goes through `datasets` unchanged.
+
+`.conll`, `.iob` and `.bio` files are read as CoNLL columns (one `token ... tag` line per word,
+a blank line between sentences) into pre-tokenised rows for tagging tasks.
 """
 
 from __future__ import annotations
@@ -17,7 +20,12 @@ from typing import Any
 
 from ftcli.errors import DataError
 
-SUFFIXES = {".jsonl": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".txt": "txt", ".parquet": "parquet"}
+SUFFIXES = {
+    ".jsonl": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".txt": "txt", ".parquet": "parquet",
+    ".conll": "conll", ".iob": "conll", ".bio": "conll",
+}
+CONLL_TOKENS, CONLL_TAGS = "tokens", "tags"  # the columns of a row read from a CoNLL file
+DOCSTART = "-DOCSTART-"
 
 Row = dict[str, Any]
 
@@ -34,7 +42,9 @@ def read_rows(path: str, what: str, text_column: str = "text") -> list[Row]:
     if not file.exists():
         raise DataError(f"{what}={path}: no such file", hint=f"check the path (relative paths start at {Path.cwd()})")
     if file.is_dir():
-        raise DataError(f"{what}={path} is a folder, not a file", hint="name a .jsonl/.json/.csv/.tsv/.txt/.parquet file")
+        raise DataError(
+            f"{what}={path} is a folder, not a file", hint="name a .jsonl/.json/.csv/.tsv/.txt/.parquet/.conll file"
+        )
     fmt = SUFFIXES.get(file.suffix.lower())
     if fmt is None:
         raise DataError(
@@ -66,6 +76,8 @@ def _rows_from_text(text: str, source: str, fmt: str, what: str, text_column: st
         return _parse_json(text, source, what)
     if fmt in ("csv", "tsv"):
         return _parse_csv(text, source, what, "\t" if fmt == "tsv" else ",")
+    if fmt == "conll":
+        return _parse_conll(text, source, what)
     return [{text_column: line} for line in (raw.strip() for raw in text.split("\n")) if line]
 
 
@@ -133,6 +145,47 @@ def _parse_csv(text: str, source: str, what: str, delimiter: str) -> list[Row]:
             rows.append(dict(zip(header, values)))
     except csv.Error as exc:
         raise DataError(f"{what}={source}: line {reader.line_num}: {exc}") from exc
+    return rows
+
+
+def _parse_conll(text: str, source: str, what: str) -> list[Row]:
+    """CoNLL columns: one sentence per block of lines, `{"tokens": [...], "tags": [...]}` per sentence.
+
+    Each line holds a token first and its tag last, separated by whitespace (CoNLL-2003's POS and
+    chunk columns in between are ignored); a blank line ends a sentence and `-DOCSTART-` lines
+    are skipped. A file whose lines hold a token alone (input to `predict`) gives rows without
+    tags; mixing the two is an error at the first line that differs.
+    """
+    rows: list[Row] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    tagged: bool | None = None  # whether lines carry a tag, decided by the first token line
+
+    def end_sentence() -> None:
+        if tokens:
+            rows.append({CONLL_TOKENS: list(tokens), **({CONLL_TAGS: list(tags)} if tagged else {})})
+            tokens.clear()
+            tags.clear()
+
+    for number, line in enumerate(text.split("\n"), start=1):
+        fields = line.split()
+        if not fields or fields[0] == DOCSTART:
+            end_sentence()
+            continue
+        if tagged is None:
+            tagged = len(fields) > 1
+        if tagged != (len(fields) > 1):
+            earlier = "a token and a tag" if tagged else "a token alone"
+            raise DataError(
+                f"{what}={source}: line {number} has {len(fields)} column(s) ({line.strip()!r}), "
+                f"but the lines before it hold {earlier}",
+                hint="write one `token tag` per line (columns separated by spaces or tabs; a token "
+                "cannot contain whitespace) and a blank line between sentences",
+            )
+        tokens.append(fields[0])
+        if tagged:
+            tags.append(fields[-1])
+    end_sentence()
     return rows
 
 

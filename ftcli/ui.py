@@ -137,7 +137,7 @@ class TrainProgress:
 
     def on_evaluate(self, step: int, record: dict[str, Any]) -> None:
         scalars = {k: v for k, v in record["eval"].items() if isinstance(v, (int, float))}
-        shown = "  ".join(f"{k} {v:.4f}" for k, v in scalars.items() if k in ("loss", "accuracy", "f1_macro"))
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in scalars.items() if k in ("loss", "accuracy", "f1_macro", "f1"))
         self.progress.console.print(f"[bold]eval[/] step {step} (epoch {record['epoch']:.2f}): {shown}")
 
     def on_train_end(self) -> None:

@@ -6,8 +6,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ftcli import ui
 from ftcli.config.schema import DataConfig, EvalConfig, EvalDataConfig
 from ftcli.data import load_splits
@@ -35,8 +33,8 @@ def run(cfg: EvalConfig, output_dir: Path) -> dict[str, Any]:
         outputs = run_inference(
             trained.model, features, collate, batch_size, autocast_for(train_cfg.trainer.precision, device)
         )
-        references = np.array([f["labels"] for f in features])
-        metrics[split] = {"loss": outputs.loss, **trained.task.metrics(outputs.logits, references, trained.labels)}
+        scores = trained.task.metrics(outputs.logits, features, train_cfg.task, trained.labels)
+        metrics[split] = {"loss": outputs.loss, **scores}
     RunDir(output_dir).write_json(METRICS, metrics)
     ui.print_metrics(metrics, title=f"eval of {cfg.run_dir}")
     ui.info(f"metrics written to [bold]{output_dir / METRICS}[/]")

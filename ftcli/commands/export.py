@@ -45,6 +45,9 @@ def run(cfg: ExportConfig, output_dir: Path) -> Path:
     return target
 
 
+PIPELINE_TAGS = {"ForSequenceClassification": "text-classification", "ForTokenClassification": "token-classification"}
+
+
 def model_card(trained: TrainedRun, run: RunDir, merged: bool) -> str:
     """A README in the Hugging Face model-card layout: what was trained, on what, how well, how to load."""
     cfg = trained.cfg
@@ -54,13 +57,14 @@ def model_card(trained: TrainedRun, run: RunDir, merged: bool) -> str:
     overrides = run.path / ".hydra" / "overrides.yaml"
     command = "ftcli train " + " ".join(_overrides(overrides)) if overrides.exists() else "(not recorded)"
     data = cfg.data.dataset or cfg.data.train_file or f"the bundled {cfg.task.name} sample"
+    head = trained.task.model_class().__name__.removeprefix("AutoModel")  # ForSequenceClassification, ...
     lines = [
         "---",
         "library_name: " + _library(trained, merged),
-        "pipeline_tag: text-classification",
+        "pipeline_tag: " + PIPELINE_TAGS.get(head, "text-classification"),
         "tags: [ftcli, " + cfg.method.name + "]",
         "---",
-        f"# {cfg.task.name} classifier ({cfg.method.name})",
+        f"# {cfg.task.name} {'tagger' if head == 'ForTokenClassification' else 'classifier'} ({cfg.method.name})",
         "",
         f"- base model: `{cfg.model.name_or_path}`",
         f"- method: `{cfg.method.name}`" + (" (merged into the weights)" if merged else ""),
@@ -78,7 +82,7 @@ def model_card(trained: TrainedRun, run: RunDir, merged: bool) -> str:
         "## Loading",
         "",
         "```python",
-        *_loading_snippet(_library(trained, merged), cfg.model.name_or_path, len(trained.labels)),
+        *_loading_snippet(_library(trained, merged), cfg.model.name_or_path, len(trained.labels), head),
         "```",
         "",
     ]
@@ -94,22 +98,23 @@ def _library(trained: TrainedRun, merged: bool) -> str:
     return "ftcli" if isinstance(trained.method, NativeMethod) else "peft"
 
 
-def _loading_snippet(library: str, base: str, num_labels: int) -> list[str]:
+def _loading_snippet(library: str, base: str, num_labels: int, head: str) -> list[str]:
+    """How to load the folder, with the task's Auto class (`head` is e.g. `ForTokenClassification`)."""
     if library == "ftcli":
         return [
-            "from transformers import AutoModelForSequenceClassification",
+            f"from transformers import AutoModel{head}",
             "from ftcli.methods.native import load_adapter",
-            f"base = AutoModelForSequenceClassification.from_pretrained({base!r}, num_labels={num_labels})",
+            f"base = AutoModel{head}.from_pretrained({base!r}, num_labels={num_labels})",
             "model = load_adapter(base, FOLDER)",
         ]
     if library == "peft":
         return [
-            "from peft import AutoPeftModelForSequenceClassification",
-            "model = AutoPeftModelForSequenceClassification.from_pretrained(FOLDER)",
+            f"from peft import AutoPeftModel{head}",
+            f"model = AutoPeftModel{head}.from_pretrained(FOLDER)",
         ]
     return [
-        "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
-        "model = AutoModelForSequenceClassification.from_pretrained(FOLDER)",
+        f"from transformers import AutoModel{head}, AutoTokenizer",
+        f"model = AutoModel{head}.from_pretrained(FOLDER)",
         "tokenizer = AutoTokenizer.from_pretrained(FOLDER)",
     ]
 

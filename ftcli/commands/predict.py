@@ -52,7 +52,7 @@ def _predict(trained: TrainedRun, rows: list[dict[str, Any]], data: DataConfig, 
         trained.model, features, trained.task.collator(trained.tokenizer),
         cfg.batch_size or trained.cfg.trainer.eval_batch_size, autocast_for(trained.cfg.trainer.precision, device),
     )
-    predictions = trained.task.predictions(outputs.logits, trained.labels)
+    predictions = trained.task.predictions(outputs.logits, features, trained.labels)
     replaced = sorted(set(rows[0]) & set(predictions[0]))
     if replaced:
         log.warning("input field(s) %s are replaced by the prediction in the output", ", ".join(replaced))

@@ -37,10 +37,12 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     run_dir.ensure_trainable(cfg.overwrite)
     run_dir.log_file.unlink(missing_ok=True)  # this run's log starts empty
     task, method = TASKS.get(cfg.task.name).impl, METHODS.get(cfg.method.name).impl
+    if cfg.trainer.metric_for_best is None:  # the task's headline metric, recorded in config.yaml
+        cfg = replace(cfg, trainer=replace(cfg.trainer, metric_for_best=task.best_metric))
     ui.print_config(plain(cfg), title=f"ftcli train → {output_dir}")
 
     splits = load_splits(cfg.data, cfg.task.name, cfg.seed, training=True)
-    labels = task.label_names(splits, cfg.data)
+    labels = task.label_names(splits, cfg.task, cfg.data)
     set_seed(cfg.seed)
     tokenizer = build_tokenizer(cfg.model)
     model = build_model(cfg.model, task.model_class(), labels)
@@ -65,8 +67,7 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
         outputs = run_inference(
             trained, features[split], collate, cfg.trainer.eval_batch_size, autocast_for(cfg.trainer.precision, device)
         )
-        references = _references(features[split])
-        return {"loss": outputs.loss, **task.metrics(outputs.logits, references, labels)}
+        return {"loss": outputs.loss, **task.metrics(outputs.logits, features[split], cfg.task, labels)}
 
     result = train_loop(
         model, features["train"], collate, cfg.trainer, lr, cfg.seed,
@@ -107,12 +108,6 @@ class _LoggedProgress(ui.TrainProgress):
     def on_evaluate(self, step: int, record: dict[str, Any]) -> None:
         super().on_evaluate(step, record)
         self.run_dir.append_log(record)
-
-
-def _references(features: list[dict[str, Any]]) -> Any:
-    import numpy as np
-
-    return np.array([f["labels"] for f in features])
 
 
 def _save(run_dir: RunDir, cfg: TrainConfig, method: Any, model: Any, tokenizer: Any, labels: list[str], metrics: dict) -> None:

@@ -133,7 +133,7 @@ class TrainerConfig:
     eval_strategy: EvalStrategy = EvalStrategy.epoch
     eval_steps: int = 100
     logging_steps: int = 10
-    metric_for_best: str = "accuracy"
+    metric_for_best: Optional[str] = None  # null: the task's headline metric (accuracy; entity f1 for ner)
     greater_is_better: Optional[bool] = None  # null: false for metrics named *loss, true otherwise
     early_stopping_patience: Optional[int] = None  # evaluations without improvement before stopping
     group_by_length: bool = True
@@ -142,10 +142,10 @@ class TrainerConfig:
 
     @property
     def maximize(self) -> bool:
-        """Whether a higher `metric_for_best` is better."""
+        """Whether a higher `metric_for_best` is better (task headline metrics all are)."""
         if self.greater_is_better is not None:
             return self.greater_is_better
-        return not self.metric_for_best.endswith("loss")
+        return not (self.metric_for_best or "").endswith("loss")
 
     def validate(self) -> list[str]:
         problems = []

@@ -1,4 +1,9 @@
-"""Batched, length-sorted inference under `torch.inference_mode`, results in input order."""
+"""Batched, length-sorted inference under `torch.inference_mode`, results in input order.
+
+Sequence-level heads give one logits row per input. Token-level heads give one row per token;
+each input's rows are cut to its own tokens (the attention mask's ones, so either padding side
+works) and returned as a list, since inputs differ in length.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from ftcli.engine.batching import sorted_batches
 
 @dataclass
 class Outputs:
-    logits: np.ndarray  # one row per input, in input order
+    logits: np.ndarray | list[np.ndarray]  # in input order: (inputs, labels), or one (tokens, labels) per input
     loss: float | None  # mean loss over the inputs, when they had labels
 
 
@@ -40,11 +45,18 @@ def run_inference(
             with autocast():
                 out = model(**batch)
             logits = out.logits.float().cpu().numpy()
+            mask = batch["attention_mask"].bool().cpu().numpy() if "attention_mask" in batch else None
             for row, i in enumerate(batch_idx):
-                chunks[i] = logits[row]
+                if logits.ndim == 2:
+                    chunks[i] = logits[row]
+                else:  # per token: this input's own tokens (right padding assumed without a mask)
+                    chunks[i] = logits[row][mask[row]] if mask is not None else logits[row][: lengths[i]]
             if getattr(out, "loss", None) is not None:
                 loss_sum += out.loss.float().item() * len(batch_idx)
                 loss_count += len(batch_idx)
     model.train(was_training)
-    stacked = np.stack([chunks[i] for i in range(len(features))]) if features else np.zeros((0,))
-    return Outputs(stacked, loss_sum / loss_count if loss_count else None)
+    ordered = [chunks[i] for i in range(len(features))]
+    if not ordered:
+        return Outputs(np.zeros((0,)), None)
+    per_token = ordered[0].ndim == 2
+    return Outputs(ordered if per_token else np.stack(ordered), loss_sum / loss_count if loss_count else None)

@@ -3,11 +3,12 @@
 The backbone stays frozen; learned virtual tokens are prepended to the input (prompt tuning,
 P-tuning) or to every layer's keys and values (prefix tuning). They work for sequence
 classification on BERT-style encoders, not only causal LMs; the head trains and is saved with
-the prompt. Virtual tokens take positions, so `task.max_length` plus `num_virtual_tokens` must
-fit the model's position table (`check_positions`). Prefix tuning reaches the layers through
-`past_key_values`, so it needs a model whose forward takes them (`check_prefix_support`): BERT,
-RoBERTa, ELECTRA and decoders such as GPT-2 do; DistilBERT, ALBERT, DeBERTa-v2, MPNet and
-ModernBERT do not.
+the prompt. For token classification only prefix tuning fits: tokens added to the input would
+get outputs of their own (`check_per_token_outputs`). Virtual tokens take positions, so
+`task.max_length` plus `num_virtual_tokens` must fit the model's position table
+(`check_positions`). Prefix tuning reaches the layers through `past_key_values`, so it needs a
+model whose forward takes them (`check_prefix_support`): BERT, RoBERTa, ELECTRA and decoders
+such as GPT-2 do; DistilBERT, ALBERT, DeBERTa-v2, MPNet and ModernBERT do not.
 """
 
 from __future__ import annotations
@@ -77,6 +78,12 @@ def _positive_tokens(count: int) -> list[str]:
 
 class PromptMethod(PeftMethod):
     mergeable = False  # virtual tokens are extra inputs, not a change to any weight
+    extends_input = True  # the virtual tokens join the input sequence (prefix tuning's do not)
+
+    def apply(self, model: nn.Module, cfg: Any, head: list[str]) -> nn.Module:
+        if self.extends_input:
+            check_per_token_outputs(model, cfg.name)
+        return super().apply(model, cfg, head)
 
     def virtual_tokens(self, cfg: Any) -> int:
         return cfg.num_virtual_tokens
@@ -118,6 +125,7 @@ class PTuning(PromptMethod):
 
 class PrefixTuning(PromptMethod):
     default_lr = 1.0e-2
+    extends_input = False
 
     def apply(self, model: nn.Module, cfg: PrefixTuningConfig, head: list[str]) -> nn.Module:
         check_prefix_support(model)
@@ -147,6 +155,22 @@ def _input_sizes(model: nn.Module) -> dict[str, Any]:
         num_layers=getattr(model.config, "num_hidden_layers", None),
         num_attention_heads=getattr(model.config, "num_attention_heads", None),
     )
+
+
+def check_per_token_outputs(model: nn.Module, name: str) -> None:
+    """Fail before training when virtual input tokens would misalign a per-token head (`task=ner`).
+
+    PEFT prepends prompt-tuning and P-tuning tokens to the input, and its token-classification
+    wrapper returns logits for them as well, so logits and labels no longer line up (PEFT stops
+    at the first batch with a batch-size mismatch). Prefix tuning adds keys and values, not
+    positions, and works.
+    """
+    if task_type(model).value == "TOKEN_CLS":
+        raise ModelError(
+            f"method={name} cannot tag tokens: PEFT prepends its virtual tokens to the input and returns "
+            "outputs for them too, so the outputs no longer line up with the words",
+            hint="use method=prefix_tuning for a prompt method, or lora, ia3 or adapter",
+        )
 
 
 def check_prefix_support(model: nn.Module) -> None:

@@ -6,5 +6,6 @@ inside functions so that composing a config stays fast.
 
 from ftcli.tasks.base import TASKS, Task
 from ftcli.tasks import classification  # noqa: F401  (registers its tasks)
+from ftcli.tasks import ner  # noqa: F401  (registers `ner`)
 
 __all__ = ["TASKS", "Task"]

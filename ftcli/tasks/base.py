@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ftcli.registry import Registry
 
@@ -15,12 +15,20 @@ if TYPE_CHECKING:
 
 
 class Task(Protocol):
-    """What a task provides to the commands."""
+    """What a task provides to the commands.
+
+    `encode` turns rows into features; everything downstream (`metrics`, `predictions`) gets
+    those same features back, so a task can keep what it needs to read its outputs (gold labels,
+    which token starts which word, character offsets) in them. The collator passes only the
+    model's inputs on to the model.
+    """
+
+    best_metric: ClassVar[str]  # picks the best checkpoint when trainer.metric_for_best is null
 
     def model_class(self) -> type:
         """The `transformers` Auto class that builds the model with this task's head."""
 
-    def label_names(self, splits: Splits, data: DataConfig) -> list[str]:
+    def label_names(self, splits: Splits, task: TaskConfig, data: DataConfig) -> list[str]:
         """The ordered label set (from config or the training data)."""
 
     def encode(
@@ -30,12 +38,16 @@ class Task(Protocol):
         """Tokenised features, one dict per row, in row order."""
 
     def collator(self, tokenizer: Any) -> Any:
-        """Pads a list of features into a batch (dynamic padding)."""
+        """Pads a list of features into a batch of model inputs (dynamic padding)."""
 
-    def metrics(self, logits: np.ndarray, references: np.ndarray, labels: list[str]) -> dict[str, Any]:
-        """Scores for one split."""
+    def metrics(
+        self, logits: np.ndarray | list[np.ndarray], features: list[dict[str, Any]], task: TaskConfig, labels: list[str]
+    ) -> dict[str, Any]:
+        """Scores for one split: `logits` from `run_inference` against the labels `encode` put in `features`."""
 
-    def predictions(self, logits: np.ndarray, labels: list[str]) -> list[dict[str, Any]]:
+    def predictions(
+        self, logits: np.ndarray | list[np.ndarray], features: list[dict[str, Any]], labels: list[str]
+    ) -> list[dict[str, Any]]:
         """The fields `predict` adds to each input row."""
 
 

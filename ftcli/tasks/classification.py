@@ -30,12 +30,14 @@ class ClassificationConfig(TaskConfig):
 
 
 class SequenceClassification:
+    best_metric = "accuracy"
+
     def model_class(self) -> type:
         from transformers import AutoModelForSequenceClassification
 
         return AutoModelForSequenceClassification
 
-    def label_names(self, splits: Splits, data: DataConfig) -> list[str]:
+    def label_names(self, splits: Splits, task: TaskConfig, data: DataConfig) -> list[str]:
         if data.label_names is not None:
             return list(data.label_names)
         rows = splits["train"]
@@ -81,12 +83,16 @@ class SequenceClassification:
 
         return DataCollatorWithPadding(tokenizer)
 
-    def metrics(self, logits: np.ndarray, references: np.ndarray, labels: list[str]) -> dict[str, Any]:
+    def metrics(
+        self, logits: np.ndarray, features: list[dict[str, Any]], task: TaskConfig, labels: list[str]
+    ) -> dict[str, Any]:
         from ftcli.metrics import classification_metrics
 
-        return classification_metrics(logits.argmax(-1), references, labels)
+        return classification_metrics(logits.argmax(-1), np.array([f["labels"] for f in features]), labels)
 
-    def predictions(self, logits: np.ndarray, labels: list[str]) -> list[dict[str, Any]]:
+    def predictions(
+        self, logits: np.ndarray, features: list[dict[str, Any]], labels: list[str]
+    ) -> list[dict[str, Any]]:
         shifted = logits - logits.max(-1, keepdims=True)
         probs = np.exp(shifted) / np.exp(shifted).sum(-1, keepdims=True)
         return [

@@ -13,6 +13,7 @@ from ftcli.tasks import TASKS
 from ftcli.tasks.classification import ClassificationConfig, SequenceClassification
 
 TASK = SequenceClassification()
+CONFIG = ClassificationConfig()
 
 
 @pytest.fixture(scope="module")
@@ -36,28 +37,28 @@ def test_both_tasks_are_registered_with_the_classification_schema():
 
 
 def test_label_names_from_strings_are_sorted():
-    assert TASK.label_names(splits_of(["pos", "neg", "neutral", "pos"]), DataConfig()) == ["neg", "neutral", "pos"]
+    assert TASK.label_names(splits_of(["pos", "neg", "neutral", "pos"]), CONFIG, DataConfig()) == ["neg", "neutral", "pos"]
 
 
 def test_label_names_from_integers_in_numeric_order():
-    assert TASK.label_names(splits_of([10, 2, 0, 2, 1]), DataConfig()) == ["0", "1", "2", "10"]
+    assert TASK.label_names(splits_of([10, 2, 0, 2, 1]), CONFIG, DataConfig()) == ["0", "1", "2", "10"]
 
 
 def test_label_names_from_numeric_strings_of_a_csv(tmp_path):
     path = tmp_path / "train.csv"
     path.write_text("text,label\na,10\nb,2\nc,-1\nd,2\n", encoding="utf-8")
     splits = Splits(rows={"train": read_rows(str(path), "data.train_file")}, sources={"train": str(path)})
-    assert TASK.label_names(splits, DataConfig()) == ["-1", "2", "10"]
+    assert TASK.label_names(splits, CONFIG, DataConfig()) == ["-1", "2", "10"]
 
 
 def test_label_names_configured_win_over_data():
     data = DataConfig(label_names=["pos", "neg"])
-    assert TASK.label_names(splits_of(["neg", "other"]), data) == ["pos", "neg"]
+    assert TASK.label_names(splits_of(["neg", "other"]), CONFIG, data) == ["pos", "neg"]
 
 
 def test_label_names_missing_label_column():
     with pytest.raises(DataError, match="data.label_column='y' is not a column of train.jsonl; columns found: text, label"):
-        TASK.label_names(splits_of(["a"]), DataConfig(label_column="y"))
+        TASK.label_names(splits_of(["a"]), CONFIG, DataConfig(label_column="y"))
 
 
 def encode(rows, tokenizer, labels, data=None, **kwargs):
@@ -118,19 +119,19 @@ def test_encode_without_labels_needs_no_label_column(tokenizer):
 
 def test_float_integer_labels_round_trip(tokenizer):
     splits = splits_of([0.0, 1.0, 1.0])
-    labels = TASK.label_names(splits, DataConfig())
+    labels = TASK.label_names(splits, CONFIG, DataConfig())
     assert [f["labels"] for f in encode(splits["train"], tokenizer, labels)] == [0, 1, 1]
 
 
 def test_zero_padded_numeric_labels_round_trip(tokenizer):
     splits = splits_of(["01", "02", "01"])
-    labels = TASK.label_names(splits, DataConfig())
+    labels = TASK.label_names(splits, CONFIG, DataConfig())
     assert [f["labels"] for f in encode(splits["train"], tokenizer, labels)] == [0, 1, 0]
 
 
 def test_predictions_probs_and_argmax():
     logits = np.array([[1.0, 3.0, 0.0], [1000.0, 0.0, 0.0]])
-    preds = TASK.predictions(logits, ["a", "b", "c"])
+    preds = TASK.predictions(logits, [{}, {}], ["a", "b", "c"])
     assert [p["label"] for p in preds] == ["b", "a"]
     for p in preds:
         assert list(p["probs"]) == ["a", "b", "c"]
@@ -142,6 +143,7 @@ def test_predictions_probs_and_argmax():
 
 def test_metrics_take_argmax_of_logits():
     logits = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
-    result = TASK.metrics(logits, np.array([1, 0, 0]), ["neg", "pos"])
+    features = [{"labels": 1}, {"labels": 0}, {"labels": 0}]
+    result = TASK.metrics(logits, features, CONFIG, ["neg", "pos"])
     assert result["accuracy"] == pytest.approx(2 / 3)
     assert result["confusion_matrix"] == [[1, 1], [0, 1]]

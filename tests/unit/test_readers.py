@@ -193,7 +193,7 @@ def test_unsupported_suffix(tmp_path):
     path = write(tmp_path, "d.xlsx", "x")
     with pytest.raises(DataError, match="unsupported file type '.xlsx'") as info:
         read_rows(path, "w")
-    assert info.value.hint == "use one of: .jsonl, .json, .csv, .tsv, .txt, .parquet"
+    assert info.value.hint == "use one of: .jsonl, .json, .csv, .tsv, .txt, .parquet, .conll, .iob, .bio"
 
 
 def test_stdin_plain_lines(monkeypatch):
