@@ -118,7 +118,74 @@ class EntityMetrics(evaluate.Metric):
         }
 
 
-BUNDLED: dict[str, type[evaluate.Metric]] = {"classification": ClassificationMetrics, "seqeval": EntityMetrics}
+class MultiLabelMetrics(evaluate.Metric):
+    """Exact-match accuracy, micro and macro precision/recall/F1 and per-class F1 for multi-hot rows."""
+
+    def _info(self) -> evaluate.MetricInfo:
+        return evaluate.MetricInfo(
+            description="Multi-label classification metrics computed with scikit-learn.",
+            citation="",
+            inputs_description="predictions and references: one 0/1 row per example, one column per class",
+            features=datasets.Features({
+                "predictions": datasets.Sequence(datasets.Value("int64")),
+                "references": datasets.Sequence(datasets.Value("int64")),
+            }),
+        )
+
+    def _compute(
+        self, predictions: list[list[int]], references: list[list[int]], label_names: list[str] | None = None
+    ) -> dict[str, Any]:
+        from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+        predicted, gold = np.array(predictions), np.array(references)
+        names = label_names if label_names is not None else [str(i) for i in range(gold.shape[1])]
+        scores: dict[str, Any] = {"exact_match": float(accuracy_score(gold, predicted))}  # every class right
+        for average in ("micro", "macro"):
+            precision, recall, f1, _ = precision_recall_fscore_support(
+                gold, predicted, average=average, zero_division=0
+            )
+            scores.update({f"precision_{average}": float(precision), f"recall_{average}": float(recall),
+                           f"f1_{average}": float(f1)})
+        _, _, per_class, support = precision_recall_fscore_support(gold, predicted, average=None, zero_division=0)
+        scores["f1_per_class"] = {name: float(v) for name, v in zip(names, per_class)}
+        scores["support"] = {name: int(v) for name, v in zip(names, support)}
+        return scores
+
+
+class RegressionMetrics(evaluate.Metric):
+    """MSE, RMSE, MAE and Pearson/Spearman correlation (scikit-learn and scipy)."""
+
+    def _info(self) -> evaluate.MetricInfo:
+        return evaluate.MetricInfo(
+            description="Regression metrics computed with scikit-learn and scipy.",
+            citation="",
+            inputs_description="predictions and references: one number per example",
+            features=datasets.Features(
+                {"predictions": datasets.Value("float64"), "references": datasets.Value("float64")}
+            ),
+        )
+
+    def _compute(self, predictions: list[float], references: list[float]) -> dict[str, Any]:
+        from scipy.stats import pearsonr, spearmanr
+        from sklearn.metrics import mean_absolute_error, mean_squared_error
+
+        mse = float(mean_squared_error(references, predictions))
+        constant = len(set(predictions)) < 2 or len(set(references)) < 2  # correlation undefined
+        return {
+            "mse": mse,
+            "rmse": mse ** 0.5,
+            "mae": float(mean_absolute_error(references, predictions)),
+            "pearson": 0.0 if constant else float(pearsonr(predictions, references)[0]),
+            "spearman": 0.0 if constant else float(spearmanr(predictions, references)[0]),
+        }
+
+
+BUNDLED: dict[str, type[evaluate.Metric]] = {
+    "classification": ClassificationMetrics,
+    "multilabel": MultiLabelMetrics,
+    "regression": RegressionMetrics,
+    "seqeval": EntityMetrics,
+}
 
 
 def load_metric(name: str) -> evaluate.Metric:
@@ -149,3 +216,13 @@ def entity_metrics(
     return load_metric("seqeval").compute(
         predictions=predictions, references=references, entity_types=entity_types, strict=strict
     )
+
+
+def multilabel_metrics(predictions: np.ndarray, references: np.ndarray, label_names: list[str]) -> dict[str, Any]:
+    return load_metric("multilabel").compute(
+        predictions=predictions.tolist(), references=references.tolist(), label_names=label_names
+    )
+
+
+def regression_metrics(predictions: np.ndarray, references: np.ndarray) -> dict[str, Any]:
+    return load_metric("regression").compute(predictions=predictions.tolist(), references=references.tolist())

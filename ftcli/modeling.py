@@ -56,11 +56,13 @@ def with_absolute_path(cfg: ModelConfig) -> ModelConfig:
     return cfg
 
 
-def build_model(cfg: ModelConfig, model_class: type, labels: list[str]) -> Any:
-    """A model with a fresh task head for `labels`, in float32."""
+def build_model(cfg: ModelConfig, model_class: type, labels: list[str], **config: Any) -> Any:
+    """A model with a fresh task head for `labels`, in float32; `config` sets more model-config fields."""
     import torch
 
-    label_args = dict(num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
+    label_args = dict(
+        num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)}, **config
+    )
     if cfg.name_or_path.startswith(TINY_PREFIX):
         from ftcli.testing import TINY_SEED, tiny_config
 

@@ -42,7 +42,7 @@ def load_trained(path: str | Path) -> TrainedRun:
     if method.artifact == "model":
         model = task.model_class().from_pretrained(artifact, dtype=torch.float32)
     else:
-        model = method.load(build_model(cfg.model, task.model_class(), labels), artifact)
+        model = method.load(build_model(cfg.model, task.model_class(), labels, **task.model_config(cfg.task)), artifact)
     tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(artifact))
     sync_pad_token(model, tokenizer)
     model.to(PartialState().device).eval()

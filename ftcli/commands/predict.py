@@ -27,6 +27,8 @@ def run(cfg: PredictConfig, output_dir: Path) -> Path | None:
     data = trained.cfg.data
     if cfg.text_column:
         data = replace(data, text_column=cfg.text_column)
+    if cfg.text_pair_column:
+        data = replace(data, text_pair_column=cfg.text_pair_column)
     rows = read_rows(cfg.input, "input", data.text_column)
     predictions = _predict(trained, rows, data, cfg)
     lines = "".join(json.dumps({**row, **pred}, ensure_ascii=False) + "\n" for row, pred in zip(rows, predictions))
@@ -52,7 +54,7 @@ def _predict(trained: TrainedRun, rows: list[dict[str, Any]], data: DataConfig, 
         trained.model, features, trained.task.collator(trained.tokenizer),
         cfg.batch_size or trained.cfg.trainer.eval_batch_size, autocast_for(trained.cfg.trainer.precision, device),
     )
-    predictions = trained.task.predictions(outputs.logits, features, trained.labels)
+    predictions = trained.task.predictions(outputs.logits, features, trained.cfg.task, trained.labels)
     replaced = sorted(set(rows[0]) & set(predictions[0]))
     if replaced:
         log.warning("input field(s) %s are replaced by the prediction in the output", ", ".join(replaced))

@@ -38,14 +38,14 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     run_dir.log_file.unlink(missing_ok=True)  # this run's log starts empty
     task, method = TASKS.get(cfg.task.name).impl, METHODS.get(cfg.method.name).impl
     if cfg.trainer.metric_for_best is None:  # the task's headline metric, recorded in config.yaml
-        cfg = replace(cfg, trainer=replace(cfg.trainer, metric_for_best=task.best_metric))
+        cfg = replace(cfg, trainer=replace(cfg.trainer, metric_for_best=task.best_metric(cfg.task)))
     ui.print_config(plain(cfg), title=f"ftcli train → {output_dir}")
 
     splits = load_splits(cfg.data, cfg.task.name, cfg.seed, training=True)
     labels = task.label_names(splits, cfg.task, cfg.data)
     set_seed(cfg.seed)
     tokenizer = build_tokenizer(cfg.model)
-    model = build_model(cfg.model, task.model_class(), labels)
+    model = build_model(cfg.model, task.model_class(), labels, **task.model_config(cfg.task))
     sync_pad_token(model, tokenizer)
     features = {
         split: task.encode(rows, tokenizer, cfg.task, cfg.data, labels, splits.sources[split])

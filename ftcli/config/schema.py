@@ -93,6 +93,7 @@ class DataConfig:
     validation_split: Optional[str] = "validation"
     test_split: Optional[str] = None
     text_column: str = "text"
+    text_pair_column: str = "text_pair"  # the second text of pair_classification
     label_column: str = "label"
     label_names: Optional[list[str]] = None  # fixes the label set and order; else taken from train
     validation_ratio: float = 0.1  # carved from train (seeded) when no validation split exists
@@ -219,6 +220,7 @@ class PredictConfig:
     input: str = MISSING  # a .jsonl/.json/.csv/.tsv/.txt file, or '-' for stdin (one text per line or jsonl)
     output: Optional[str] = None  # a .jsonl path or '-' for stdout; default: predictions.jsonl in the job dir
     text_column: Optional[str] = None  # default: the run's data.text_column
+    text_pair_column: Optional[str] = None  # pair_classification; default: the run's data.text_pair_column
     batch_size: Optional[int] = None
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ftcli.registry import Registry
 
@@ -23,10 +23,14 @@ class Task(Protocol):
     model's inputs on to the model.
     """
 
-    best_metric: ClassVar[str]  # picks the best checkpoint when trainer.metric_for_best is null
+    def best_metric(self, task: TaskConfig) -> str:
+        """The headline metric: it picks the best checkpoint when trainer.metric_for_best is null."""
 
     def model_class(self) -> type:
         """The `transformers` Auto class that builds the model with this task's head."""
+
+    def model_config(self, task: TaskConfig) -> dict[str, Any]:
+        """Model-config settings the head needs beyond its labels (e.g. `problem_type`)."""
 
     def label_names(self, splits: Splits, task: TaskConfig, data: DataConfig) -> list[str]:
         """The ordered label set (from config or the training data)."""
@@ -46,7 +50,8 @@ class Task(Protocol):
         """Scores for one split: `logits` from `run_inference` against the labels `encode` put in `features`."""
 
     def predictions(
-        self, logits: np.ndarray | list[np.ndarray], features: list[dict[str, Any]], labels: list[str]
+        self, logits: np.ndarray | list[np.ndarray], features: list[dict[str, Any]], task: TaskConfig,
+        labels: list[str],
     ) -> list[dict[str, Any]]:
         """The fields `predict` adds to each input row."""
 

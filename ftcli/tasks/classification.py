@@ -1,15 +1,23 @@
-"""Single-label sequence classification: `sentiment` and `text_classification`.
+"""Sequence classification: `sentiment`, `text_classification` and `pair_classification`.
 
-Labels may be names or integers. The label set comes from `data.label_names` when given (integer
-labels then index into it) or else from the training data, and is stored in the run directory so
-eval and predict map ids back to the same names.
+One text per row, or two for `pair_classification` (NLI, paraphrase: encoded together as one
+sequence with the tokenizer's separator). `task.problem` picks the head:
+
+- `single_label`: one class per row (softmax). Labels may be names or integers; the label set
+  comes from `data.label_names` (integer labels then index into it) or from the training data.
+- `multi_label`: a list of classes per row (one sigmoid per class, `task.threshold`).
+- `regression`: one number per row (a single output trained with MSE).
+
+The label set is stored in the run directory so eval and predict map ids back to the same names.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from enum import Enum
+from typing import Any, Callable
 
 import numpy as np
 
@@ -21,28 +29,59 @@ from ftcli.tasks.base import TASKS
 
 
 INTEGER = re.compile(r"-?[0-9]+")
+SCORE = "score"  # the one "label" of a regression run
+
+
+class Problem(str, Enum):
+    single_label = "single_label"
+    multi_label = "multi_label"
+    regression = "regression"
 
 
 @dataclass
 class ClassificationConfig(TaskConfig):
     name: str = "text_classification"
-    max_length: int = 128  # tokens per text; longer texts are truncated
+    max_length: int = 128  # tokens per text (per pair for pair_classification); longer is truncated
+    problem: Problem = Problem.single_label  # multi_label: a list of labels per row; regression: a number
+    threshold: float = 0.5  # multi_label: a class is predicted when its probability reaches this
+
+    def validate(self) -> list[str]:
+        if not 0.0 < self.threshold < 1.0:
+            return [f"task.threshold={self.threshold} must be between 0 and 1"]
+        return []
 
 
 class SequenceClassification:
-    best_metric = "accuracy"
+    def __init__(self, pairs: bool = False) -> None:
+        self.pairs = pairs  # rows hold data.text_column and data.text_pair_column
+
+    def best_metric(self, task: ClassificationConfig) -> str:
+        return {Problem.single_label: "accuracy", Problem.multi_label: "f1_micro", Problem.regression: "pearson"}[
+            task.problem
+        ]
 
     def model_class(self) -> type:
         from transformers import AutoModelForSequenceClassification
 
         return AutoModelForSequenceClassification
 
-    def label_names(self, splits: Splits, task: TaskConfig, data: DataConfig) -> list[str]:
+    def model_config(self, task: ClassificationConfig) -> dict[str, Any]:
+        """Settings of the model config this task needs beyond the labels: the loss to train with."""
+        return {"problem_type": f"{task.problem.value}_classification" if task.problem is not Problem.regression
+                else "regression"}
+
+    def label_names(self, splits: Splits, task: ClassificationConfig, data: DataConfig) -> list[str]:
+        if task.problem is Problem.regression:
+            return [SCORE]
         if data.label_names is not None:
             return list(data.label_names)
         rows = splits["train"]
         require_columns(rows, {"data.label_column": data.label_column}, splits.sources["train"])
-        keys = {label_key(row[data.label_column]) for row in rows}
+        if task.problem is Problem.multi_label:
+            keys = {label_key(v) for index, row in enumerate(rows)
+                    for v in _label_list(row[data.label_column], splits.sources["train"], index)}
+        else:
+            keys = {label_key(row[data.label_column]) for row in rows}
         if all(INTEGER.fullmatch(k) and str(int(k)) == k for k in keys):
             return sorted(keys, key=int)
         return sorted(keys)
@@ -51,32 +90,44 @@ class SequenceClassification:
         self,
         rows: list[Row],
         tokenizer: Any,
-        task: TaskConfig,
+        task: ClassificationConfig,
         data: DataConfig,
         labels: list[str],
         source: str,
         with_labels: bool = True,
     ) -> list[dict[str, Any]]:
         columns = {"data.text_column": data.text_column}
+        if self.pairs:
+            columns["data.text_pair_column"] = data.text_pair_column
         if with_labels:
             columns["data.label_column"] = data.label_column
         require_columns(rows, columns, source)
-        texts = []
-        for index, row in enumerate(rows):
-            text = row[data.text_column]
-            if not isinstance(text, str):
-                raise DataError(
-                    f"{source}: record {index}: {data.text_column!r} is {type(text).__name__}, not text",
-                    hint=f"data.text_column must name a column of strings",
-                )
-            texts.append(text)
-        encoded = tokenizer(texts, truncation=True, max_length=task.max_length)
+        texts = [_texts(rows, data.text_column, source, "data.text_column")]
+        if self.pairs:
+            texts.append(_texts(rows, data.text_pair_column, source, "data.text_pair_column"))
+        encoded = tokenizer(*texts, truncation=True, max_length=task.max_length)
         features = [{key: encoded[key][i] for key in encoded} for i in range(len(rows))]
         if with_labels:
-            to_id = _label_lookup(labels, data.label_names is not None)
+            target = self._target(task, data, labels, source)
             for index, (feature, row) in enumerate(zip(features, rows)):
-                feature["labels"] = _label_id(row[data.label_column], to_id, labels, source, index)
+                feature["labels"] = target(row[data.label_column], index)
         return features
+
+    def _target(
+        self, task: ClassificationConfig, data: DataConfig, labels: list[str], source: str
+    ) -> Callable[[Any, int], Any]:
+        """What the model is trained to output for one raw label: a class id, a multi-hot row or a number."""
+        if task.problem is Problem.regression:
+            return lambda value, index: _number(value, source, index, data.label_column)
+        to_id = _label_lookup(labels, data.label_names is not None)
+        if task.problem is Problem.multi_label:
+            def multi_hot(value: Any, index: int) -> list[float]:
+                row = [0.0] * len(labels)
+                for item in _label_list(value, source, index):
+                    row[_label_id(item, to_id, labels, source, index)] = 1.0
+                return row
+            return multi_hot
+        return lambda value, index: _label_id(value, to_id, labels, source, index)
 
     def collator(self, tokenizer: Any) -> Any:
         from transformers import DataCollatorWithPadding
@@ -84,21 +135,81 @@ class SequenceClassification:
         return DataCollatorWithPadding(tokenizer)
 
     def metrics(
-        self, logits: np.ndarray, features: list[dict[str, Any]], task: TaskConfig, labels: list[str]
+        self, logits: np.ndarray, features: list[dict[str, Any]], task: ClassificationConfig, labels: list[str]
     ) -> dict[str, Any]:
-        from ftcli.metrics import classification_metrics
+        from ftcli import metrics
 
-        return classification_metrics(logits.argmax(-1), np.array([f["labels"] for f in features]), labels)
+        references = np.array([f["labels"] for f in features])
+        if task.problem is Problem.regression:
+            return metrics.regression_metrics(logits[:, 0], references)
+        if task.problem is Problem.multi_label:
+            return metrics.multilabel_metrics((_sigmoid(logits) >= task.threshold).astype(int),
+                                              references.astype(int), labels)
+        return metrics.classification_metrics(logits.argmax(-1), references, labels)
 
     def predictions(
-        self, logits: np.ndarray, features: list[dict[str, Any]], labels: list[str]
+        self, logits: np.ndarray, features: list[dict[str, Any]], task: ClassificationConfig, labels: list[str]
     ) -> list[dict[str, Any]]:
+        if task.problem is Problem.regression:
+            return [{SCORE: round(float(v), 6)} for v in logits[:, 0]]
+        if task.problem is Problem.multi_label:
+            probs = _sigmoid(logits)
+            return [
+                {"labels": [name for name, v in zip(labels, p) if v >= task.threshold],
+                 "probs": {name: round(float(v), 6) for name, v in zip(labels, p)}}
+                for p in probs
+            ]
         shifted = logits - logits.max(-1, keepdims=True)
         probs = np.exp(shifted) / np.exp(shifted).sum(-1, keepdims=True)
         return [
             {"label": labels[int(p.argmax())], "probs": {name: round(float(v), 6) for name, v in zip(labels, p)}}
             for p in probs
         ]
+
+
+@dataclass
+class PairClassificationConfig(ClassificationConfig):
+    name: str = "pair_classification"
+    max_length: int = 256
+
+
+def _texts(rows: list[Row], column: str, source: str, setting: str) -> list[str]:
+    for index, row in enumerate(rows):
+        if not isinstance(row[column], str):
+            raise DataError(
+                f"{source}: record {index}: {column!r} is {type(row[column]).__name__}, not text",
+                hint=f"{setting} must name a column of strings",
+            )
+    return [row[column] for row in rows]
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logits))
+
+
+def _label_list(value: Any, source: str, index: int) -> list[Any]:
+    """A multi-label row's labels: a list (possibly empty), or one bare label."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return [value]
+    raise DataError(
+        f"{source}: record {index} has labels {value!r}; task.problem=multi_label needs a list of labels",
+        hint='write the labels as a list, e.g. "label": ["sports", "politics"] (an empty list for none)',
+    )
+
+
+def _number(value: Any, source: str, index: int, column: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number):
+        raise DataError(
+            f"{source}: record {index} has {column}={value!r}; task.problem=regression needs a finite number",
+            hint="fix the record, or point data.label_column at the numeric column",
+        )
+    return number
 
 
 def label_key(value: Any) -> str:
@@ -127,3 +238,4 @@ def _label_id(value: Any, to_id: dict[str, int], labels: list[str], source: str,
 
 TASKS.register("sentiment", ClassificationConfig)(SequenceClassification())
 TASKS.register("text_classification", ClassificationConfig)(SequenceClassification())
+TASKS.register("pair_classification", PairClassificationConfig)(SequenceClassification(pairs=True))

@@ -80,12 +80,16 @@ class Words:
 
 
 class TokenClassification:
-    best_metric = "f1"  # entity-level micro F1
+    def best_metric(self, task: NerConfig) -> str:
+        return "f1"  # entity-level micro F1
 
     def model_class(self) -> type:
         from transformers import AutoModelForTokenClassification
 
         return AutoModelForTokenClassification
+
+    def model_config(self, task: NerConfig) -> dict[str, Any]:
+        return {}
 
     def label_names(self, splits: Splits, task: NerConfig, data: DataConfig) -> list[str]:
         if data.label_names is not None:
@@ -150,7 +154,7 @@ class TokenClassification:
         return entity_metrics(predicted, gold, types, task.strict)
 
     def predictions(
-        self, logits: list[np.ndarray], features: list[dict[str, Any]], labels: list[str]
+        self, logits: list[np.ndarray], features: list[dict[str, Any]], task: NerConfig, labels: list[str]
     ) -> list[dict[str, Any]]:
         """Raw text gets `{"entities": [...]}` with character offsets; a list of words gets
         `{"tags": [...], "entities": [...]}`, one tag per word and entities by word index.

@@ -34,7 +34,7 @@ def test_command_help_lists_groups_and_options():
     result = ftcli("train", "--help")
     assert result.returncode == 0
     assert "method: adapter, bitfit, freeze, full*, ia3, ln_tuning, lora, lora_adapter, lora_prefix, p_tuning, prefix_tuning, prompt_tuning" in result.stdout
-    assert "task: ner, sentiment*, text_classification" in result.stdout
+    assert "task: ner, pair_classification, sentiment*, text_classification" in result.stdout
     assert "metric_for_best" in result.stdout
 
 

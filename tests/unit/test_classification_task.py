@@ -131,7 +131,7 @@ def test_zero_padded_numeric_labels_round_trip(tokenizer):
 
 def test_predictions_probs_and_argmax():
     logits = np.array([[1.0, 3.0, 0.0], [1000.0, 0.0, 0.0]])
-    preds = TASK.predictions(logits, [{}, {}], ["a", "b", "c"])
+    preds = TASK.predictions(logits, [{}, {}], CONFIG, ["a", "b", "c"])
     assert [p["label"] for p in preds] == ["b", "a"]
     for p in preds:
         assert list(p["probs"]) == ["a", "b", "c"]

@@ -53,7 +53,7 @@ def test_registered_with_its_schema_and_head():
     entry = TASKS.get("ner")
     assert entry.config_cls is NerConfig and isinstance(entry.impl, TokenClassification)
     assert TASK.model_class().__name__ == "AutoModelForTokenClassification"
-    assert TASK.best_metric == "f1"
+    assert TASK.best_metric(NerConfig()) == "f1"
 
 
 def test_config_rejects_one_column_for_both():
@@ -191,7 +191,7 @@ def test_predictions_for_raw_text_give_character_spans(tokenizer):
     features = encode([{"text": TEXT}], tokenizer, with_labels=False)
     # "Ada" says I-PER (repaired to B-PER), "love" I-PER, "##lace" B-LOC (not a first sub-token: ignored)
     logits = [logits_for(8, {1: I_PER, 2: I_PER, 3: B_LOC, 5: B_LOC})]
-    [prediction] = TASK.predictions(logits, features, LABELS)
+    [prediction] = TASK.predictions(logits, features, NerConfig(), LABELS)
     assert set(prediction) == {"entities"}
     entities = prediction["entities"]
     assert [(e["text"], e["type"], e["start"], e["end"]) for e in entities] == [
@@ -203,7 +203,7 @@ def test_predictions_for_raw_text_give_character_spans(tokenizer):
 
 def test_predictions_for_words_give_one_tag_per_word(tokenizer):
     features = encode([{"tokens": WORDS}], tokenizer, with_labels=False)
-    [prediction] = TASK.predictions([logits_for(8, {1: B_PER, 2: I_PER, 5: I_LOC})], features, LABELS)
+    [prediction] = TASK.predictions([logits_for(8, {1: B_PER, 2: I_PER, 5: I_LOC})], features, NerConfig(), LABELS)
     assert prediction["tags"] == ["B-PER", "I-PER", "O", "B-LOC", "O"]
     assert [(e["text"], e["type"], e["start"], e["end"]) for e in prediction["entities"]] == [
         ("Ada Lovelace", "PER", 0, 2), ("Zürich", "LOC", 3, 4),
@@ -215,14 +215,14 @@ def test_prediction_scores_average_the_word_probabilities(tokenizer):
     logits = np.zeros((4, len(LABELS)), dtype=np.float32)
     logits[1, B_PER] = np.log(3.0)  # p(B-PER) = 3 / (3 + 4) = 3/7 at "ada"
     logits[2, I_PER] = np.log(7.0)  # p(I-PER) = 7 / (7 + 4) = 7/11 at "love"
-    [prediction] = TASK.predictions([logits], features, LABELS)
+    [prediction] = TASK.predictions([logits], features, NerConfig(), LABELS)
     assert prediction["entities"][0]["score"] == pytest.approx((3 / 7 + 7 / 11) / 2, abs=1e-6)
 
 
 def test_predictions_for_mixed_rows_keep_row_order(tokenizer):
     features = encode([{"tokens": ["Ada"]}, {"text": "Ada"}, {"tokens": ["Ada", "sang"]}], tokenizer, with_labels=False)
     logits = [logits_for(3, {1: B_PER}), logits_for(3, {1: B_PER}), logits_for(4, {1: B_PER})]
-    predictions = TASK.predictions(logits, features, LABELS)
+    predictions = TASK.predictions(logits, features, NerConfig(), LABELS)
     assert [p.get("tags") for p in predictions] == [["B-PER"], None, ["B-PER", "O"]]
     assert predictions[1]["entities"][0]["text"] == "Ada"
 
@@ -230,7 +230,7 @@ def test_predictions_for_mixed_rows_keep_row_order(tokenizer):
 def test_truncated_input_still_gets_a_tag_per_word(tokenizer, caplog):
     features = encode([{"tokens": WORDS}], tokenizer, NerConfig(max_length=4), with_labels=False)
     with caplog.at_level(logging.WARNING, logger="ftcli.tasks.ner"):
-        [prediction] = TASK.predictions([logits_for(4, {1: B_PER, 2: I_PER})], features, LABELS)
+        [prediction] = TASK.predictions([logits_for(4, {1: B_PER, 2: I_PER})], features, NerConfig(), LABELS)
     assert prediction["tags"] == ["B-PER", "I-PER", "O", "O", "O"]
     assert "1 input(s) are longer than task.max_length" in caplog.text
 
