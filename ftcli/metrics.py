@@ -1,14 +1,18 @@
 """Metrics as `evaluate` modules that ship with ftcli, so scoring never needs the network.
 
 `evaluate.load("accuracy")` resolves to the Hugging Face Hub; these modules implement the same
-`evaluate.Metric` interface locally, computed with scikit-learn (classification) and seqeval
-(entities). `load_metric` returns a bundled module by name and hands any other name to
-`evaluate.load` for users who are online.
+`evaluate.Metric` interface locally, computed with scikit-learn (classification), seqeval
+(entities), SQuAD's rules (extractive answers), rouge-score and sacrebleu (generated text).
+`load_metric` returns a bundled module by name and hands any other name to `evaluate.load` for
+users who are online.
 """
 
 from __future__ import annotations
 
+import re
+import string
 import warnings
+from collections import Counter
 from typing import Any
 
 import datasets
@@ -180,11 +184,136 @@ class RegressionMetrics(evaluate.Metric):
         }
 
 
+ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD's answer normalisation: lowercase, drop punctuation, the articles a/an/the, extra whitespace."""
+    text = "".join(ch for ch in text.lower() if ch not in PUNCTUATION)
+    return " ".join(ARTICLES.sub(" ", text).split())
+
+
+PUNCTUATION = frozenset(string.punctuation)
+
+
+def answer_exact_match(prediction: str, gold: str) -> float:
+    return float(normalize_answer(prediction) == normalize_answer(gold))
+
+
+def answer_f1(prediction: str, gold: str) -> float:
+    """Token-overlap F1 of the normalised answers; two empty answers agree (1.0), one empty scores 0.0."""
+    predicted, expected = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    if not predicted or not expected:
+        return float(predicted == expected)
+    common = sum((Counter(predicted) & Counter(expected)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(predicted), common / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+class SquadMetrics(evaluate.Metric):
+    """Exact match and F1 of extractive answers, SQuAD v2 style, each in [0, 1].
+
+    The Hub's `squad`/`squad_v2` metrics are not used because `evaluate.load` fetches their code
+    from the network; this module computes the same figures offline. Each prediction is scored
+    against every gold answer of its question with SQuAD's normalisation (`normalize_answer`) and
+    the best score counts. A question with no gold answer (unanswerable) scores 1 for an empty
+    prediction and 0 otherwise. When both kinds of question are present, `HasAns_*` and
+    `NoAns_*` give the same figures over each kind.
+    """
+
+    def _info(self) -> evaluate.MetricInfo:
+        return evaluate.MetricInfo(
+            description="SQuAD v2 exact match and token F1, computed locally.",
+            citation="",
+            inputs_description="predictions: one answer string per question ('' for no answer); "
+            "references: the list of gold answer strings per question ([] when unanswerable)",
+            features=datasets.Features({
+                "predictions": datasets.Value("string"),
+                "references": datasets.Sequence(datasets.Value("string")),
+            }),
+        )
+
+    def _compute(self, predictions: list[str], references: list[list[str]]) -> dict[str, Any]:
+        exact, f1, answerable = [], [], []
+        for prediction, golds in zip(predictions, references):
+            golds = [gold for gold in golds if normalize_answer(gold)]  # blank gold answers mean "no answer"
+            answerable.append(bool(golds))
+            exact.append(max(answer_exact_match(prediction, gold) for gold in golds or [""]))
+            f1.append(max(answer_f1(prediction, gold) for gold in golds or [""]))
+        scores: dict[str, Any] = _squad_scores("", exact, f1)
+        if any(answerable) and not all(answerable):
+            for prefix, keep in (("HasAns_", True), ("NoAns_", False)):
+                chosen = [i for i, has in enumerate(answerable) if has == keep]
+                scores.update(_squad_scores(prefix, [exact[i] for i in chosen], [f1[i] for i in chosen]))
+        return scores
+
+
+def _squad_scores(prefix: str, exact: list[float], f1: list[float]) -> dict[str, Any]:
+    count = len(exact)
+    return {
+        f"{prefix}exact_match": sum(exact) / count if count else 0.0,
+        f"{prefix}f1": sum(f1) / count if count else 0.0,
+        f"{prefix}total": count,
+    }
+
+
+class RougeMetrics(evaluate.Metric):
+    """ROUGE-1, ROUGE-2, ROUGE-L and ROUGE-Lsum F-measures (0-1), averaged over examples, with rouge-score.
+
+    Tokens are stemmed (Porter), as in the `evaluate` rouge module; ROUGE-Lsum splits summaries
+    into sentences at newlines.
+    """
+
+    def _info(self) -> evaluate.MetricInfo:
+        return evaluate.MetricInfo(
+            description="ROUGE computed with rouge-score.",
+            citation="",
+            inputs_description="predictions and references: one string per example",
+            features=datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
+        )
+
+    def _compute(self, predictions: list[str], references: list[str]) -> dict[str, Any]:
+        from rouge_score import rouge_scorer
+
+        kinds = ["rouge1", "rouge2", "rougeL", "rougeLsum"]
+        scorer = rouge_scorer.RougeScorer(kinds, use_stemmer=True)
+        totals = dict.fromkeys(kinds, 0.0)
+        for prediction, reference in zip(predictions, references):
+            for kind, score in scorer.score(reference, prediction).items():
+                totals[kind] += score.fmeasure
+        return {kind: total / len(predictions) if predictions else 0.0 for kind, total in totals.items()}
+
+
+class BleuMetrics(evaluate.Metric):
+    """Corpus BLEU and chrF (0-100) with sacrebleu's default tokenisation, one reference per example."""
+
+    def _info(self) -> evaluate.MetricInfo:
+        return evaluate.MetricInfo(
+            description="BLEU and chrF computed with sacrebleu.",
+            citation="",
+            inputs_description="predictions and references: one string per example",
+            features=datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
+        )
+
+    def _compute(self, predictions: list[str], references: list[str]) -> dict[str, Any]:
+        import sacrebleu
+
+        return {
+            "bleu": float(sacrebleu.corpus_bleu(predictions, [references]).score),
+            "chrf": float(sacrebleu.corpus_chrf(predictions, [references]).score),
+        }
+
+
 BUNDLED: dict[str, type[evaluate.Metric]] = {
+    "bleu": BleuMetrics,
     "classification": ClassificationMetrics,
     "multilabel": MultiLabelMetrics,
     "regression": RegressionMetrics,
+    "rouge": RougeMetrics,
     "seqeval": EntityMetrics,
+    "squad": SquadMetrics,
 }
 
 
@@ -226,3 +355,7 @@ def multilabel_metrics(predictions: np.ndarray, references: np.ndarray, label_na
 
 def regression_metrics(predictions: np.ndarray, references: np.ndarray) -> dict[str, Any]:
     return load_metric("regression").compute(predictions=predictions.tolist(), references=references.tolist())
+
+
+def squad_metrics(predictions: list[str], references: list[list[str]]) -> dict[str, Any]:
+    return load_metric("squad").compute(predictions=predictions, references=references)

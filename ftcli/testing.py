@@ -23,6 +23,10 @@ TINY_ARCHITECTURES = {
     "gpt2": dict(  # a decoder: Conv1D projections, fused c_attn, no bias in its `score` head
         model_type="gpt2", n_embd=32, n_layer=2, n_head=2, n_inner=37, n_positions=512,
     ),
+    "t5": dict(  # an encoder-decoder: decoding starts at [PAD] and ends at [SEP], which ends every target
+        model_type="t5", d_model=32, d_ff=37, d_kv=16, num_layers=2, num_decoder_layers=2, num_heads=2,
+        relative_attention_num_buckets=8, decoder_start_token_id=0, eos_token_id=102,
+    ),
 }
 SPECIAL_TOKEN_IDS = ("pad_token_id", "bos_token_id", "eos_token_id")
 

@@ -9,7 +9,7 @@ from typing import Any
 from ftcli import ui
 from ftcli.config.schema import DataConfig, EvalConfig, EvalDataConfig
 from ftcli.data import load_splits
-from ftcli.engine.inference import run_inference
+from ftcli.engine.task_outputs import task_outputs
 from ftcli.engine.loop import autocast_for
 from ftcli.run_dir import METRICS, RunDir
 from ftcli.trained import load_trained
@@ -30,8 +30,9 @@ def run(cfg: EvalConfig, output_dir: Path) -> dict[str, Any]:
         features = trained.task.encode(
             rows, trained.tokenizer, train_cfg.task, data, trained.labels, splits.sources[split]
         )
-        outputs = run_inference(
-            trained.model, features, collate, batch_size, autocast_for(train_cfg.trainer.precision, device)
+        outputs = task_outputs(
+            trained.task, train_cfg.task, trained.model, trained.tokenizer, features, collate, batch_size,
+            autocast_for(train_cfg.trainer.precision, device),
         )
         scores = trained.task.metrics(outputs.logits, features, train_cfg.task, trained.labels)
         metrics[split] = {"loss": outputs.loss, **scores}

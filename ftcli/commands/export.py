@@ -45,7 +45,12 @@ def run(cfg: ExportConfig, output_dir: Path) -> Path:
     return target
 
 
-PIPELINE_TAGS = {"ForSequenceClassification": "text-classification", "ForTokenClassification": "token-classification"}
+PIPELINE_TAGS = {
+    "ForSequenceClassification": "text-classification",
+    "ForTokenClassification": "token-classification",
+    "ForQuestionAnswering": "question-answering",
+}
+HEAD_NOUNS = {"ForTokenClassification": "tagger", "ForQuestionAnswering": "question-answering model"}
 
 
 def model_card(trained: TrainedRun, run: RunDir, merged: bool) -> str:
@@ -64,7 +69,7 @@ def model_card(trained: TrainedRun, run: RunDir, merged: bool) -> str:
         "pipeline_tag: " + PIPELINE_TAGS.get(head, "text-classification"),
         "tags: [ftcli, " + cfg.method.name + "]",
         "---",
-        f"# {cfg.task.name} {'tagger' if head == 'ForTokenClassification' else 'classifier'} ({cfg.method.name})",
+        f"# {cfg.task.name} {HEAD_NOUNS.get(head, 'classifier')} ({cfg.method.name})",
         "",
         f"- base model: `{cfg.model.name_or_path}`",
         f"- method: `{cfg.method.name}`" + (" (merged into the weights)" if merged else ""),

@@ -11,8 +11,9 @@ from typing import Any
 
 from ftcli import ui
 from ftcli.config.schema import DataConfig, PredictConfig
-from ftcli.engine.inference import run_inference
 from ftcli.engine.loop import autocast_for
+from ftcli.engine.task_outputs import task_outputs
+from ftcli.errors import ConfigError
 from ftcli.readers import read_rows
 from ftcli.run_dir import write_text_atomic
 from ftcli.trained import TrainedRun, load_trained
@@ -29,6 +30,7 @@ def run(cfg: PredictConfig, output_dir: Path) -> Path | None:
         data = replace(data, text_column=cfg.text_column)
     if cfg.text_pair_column:
         data = replace(data, text_pair_column=cfg.text_pair_column)
+    trained = _with_generation(trained, cfg)
     rows = read_rows(cfg.input, "input", data.text_column)
     predictions = _predict(trained, rows, data, cfg)
     lines = "".join(json.dumps({**row, **pred}, ensure_ascii=False) + "\n" for row, pred in zip(rows, predictions))
@@ -50,12 +52,27 @@ def _predict(trained: TrainedRun, rows: list[dict[str, Any]], data: DataConfig, 
         rows, trained.tokenizer, trained.cfg.task, data, trained.labels, f"input={cfg.input}", with_labels=False
     )
     device = next(trained.model.parameters()).device
-    outputs = run_inference(
-        trained.model, features, trained.task.collator(trained.tokenizer),
-        cfg.batch_size or trained.cfg.trainer.eval_batch_size, autocast_for(trained.cfg.trainer.precision, device),
+    outputs = task_outputs(
+        trained.task, trained.cfg.task, trained.model, trained.tokenizer, features,
+        trained.task.collator(trained.tokenizer), cfg.batch_size or trained.cfg.trainer.eval_batch_size,
+        autocast_for(trained.cfg.trainer.precision, device),
     )
     predictions = trained.task.predictions(outputs.logits, features, trained.cfg.task, trained.labels)
     replaced = sorted(set(rows[0]) & set(predictions[0]))
     if replaced:
         log.warning("input field(s) %s are replaced by the prediction in the output", ", ".join(replaced))
     return predictions
+
+
+def _with_generation(trained: TrainedRun, cfg: PredictConfig) -> TrainedRun:
+    """The run with `num_beams=` / `max_new_tokens=` from the command line in its generation settings."""
+    given = {k: v for k, v in (("num_beams", cfg.num_beams), ("max_new_tokens", cfg.max_new_tokens)) if v is not None}
+    if not given:
+        return trained
+    if not hasattr(trained.cfg.task, "generation"):
+        raise ConfigError(
+            f"{', '.join(given)} only apply to tasks that generate; this run is task={trained.cfg.task.name}",
+            hint="drop them, or predict with a summarization or translation run",
+        )
+    task = replace(trained.cfg.task, generation=replace(trained.cfg.task.generation, **given))
+    return replace(trained, cfg=replace(trained.cfg, task=task))

@@ -11,8 +11,9 @@ from typing import Any
 from ftcli import ui
 from ftcli.config.schema import TrainConfig, plain
 from ftcli.data import load_splits, with_absolute_paths
-from ftcli.engine.inference import run_inference
+from ftcli.engine.task_outputs import task_outputs
 from ftcli.engine.loop import autocast_for, train_loop
+from ftcli.errors import ModelError
 from ftcli.methods import METHODS, count_parameters, head_modules
 from ftcli.methods.base import lr_scale_of
 from ftcli.methods.prompt import check_positions
@@ -58,14 +59,21 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     check_positions(method, cfg.method, cfg.task.max_length, model)
     model = method.apply(model, cfg.method, head)
     params = count_parameters(model, head).as_dict()
+    if not params["trainable"]:
+        raise ModelError(
+            f"method={cfg.method.name} leaves nothing to train on this {model.config.model_type} model: "
+            "it has no new task head",
+            hint="for a language model use method=lora, adapter or full; with freeze set method.train_top_layers",
+        )
     ui.print_parameters(params, cfg.method.name)
     collate = task.collator(tokenizer)
     lr = cfg.trainer.lr if cfg.trainer.lr is not None else method.default_lr
 
     def evaluate(split: str, trained: Any) -> dict[str, Any]:
         device = next(trained.parameters()).device
-        outputs = run_inference(
-            trained, features[split], collate, cfg.trainer.eval_batch_size, autocast_for(cfg.trainer.precision, device)
+        outputs = task_outputs(
+            task, cfg.task, trained, tokenizer, features[split], collate, cfg.trainer.eval_batch_size,
+            autocast_for(cfg.trainer.precision, device),
         )
         return {"loss": outputs.loss, **task.metrics(outputs.logits, features[split], cfg.task, labels)}
 

@@ -221,6 +221,8 @@ class PredictConfig:
     output: Optional[str] = None  # a .jsonl path or '-' for stdout; default: predictions.jsonl in the job dir
     text_column: Optional[str] = None  # default: the run's data.text_column
     text_pair_column: Optional[str] = None  # pair_classification; default: the run's data.text_pair_column
+    num_beams: Optional[int] = None  # summarization/translation: default the run's task.generation settings
+    max_new_tokens: Optional[int] = None
     batch_size: Optional[int] = None
 
 

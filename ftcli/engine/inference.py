@@ -2,7 +2,8 @@
 
 Sequence-level heads give one logits row per input. Token-level heads give one row per token;
 each input's rows are cut to its own tokens (the attention mask's ones, so either padding side
-works) and returned as a list, since inputs differ in length.
+works) and returned as a list, since inputs differ in length. Question-answering heads give
+start and end logits per token: they are stacked as one (tokens, 2) array per input.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def run_inference(
             batch = {k: v.to(device) for k, v in collate([features[i] for i in batch_idx]).items()}
             with autocast():
                 out = model(**batch)
-            logits = out.logits.float().cpu().numpy()
+            logits = _logits(out).float().cpu().numpy()
             mask = batch["attention_mask"].bool().cpu().numpy() if "attention_mask" in batch else None
             for row, i in enumerate(batch_idx):
                 if logits.ndim == 2:
@@ -60,3 +61,10 @@ def run_inference(
         return Outputs(np.zeros((0,)), None)
     per_token = ordered[0].ndim == 2
     return Outputs(ordered if per_token else np.stack(ordered), loss_sum / loss_count if loss_count else None)
+
+
+def _logits(out: Any) -> torch.Tensor:
+    """The output's logits; a QA head's start and end logits as (batch, tokens, 2), read like per-token logits."""
+    if getattr(out, "logits", None) is None and getattr(out, "start_logits", None) is not None:
+        return torch.stack([out.start_logits, out.end_logits], dim=-1)
+    return out.logits

@@ -50,8 +50,12 @@ def head_modules(model: nn.Module) -> list[str]:
     """Names of the task-head modules: the model's own children with parameters, outside the backbone.
 
     For BERT sequence classification that is `classifier`; DistilBERT adds `pre_classifier`,
-    GPT-2 has `score`. Found structurally rather than from a per-architecture table.
+    GPT-2 has `score`. Found structurally rather than from a per-architecture table. A language
+    model (summarisation, translation, causal LM) has none: its output layer is pretrained and
+    tied to the embeddings, part of what a method adapts rather than a head to add.
     """
+    if model.get_output_embeddings() is not None:
+        return []
     prefix = getattr(model, "base_model_prefix", "")
     return [
         name

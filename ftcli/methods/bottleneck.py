@@ -31,6 +31,15 @@ class WithBottleneck(nn.Module):
         self.base_layer = base_layer
         self.adapter = adapter
 
+    # Some models read their projection's weight directly (T5 checks `wo.weight.dtype`).
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.base_layer.weight
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.base_layer.bias
+
     def forward(self, *args, **kwargs) -> torch.Tensor:
         return self.adapter(self.base_layer(*args, **kwargs))
 

@@ -3,10 +3,10 @@
 The backbone stays frozen; learned virtual tokens are prepended to the input (prompt tuning,
 P-tuning) or to every layer's keys and values (prefix tuning). They work for sequence
 classification on BERT-style encoders, not only causal LMs; the head trains and is saved with
-the prompt. For token classification only prefix tuning fits: tokens added to the input would
-get outputs of their own (`check_per_token_outputs`). Virtual tokens take positions, so
-`task.max_length` plus `num_virtual_tokens` must fit the model's position table
-(`check_positions`). Prefix tuning reaches the layers through `past_key_values`, so it needs a
+the prompt. For token classification and question answering only prefix tuning fits: tokens
+added to the input would get outputs of their own (`check_per_token_outputs`). Virtual tokens
+take positions, so `task.max_length` plus `num_virtual_tokens` must fit the model's position
+table (`check_positions`). Prefix tuning reaches the layers through `past_key_values`, so it needs a
 model whose forward takes them (`check_prefix_support`): BERT, RoBERTa, ELECTRA and decoders
 such as GPT-2 do; DistilBERT, ALBERT, DeBERTa-v2, MPNet and ModernBERT do not.
 """
@@ -158,17 +158,19 @@ def _input_sizes(model: nn.Module) -> dict[str, Any]:
 
 
 def check_per_token_outputs(model: nn.Module, name: str) -> None:
-    """Fail before training when virtual input tokens would misalign a per-token head (`task=ner`).
+    """Fail before training when virtual input tokens would misalign a per-token head (`ner`, `qa`).
 
     PEFT prepends prompt-tuning and P-tuning tokens to the input, and its token-classification
     wrapper returns logits for them as well, so logits and labels no longer line up (PEFT stops
     at the first batch with a batch-size mismatch). Prefix tuning adds keys and values, not
     positions, and works.
     """
-    if task_type(model).value == "TOKEN_CLS":
+    per_token = {"TOKEN_CLS": ("tag tokens", "words"), "QUESTION_ANS": ("find answer spans", "tokens")}
+    if task_type(model).value in per_token:
+        what, unit = per_token[task_type(model).value]
         raise ModelError(
-            f"method={name} cannot tag tokens: PEFT prepends its virtual tokens to the input and returns "
-            "outputs for them too, so the outputs no longer line up with the words",
+            f"method={name} cannot {what}: PEFT prepends its virtual tokens to the input and returns "
+            f"outputs for them too, so the outputs no longer line up with the {unit}",
             hint="use method=prefix_tuning for a prompt method, or lora, ia3 or adapter",
         )
 

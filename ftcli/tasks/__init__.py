@@ -7,5 +7,7 @@ inside functions so that composing a config stays fast.
 from ftcli.tasks.base import TASKS, Task
 from ftcli.tasks import classification  # noqa: F401  (registers its tasks)
 from ftcli.tasks import ner  # noqa: F401  (registers `ner`)
+from ftcli.tasks import seq2seq  # noqa: F401  (registers `summarization` and `translation`)
+from ftcli.tasks import qa  # noqa: F401  (registers `qa`)
 
 __all__ = ["TASKS", "Task"]

@@ -39,7 +39,10 @@ class Task(Protocol):
         self, rows: list[Row], tokenizer: Any, task: TaskConfig, data: DataConfig, labels: list[str], source: str,
         with_labels: bool = True,
     ) -> list[dict[str, Any]]:
-        """Tokenised features, one dict per row, in row order."""
+        """Tokenised features in row order: one dict per row, or several for a task that splits a row
+        (`qa` reads a long context in windows), each saying which row it belongs to. Commands pass
+        the features through whole; only `metrics` and `predictions` map them back to rows, and
+        `predictions` returns exactly one result per row."""
 
     def collator(self, tokenizer: Any) -> Any:
         """Pads a list of features into a batch of model inputs (dynamic padding)."""

@@ -75,13 +75,20 @@ class SequenceClassification:
             return [SCORE]
         if data.label_names is not None:
             return list(data.label_names)
-        rows = splits["train"]
-        require_columns(rows, {"data.label_column": data.label_column}, splits.sources["train"])
+        rows, source = splits["train"], splits.sources["train"]
+        require_columns(rows, {"data.text_column": data.text_column, "data.label_column": data.label_column}, source)
         if task.problem is Problem.multi_label:
             keys = {label_key(v) for index, row in enumerate(rows)
-                    for v in _label_list(row[data.label_column], splits.sources["train"], index)}
+                    for v in _label_list(row[data.label_column], source, index)}
         else:
             keys = {label_key(row[data.label_column]) for row in rows}
+            if len(keys) == 1:
+                raise DataError(
+                    f"{source}: every training row has the label {next(iter(keys))!r}; "
+                    "single-label classification needs at least two labels",
+                    hint="add rows of the other labels, list them in data.label_names, "
+                    "or use task.problem=regression for a number",
+                )
         if all(INTEGER.fullmatch(k) and str(int(k)) == k for k in keys):
             return sorted(keys, key=int)
         return sorted(keys)

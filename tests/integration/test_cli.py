@@ -34,7 +34,7 @@ def test_command_help_lists_groups_and_options():
     result = ftcli("train", "--help")
     assert result.returncode == 0
     assert "method: adapter, bitfit, freeze, full*, ia3, ln_tuning, lora, lora_adapter, lora_prefix, p_tuning, prefix_tuning, prompt_tuning" in result.stdout
-    assert "task: ner, pair_classification, sentiment*, text_classification" in result.stdout
+    assert "task: ner, pair_classification, qa, sentiment*, summarization, text_classification, translation" in result.stdout
     assert "metric_for_best" in result.stdout
 
 
@@ -80,7 +80,7 @@ def write(path: Path, text: str) -> Path:
         ({"train.jsonl": ""}, [], EXIT_DATA, "is empty"),
         ({"train.jsonl": '{"body": "a", "label": "x"}\n{"body": "b", "label": "y"}\n'}, [],
          EXIT_DATA, "columns found: body, label"),
-        ({"train.jsonl": '{"text": "a", "label": "x"}\n{"text": "b", "label": "y"}\n'},
+        ({"train.jsonl": '{"text": "a", "label": "x"}\n{"text": "b", "label": "y"}\n' * 5},
          ["model.name_or_path=some-org/no-such-model"], EXIT_MODEL, "some-org/no-such-model"),
     ],
 )

@@ -110,3 +110,9 @@ def test_regression_metrics_by_hand():
 def test_regression_predictions_are_the_score():
     preds = CLASSIFY.predictions(np.array([[0.25], [-1.5]]), [{}, {}], REGRESSION, ["score"])
     assert preds == [{"score": 0.25}, {"score": -1.5}]
+
+
+def test_one_label_in_training_data_is_a_data_error():
+    with pytest.raises(DataError, match=r"every training row has the label 'x'.*needs at least two labels"):
+        CLASSIFY.label_names(splits_of(["x", "x"]), ClassificationConfig(), DataConfig())
+    assert CLASSIFY.label_names(splits_of(["x"]), ClassificationConfig(), DataConfig(label_names=["x", "y"])) == ["x", "y"]

@@ -64,4 +64,4 @@ def test_load_metric_unknown_name_raises_config_error(monkeypatch):
         load_metric("bleurt")
     assert calls == ["bleurt"]
     assert "no network" in info.value.message
-    assert info.value.hint == "bundled metrics: classification, multilabel, regression, seqeval; other names need network access once"
+    assert info.value.hint == "bundled metrics: bleu, classification, multilabel, regression, rouge, seqeval, squad; other names need network access once"

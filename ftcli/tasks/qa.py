@@ -1,0 +1,199 @@
+"""Extractive question answering (`qa`): the answer is a span of the context, or nothing.
+
+Rows are SQuAD-style: `task.question_column` and `task.context_column` hold strings and
+`task.answers_column` holds `{"text": [...], "answer_start": [...]}` (character offsets into the
+context); empty lists mark an unanswerable question (SQuAD v2). Only the first answer is learnt;
+every answer counts when scoring.
+
+One row can become several features: a long context is cut into overlapping windows
+(`qa_windows.py`), each carrying its row's index. `metrics` and `predictions` group the windows
+of each row back together (`qa_spans.py` picks one span over them), so they return one result
+per row although `encode` returned one feature per window. Scores are SQuAD exact match and F1
+(`ftcli.metrics.SquadMetrics`); `predict` gives `{"answer", "score", "start", "end"}` with
+character offsets into the context (`start`/`end` null and `answer` empty for "no answer").
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from itertools import groupby
+from typing import Any
+
+import numpy as np
+
+from ftcli.config.schema import DataConfig, TaskConfig
+from ftcli.data import Splits, require_columns
+from ftcli.errors import DataError, ModelError
+from ftcli.readers import Row
+from ftcli.tasks.base import TASKS
+from ftcli.tasks.qa_spans import Span, SpanRules, best_span
+from ftcli.tasks.qa_windows import WINDOW, Answer, Window, build_windows
+
+log = logging.getLogger(__name__)
+
+LABELS = ["start", "end"]  # the head's two outputs per token; QA models size their head by num_labels
+
+
+@dataclass
+class QaConfig(TaskConfig):
+    name: str = "qa"
+    max_length: int = 384  # tokens per window: question, context part and special tokens
+    doc_stride: int = 128  # tokens of context shared by neighbouring windows of a long context
+    question_column: str = "question"
+    context_column: str = "context"
+    answers_column: str = "answers"  # {"text": [...], "answer_start": [...]}; empty lists: unanswerable
+    n_best: int = 20  # top start and end tokens paired per window when looking for the best span
+    max_answer_length: int = 30  # tokens; longer spans are never predicted
+    allow_unanswerable: bool = True  # predict "no answer" when the null score beats the best span
+    null_threshold: float = 0.0  # how much the null score must beat the best span by (logits)
+
+    def validate(self) -> list[str]:
+        problems = super().validate()
+        if not 0 <= self.doc_stride < self.max_length:
+            problems.append(f"task.doc_stride={self.doc_stride} must be at least 0 and below task.max_length")
+        if self.n_best < 1:
+            problems.append(f"task.n_best={self.n_best} must be at least 1")
+        if self.max_answer_length < 1:
+            problems.append(f"task.max_answer_length={self.max_answer_length} must be at least 1")
+        columns = [self.question_column, self.context_column, self.answers_column]
+        if len(set(columns)) < len(columns):
+            problems.append(f"task.question_column, context_column and answers_column must differ: {columns}")
+        return problems
+
+    @property
+    def rules(self) -> SpanRules:
+        return SpanRules(self.n_best, self.max_answer_length, self.allow_unanswerable, self.null_threshold)
+
+
+class QuestionAnswering:
+    def best_metric(self, task: QaConfig) -> str:
+        return "f1"  # SQuAD token F1
+
+    def model_class(self) -> type:
+        from transformers import AutoModelForQuestionAnswering
+
+        return AutoModelForQuestionAnswering
+
+    def model_config(self, task: QaConfig) -> dict[str, Any]:
+        return {}
+
+    def label_names(self, splits: Splits, task: QaConfig, data: DataConfig) -> list[str]:
+        return list(LABELS)
+
+    def encode(
+        self,
+        rows: list[Row],
+        tokenizer: Any,
+        task: QaConfig,
+        data: DataConfig,
+        labels: list[str],
+        source: str,
+        with_labels: bool = True,
+    ) -> list[dict[str, Any]]:
+        """One feature per window, rows in order; each holds its `Window` (and targets `with_labels`)."""
+        if not getattr(tokenizer, "is_fast", False):
+            raise ModelError(
+                f"task=qa needs a fast tokenizer (one backed by the `tokenizers` library) for character "
+                f"offsets and context windows; {type(tokenizer).__name__} is not one",
+                hint="pick a model that ships a tokenizer.json",
+            )
+        columns = {"task.question_column": task.question_column, "task.context_column": task.context_column}
+        if with_labels:
+            columns["task.answers_column"] = task.answers_column
+        require_columns(rows, columns, source)
+        questions = [_text(row, index, task.question_column, source) for index, row in enumerate(rows)]
+        contexts = [_text(row, index, task.context_column, source) for index, row in enumerate(rows)]
+        answers = (
+            [_answers(row, index, contexts[index], task, source) for index, row in enumerate(rows)]
+            if with_labels else None
+        )
+        features = build_windows(tokenizer, questions, contexts, task.max_length, task.doc_stride, answers, source)
+        if len(features) > len(rows):
+            log.info("%s: %d rows became %d windows of task.max_length=%d tokens", source, len(rows),
+                     len(features), task.max_length)
+        return features
+
+    def collator(self, tokenizer: Any) -> Any:
+        from transformers import DataCollatorWithPadding
+
+        return ModelInputs(DataCollatorWithPadding(tokenizer))
+
+    def metrics(
+        self, logits: list[np.ndarray], features: list[dict[str, Any]], task: QaConfig, labels: list[str]
+    ) -> dict[str, Any]:
+        from ftcli.metrics import squad_metrics
+
+        rows = _rows(logits, features)
+        predicted = [best_span(windows, row_logits, task.rules).text for windows, row_logits in rows]
+        return squad_metrics(predicted, [windows[0].gold for windows, _ in rows])
+
+    def predictions(
+        self, logits: list[np.ndarray], features: list[dict[str, Any]], task: QaConfig, labels: list[str]
+    ) -> list[dict[str, Any]]:
+        """One `{"answer", "score", "start", "end"}` per row: `context[start:end] == answer`."""
+        rows = _rows(logits, features)
+        spans: list[Span] = [best_span(windows, row_logits, task.rules) for windows, row_logits in rows]
+        return [span.as_prediction() for span in spans]
+
+
+class ModelInputs:
+    """A collator that passes each feature's model inputs on and leaves its `Window` behind."""
+
+    def __init__(self, collate: Any) -> None:
+        self.collate = collate
+
+    def __call__(self, features: list[dict[str, Any]]) -> Any:
+        return self.collate([{k: v for k, v in f.items() if k != WINDOW} for f in features])
+
+
+def _rows(logits: list[np.ndarray], features: list[dict[str, Any]]) -> list[tuple[list[Window], list[np.ndarray]]]:
+    """The windows and their (tokens, 2) logits grouped per row, in row order (windows are contiguous)."""
+    pairs = [(feature[WINDOW], window_logits) for feature, window_logits in zip(features, logits)]
+    grouped = []
+    for _, group in groupby(pairs, key=lambda pair: pair[0].row):
+        windows, row_logits = zip(*group)
+        grouped.append((list(windows), list(row_logits)))
+    return grouped
+
+
+def _text(row: Row, index: int, column: str, source: str) -> str:
+    value = row[column]
+    if not isinstance(value, str):
+        raise DataError(
+            f"{source}: record {index}: {column!r} is {type(value).__name__}, not text",
+            hint=f"every {column!r} must be a string",
+        )
+    return value
+
+
+def _answers(row: Row, index: int, context: str, task: QaConfig, source: str) -> list[Answer]:
+    """The row's gold answers, each checked to sit at its `answer_start` in the context."""
+    where, column = f"{source}: record {index}", task.answers_column
+    value = row[column]
+    shape = f'{column!r} must be {{"text": [...], "answer_start": [...]}} (empty lists: unanswerable)'
+    if not isinstance(value, dict) or not {"text", "answer_start"} <= set(value):
+        raise DataError(f"{where}: {column!r} is {value!r}", hint=shape)
+    texts, starts = value["text"], value["answer_start"]
+    if not isinstance(texts, list) or not isinstance(starts, list) or len(texts) != len(starts):
+        raise DataError(f"{where}: {column!r} needs two lists of the same length, got {value!r}", hint=shape)
+    answers = []
+    for k, (text, start) in enumerate(zip(texts, starts)):
+        if not isinstance(text, str) or not text.strip() or isinstance(start, bool) or not isinstance(start, int):
+            raise DataError(
+                f"{where}: answer {k} is text={text!r}, answer_start={start!r}",
+                hint="each answer is a non-empty string and the integer character offset where it starts",
+            )
+        found = context[start:start + len(text)]
+        if found != text:
+            at = context.find(text)
+            raise DataError(
+                f"{where}: answer {k} {text!r} is not at answer_start={start} of the context (found {found!r} there)",
+                hint=(f"answer_start counts characters from 0; this text first occurs at {at}" if at >= 0
+                      else "the answer text does not occur in the context at all; fix the text or the context"),
+            )
+        answers.append(Answer(text, start))
+    return answers
+
+
+TASKS.register("qa", QaConfig)(QuestionAnswering())

@@ -1,0 +1,45 @@
+"""summarization and translation through the CLI on a tiny T5: train → eval → predict generates."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ftcli.cli import main
+from tests.integration.conftest import train
+
+FAST = ["model=tiny_t5", "task.generation.max_new_tokens=6"]
+
+
+def read_json(path):
+    return json.loads(path.read_text())
+
+
+@pytest.mark.parametrize(("task", "method", "scores"), [
+    ("summarization", "full", {"rouge1", "rouge2", "rougeL", "rougeLsum"}),
+    ("translation", "lora", {"bleu", "chrf"}),
+    ("summarization", "adapter", {"rougeL"}),
+])
+def test_seq2seq_trains_evaluates_and_generates(tmp_path, task, method, scores):
+    run = train(tmp_path / "run", f"task={task}", f"method={method}", *FAST)
+    validation = read_json(run / "metrics.json")["validation"]
+    assert scores <= set(validation) and validation["loss"] > 0
+    assert read_json(run / "metrics.json")["train"]["steps"] == 4
+    assert main(["eval", f"run_dir={run}", f"hydra.run.dir={tmp_path / 'e'}"]) == 0
+    assert read_json(tmp_path / "e" / "metrics.json")["validation"] == validation
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"text": "My brother reads a book today.", "id": 7}) + "\n")
+    out = tmp_path / "out.jsonl"
+    assert main(["predict", f"run_dir={run}", f"input={source}", f"output={out}", "max_new_tokens=3",
+                 f"hydra.run.dir={tmp_path / 'p'}"]) == 0
+    [row] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert row["id"] == 7 and isinstance(row["generated"], str)
+    assert len(row["generated"].split()) <= 3 * 2  # at most 3 new tokens (a word piece may print as a word)
+
+
+def test_generation_settings_on_a_classification_run_are_refused(tmp_path):
+    run = train(tmp_path / "run", "method=full")
+    source = tmp_path / "in.txt"
+    source.write_text("fine\n")
+    assert main(["predict", f"run_dir={run}", f"input={source}", "num_beams=4", f"hydra.run.dir={tmp_path / 'p'}"]) == 3

@@ -1,0 +1,98 @@
+"""Tests of ftcli.tasks.seq2seq and the ROUGE and BLEU metric modules, with hand-computed values."""
+
+from __future__ import annotations
+
+import pytest
+
+from ftcli.config.schema import DataConfig
+from ftcli.errors import DataError
+from ftcli.metrics import load_metric
+from ftcli.tasks import TASKS
+from ftcli.tasks.seq2seq import GenerationConfig, Seq2SeqConfig
+
+TASK = TASKS.get("summarization").impl
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    from ftcli.modeling import embedded_tokenizer_path
+
+    return AutoTokenizer.from_pretrained(embedded_tokenizer_path())
+
+
+def test_encode_adds_the_prefix_and_the_target_ids(tokenizer):
+    rows = [{"text": "a long story", "summary": "short"}]
+    cfg = Seq2SeqConfig(target_column="summary", source_prefix="summarize: ")
+    [feature] = TASK.encode(rows, tokenizer, cfg, DataConfig(), [], "x.jsonl")
+    assert feature["input_ids"] == tokenizer("summarize: a long story")["input_ids"]
+    assert feature["labels"] == tokenizer(text_target="short")["input_ids"]
+    assert feature["reference"] == "short" and "token_type_ids" not in feature
+
+
+def test_predict_rows_need_no_target(tokenizer):
+    [feature] = TASK.encode([{"text": "a story"}], tokenizer, Seq2SeqConfig(), DataConfig(), [], "x", with_labels=False)
+    assert "labels" not in feature
+
+
+def test_missing_or_non_text_target_names_the_record(tokenizer):
+    with pytest.raises(DataError, match="summary"):
+        TASK.encode([{"text": "a"}], tokenizer, Seq2SeqConfig(target_column="summary"), DataConfig(), [], "x.jsonl")
+    with pytest.raises(DataError, match=r"record 1: 'target' is int, not text"):
+        TASK.encode([{"text": "a", "target": "b"}, {"text": "c", "target": 3}], tokenizer, Seq2SeqConfig(),
+                    DataConfig(), [], "x.jsonl")
+
+
+def test_collator_pads_labels_with_ignore_index(tokenizer):
+    rows = [{"text": "one", "target": "a b c d"}, {"text": "two words", "target": "e"}]
+    features = TASK.encode(rows, tokenizer, Seq2SeqConfig(), DataConfig(), [], "x")
+    batch = TASK.collator(tokenizer)(features)
+    assert set(batch) == {"input_ids", "attention_mask", "labels"}
+    assert batch["labels"].shape[0] == 2 and (batch["labels"][1] == -100).sum() == len(features[0]["labels"]) - len(
+        features[1]["labels"]
+    )
+
+
+def test_generation_settings_reach_generate():
+    assert GenerationConfig().as_kwargs() == {"num_beams": 1, "max_new_tokens": 64}
+    assert GenerationConfig(num_beams=4, no_repeat_ngram_size=3).as_kwargs() == {
+        "num_beams": 4, "max_new_tokens": 64, "length_penalty": 1.0, "early_stopping": True, "no_repeat_ngram_size": 3,
+    }
+    assert len(GenerationConfig(num_beams=0, max_new_tokens=0).validate()) == 2
+
+
+def test_headline_metrics():
+    assert TASKS.get("summarization").impl.best_metric(Seq2SeqConfig()) == "rougeL"
+    assert TASKS.get("translation").impl.best_metric(Seq2SeqConfig()) == "bleu"
+
+
+def test_rouge_by_hand():
+    # prediction "the cat sat" against "the cat sat on the mat":
+    # unigrams: 3 of 3 predicted are in the reference, 3 of its 6 are predicted -> P 1, R 1/2, F 2/3
+    # bigrams: "the cat", "cat sat" both match; the reference has 5 -> P 1, R 2/5, F 4/7
+    # longest common subsequence: 3 tokens -> the same as unigrams, F 2/3
+    scores = load_metric("rouge").compute(predictions=["the cat sat"], references=["the cat sat on the mat"])
+    assert scores["rouge1"] == pytest.approx(2 / 3)
+    assert scores["rouge2"] == pytest.approx(4 / 7)
+    assert scores["rougeL"] == pytest.approx(2 / 3) and scores["rougeLsum"] == pytest.approx(2 / 3)
+
+
+def test_rouge_averages_over_examples_and_stems():
+    scores = load_metric("rouge").compute(predictions=["cats running", "x"], references=["cat runs", "y"])
+    assert scores["rouge1"] == pytest.approx(0.5)  # stemmed: a perfect first pair, a miss second
+
+
+def test_bleu_and_chrf_bounds():
+    same = load_metric("bleu").compute(predictions=["le chat est sur le tapis ."],
+                                       references=["le chat est sur le tapis ."])
+    assert same["bleu"] == pytest.approx(100.0) and same["chrf"] == pytest.approx(100.0)
+    different = load_metric("bleu").compute(predictions=["xyz qqq"], references=["le chat est sur le tapis ."])
+    assert different["bleu"] == pytest.approx(0.0) and different["chrf"] < 5
+
+
+def test_tiny_t5_ends_targets_where_the_tokenizer_does(tokenizer):
+    from ftcli.testing import tiny_config
+
+    config = tiny_config("t5")
+    assert config.eos_token_id == tokenizer.sep_token_id and config.decoder_start_token_id == tokenizer.pad_token_id
