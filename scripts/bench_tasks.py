@@ -8,7 +8,7 @@ own loader from the run's config.yaml. A markdown table (and the published refer
 each benchmark, with its source and the gap to ours) is printed and, with --out, written.
 
 Before each benchmark a `--cfg job` dry run checks that ftcli accepts its overrides; a benchmark
-whose task ftcli does not have (pair_classification is new) is skipped with ftcli's message,
+whose task ftcli does not have is skipped with ftcli's message,
 and the others still run.
 
     python scripts/bench_tasks.py --out docs/results.md                  # all four, full fine-tuning
