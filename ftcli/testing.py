@@ -1,4 +1,4 @@
-"""Tiny random models built offline from config, for tests and smoke runs (`model=tiny_bert`, `model=tiny_gpt2`).
+"""Tiny random models built offline from config, for tests and smoke runs (`model=tiny_bert`, `tiny_gpt2`, `tiny_llama`, `tiny_t5`).
 
 They reuse the tokenizer of the embedded MiniLM so tokenisation is real, and their weights are
 drawn under a fixed seed, independent of the run's seed, so a run directory that stores only an
@@ -22,6 +22,10 @@ TINY_ARCHITECTURES = {
     ),
     "gpt2": dict(  # a decoder: Conv1D projections, fused c_attn, no bias in its `score` head
         model_type="gpt2", n_embd=32, n_layer=2, n_head=2, n_inner=37, n_positions=512,
+    ),
+    "llama": dict(  # a Llama-shaped decoder: q/k/v/o and gate/up/down projections, 2 query heads per KV head
+        model_type="llama", hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        intermediate_size=37, max_position_embeddings=512,
     ),
     "t5": dict(  # an encoder-decoder: decoding starts at [PAD] and ends at [SEP], which ends every target
         model_type="t5", d_model=32, d_ff=37, d_kv=16, num_layers=2, num_decoder_layers=2, num_heads=2,

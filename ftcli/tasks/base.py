@@ -44,7 +44,7 @@ class Task(Protocol):
         the features through whole; only `metrics` and `predictions` map them back to rows, and
         `predictions` returns exactly one result per row."""
 
-    def collator(self, tokenizer: Any) -> Any:
+    def collator(self, tokenizer: Any, task: TaskConfig) -> Any:
         """Pads a list of features into a batch of model inputs (dynamic padding)."""
 
     def metrics(

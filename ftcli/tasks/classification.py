@@ -136,7 +136,7 @@ class SequenceClassification:
             return multi_hot
         return lambda value, index: _label_id(value, to_id, labels, source, index)
 
-    def collator(self, tokenizer: Any) -> Any:
+    def collator(self, tokenizer: Any, task: ClassificationConfig) -> Any:
         from transformers import DataCollatorWithPadding
 
         return DataCollatorWithPadding(tokenizer)

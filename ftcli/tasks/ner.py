@@ -138,7 +138,7 @@ class TokenClassification:
             feature["labels"] = token_labels(words.word_ids, word_labels, task.label_all_subtokens, inside)
         return features
 
-    def collator(self, tokenizer: Any) -> Any:
+    def collator(self, tokenizer: Any, task: NerConfig) -> Any:
         from transformers import DataCollatorForTokenClassification
 
         return ModelInputs(DataCollatorForTokenClassification(tokenizer))

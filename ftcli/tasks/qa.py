@@ -114,7 +114,7 @@ class QuestionAnswering:
                      len(features), task.max_length)
         return features
 
-    def collator(self, tokenizer: Any) -> Any:
+    def collator(self, tokenizer: Any, task: QaConfig) -> Any:
         from transformers import DataCollatorWithPadding
 
         return ModelInputs(DataCollatorWithPadding(tokenizer))

@@ -101,7 +101,7 @@ class Seq2Seq:
                 feature["reference"] = target
         return features
 
-    def collator(self, tokenizer: Any) -> Any:
+    def collator(self, tokenizer: Any, task: Seq2SeqConfig) -> Any:
         from transformers import DataCollatorForSeq2Seq
 
         pad = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)

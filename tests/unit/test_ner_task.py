@@ -161,7 +161,7 @@ def test_predict_rows_need_tokens_or_text(tokenizer):
 
 def test_collator_pads_labels_and_leaves_the_alignment_out(tokenizer):
     features = encode([{"tokens": WORDS, "tags": ["O"] * 5}, {"tokens": ["a"], "tags": ["O"]}], tokenizer)
-    batch = TASK.collator(tokenizer)(features)
+    batch = TASK.collator(tokenizer, None)(features)
     assert set(batch) == {"input_ids", "token_type_ids", "attention_mask", "labels"}
     assert batch["labels"][1].tolist() == [IGNORE, O, IGNORE] + [IGNORE] * 5
 

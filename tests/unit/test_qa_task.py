@@ -94,7 +94,7 @@ def test_predict_rows_need_no_answers_and_get_no_targets(tokenizer):
 
 def test_the_collator_pads_model_inputs_and_drops_windows(tokenizer):
     features = encode([row("twelve")], tokenizer)
-    batch = TASK.collator(tokenizer)(features)
+    batch = TASK.collator(tokenizer, None)(features)
     assert set(batch) == {"input_ids", "token_type_ids", "attention_mask", "start_positions", "end_positions"}
     assert batch["input_ids"].shape == (2, 16) and batch["start_positions"].tolist() == [0, 8]
 

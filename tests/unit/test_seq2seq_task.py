@@ -47,7 +47,7 @@ def test_missing_or_non_text_target_names_the_record(tokenizer):
 def test_collator_pads_labels_with_ignore_index(tokenizer):
     rows = [{"text": "one", "target": "a b c d"}, {"text": "two words", "target": "e"}]
     features = TASK.encode(rows, tokenizer, Seq2SeqConfig(), DataConfig(), [], "x")
-    batch = TASK.collator(tokenizer)(features)
+    batch = TASK.collator(tokenizer, None)(features)
     assert set(batch) == {"input_ids", "attention_mask", "labels"}
     assert batch["labels"].shape[0] == 2 and (batch["labels"][1] == -100).sum() == len(features[0]["labels"]) - len(
         features[1]["labels"]

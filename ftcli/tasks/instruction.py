@@ -1,0 +1,182 @@
+"""`instruction`: supervised fine-tuning of a causal language model on prompt → response pairs.
+
+Rows are chat `messages`, Alpaca `instruction`/`input`/`output`, or `prompt`/`response`
+(`tasks/chat.py`), written with the tokenizer's chat template or a documented plain one. The
+loss covers the response tokens only (`task.train_on_prompt=true` includes the prompt).
+`task.packing=true` trains padding-free: each batch is one row of concatenated examples whose
+position ids restart at every example, which `transformers` turns into a block-diagonal
+attention mask, so no example attends to another.
+
+Evaluation reports the teacher-forced loss and perplexity over response tokens, and, with
+`task.generate_in_eval` (the default), generates an answer for every prompt and scores it
+against the reference: exact match (ignoring case and whitespace) and ROUGE-1/2/L. `predict` generates.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from ftcli.config.schema import DataConfig, TaskConfig
+from ftcli.readers import Row
+from ftcli.tasks.base import TASKS
+from ftcli.tasks.chat import Columns, Renderer, RowFormat, Segment, Template, conversation
+from ftcli.tasks.seq2seq import GenerationConfig
+
+log = logging.getLogger(__name__)
+IGNORE = -100
+
+
+@dataclass
+class InstructionConfig(TaskConfig):
+    name: str = "instruction"
+    max_length: int = 1024  # prompt + response tokens; see `fit` for what is cut
+    format: RowFormat = RowFormat.auto
+    template: Template = Template.auto
+    messages_column: str = "messages"
+    instruction_column: str = "instruction"
+    input_column: str = "input"
+    output_column: str = "output"
+    prompt_column: str = "prompt"
+    response_column: str = "response"
+    system_prompt: str = ""  # a system turn for rows that have none
+    train_on_prompt: bool = False
+    packing: bool = False
+    generate_in_eval: bool = True
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+
+    def validate(self) -> list[str]:
+        return super().validate() + self.generation.validate()
+
+
+class Instruction:
+    generates = True
+
+    def best_metric(self, task: InstructionConfig) -> str:
+        return "rougeL" if task.generate_in_eval else "perplexity"
+
+    def model_class(self) -> type:
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM
+
+    def model_config(self, task: InstructionConfig) -> dict[str, Any]:
+        # `transformers` reads packed position ids as separate sequences only when the forward pass
+        # keeps no KV cache; with one, packed examples would attend to each other.
+        return {"use_cache": False} if task.packing else {}
+
+    def label_names(self, splits: Any, task: InstructionConfig, data: DataConfig) -> list[str]:
+        return []  # the vocabulary is the label set
+
+    def encode(
+        self,
+        rows: list[Row],
+        tokenizer: Any,
+        task: InstructionConfig,
+        data: DataConfig,
+        labels: list[str],
+        source: str,
+        with_labels: bool = True,
+    ) -> list[dict[str, Any]]:
+        """One feature per row: the full sequence with its loss mask, and the prompt to generate from.
+
+        Without labels (predict) the whole conversation is the prompt; with labels the last
+        assistant turn is the reference the generated answer is scored against.
+        """
+        renderer = Renderer(tokenizer, task.template)
+        columns = Columns(
+            task.messages_column, task.instruction_column, task.input_column, task.output_column,
+            task.prompt_column, task.response_column, data.text_column,
+        )
+        features, cut = [], 0
+        for index, row in enumerate(rows):
+            where = f"{source}: record {index}"
+            turns = conversation(row, task.format, columns, task.system_prompt, where)
+            if not with_labels:
+                context = turns[:-1] if turns[-1]["role"] == "assistant" else turns
+                features.append({"input_ids": _tail(renderer.prompt(context), task.max_length)})
+                continue
+            segments = renderer.segments(turns, where)
+            ids, mask = fit(segments, task.max_length)
+            cut += sum(len(s.ids) for s in segments) > task.max_length
+            context = turns[:-1] if turns[-1]["role"] == "assistant" else turns
+            features.append({
+                "input_ids": ids,
+                "attention_mask": [1] * len(ids),
+                "labels": ids if task.train_on_prompt else [i if m else IGNORE for i, m in zip(ids, mask)],
+                "prompt_ids": _tail(renderer.prompt(context), task.max_length),
+                "reference": turns[-1]["content"] if turns[-1]["role"] == "assistant" else "",
+            })
+        if cut:
+            log.warning("%s: %d of %d rows are longer than task.max_length=%d tokens and were cut",
+                        source, cut, len(rows), task.max_length)
+        return features
+
+    def collator(self, tokenizer: Any, task: InstructionConfig) -> Any:
+        """Pads batches for the loss (or flattens them, with `task.packing`), dropping generation-only fields."""
+        from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening
+
+        if task.packing:
+            pad = DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE)
+            keys = ("input_ids", "labels")
+        else:
+            pad = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE)
+            keys = ("input_ids", "attention_mask", "labels")
+        return lambda features: pad([{k: f[k] for k in keys if k in f} for f in features])
+
+    def prompts(self, features: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """What generation starts from: the prompt of each feature."""
+        return [{"input_ids": f.get("prompt_ids", f["input_ids"])} for f in features]
+
+    def prompt_collator(self, tokenizer: Any) -> Any:
+        """Left padding, so every prompt in a batch ends where generation begins."""
+        return lambda features: tokenizer.pad(features, padding=True, padding_side="left", return_tensors="pt")
+
+    def metrics(self, generated: list[str] | None, features: list[dict[str, Any]], task: InstructionConfig,
+                labels: list[str]) -> dict[str, Any]:
+        if generated is None:
+            return {}
+        from ftcli.metrics import load_metric
+
+        references = [f["reference"] for f in features]
+        scores = load_metric("rouge").compute(predictions=generated, references=references)
+        matches = [_normalise(p) == _normalise(r) for p, r in zip(generated, references)]
+        return {"exact_match": sum(matches) / len(matches) if matches else 0.0, **scores}
+
+    def predictions(self, generated: list[str], features: list[dict[str, Any]], task: InstructionConfig,
+                    labels: list[str]) -> list[dict[str, Any]]:
+        return [{"generated": text} for text in generated]
+
+
+def fit(segments: list[Segment], max_length: int) -> tuple[list[int], list[bool]]:
+    """The segments joined and cut to `max_length` tokens, with which tokens are trained.
+
+    The end is cut first. When that would leave no trained token (a prompt longer than the
+    budget), the prompt's beginning is cut instead, keeping up to half the budget for the
+    response, so every example still trains on something.
+    """
+    ids = [i for s in segments for i in s.ids]
+    mask = [s.trained for s in segments for _ in s.ids]
+    if len(ids) <= max_length:
+        return ids, mask
+    if any(mask[:max_length]):
+        return ids[:max_length], mask[:max_length]
+    first = mask.index(True)
+    run = next((j for j in range(first, len(mask)) if not mask[j]), len(mask)) - first
+    start = first + min(run, max(1, max_length // 2)) - max_length
+    return ids[start : start + max_length], mask[start : start + max_length]
+
+
+def _tail(ids: list[int], max_length: int) -> list[int]:
+    """The last `max_length` tokens of a prompt: the end, next to the answer, matters most."""
+    return ids[-max_length:]
+
+
+def _normalise(text: str) -> str:
+    """Exact match ignores case and surrounding or repeated whitespace, nothing else
+    (uncased tokenizers cannot write capitals back)."""
+    return " ".join(text.lower().split())
+
+
+TASKS.register("instruction", InstructionConfig)(Instruction())

@@ -1,0 +1,76 @@
+"""instruction through the CLI on tiny causal LMs: train → eval → predict (batch and streamed)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ftcli.cli import main
+from tests.integration.conftest import train
+
+FAST = ["task=instruction", "task.generation.max_new_tokens=4", "task.max_length=64"]
+SCORES = {"loss", "perplexity", "exact_match", "rouge1", "rouge2", "rougeL", "rougeLsum"}
+
+
+def read_json(path):
+    return json.loads(path.read_text())
+
+
+@pytest.mark.parametrize(("model", "method", "extra"), [
+    ("tiny_gpt2", "full", []),
+    ("tiny_llama", "lora", ["task.packing=true"]),
+    ("tiny_gpt2", "prompt_tuning", []),
+])
+def test_instruction_trains_evaluates_and_generates(tmp_path, model, method, extra):
+    run = train(tmp_path / "run", f"model={model}", f"method={method}", *FAST, *extra)
+    metrics = read_json(run / "metrics.json")
+    validation = metrics["validation"]
+    assert set(validation) == SCORES and validation["perplexity"] == pytest.approx(2.718281828 ** validation["loss"])
+    assert metrics["train"]["steps"] == 4 and metrics["train"]["samples_per_second"] > 0
+    assert main(["eval", f"run_dir={run}", f"hydra.run.dir={tmp_path / 'e'}"]) == 0
+    assert read_json(tmp_path / "e" / "metrics.json")["validation"] == validation
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"instruction": "Add the two numbers.", "input": "2 and 3", "id": 7}) + "\n")
+    out = tmp_path / "out.jsonl"
+    assert main(["predict", f"run_dir={run}", f"input={source}", f"output={out}", "max_new_tokens=3",
+                 f"hydra.run.dir={tmp_path / 'p'}"]) == 0
+    [row] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert row["id"] == 7 and isinstance(row["generated"], str)
+
+
+def test_streamed_predict_prints_what_it_writes(tmp_path, capsys):
+    run = train(tmp_path / "run", "model=tiny_gpt2", "method=full", *FAST, "task.generate_in_eval=false")
+    assert set(read_json(run / "metrics.json")["validation"]) == {"loss", "perplexity"}
+    source = tmp_path / "in.txt"
+    source.write_text("first question\nsecond question\n")
+    out = tmp_path / "out.jsonl"
+    capsys.readouterr()
+    assert main(["predict", f"run_dir={run}", f"input={source}", f"output={out}", "stream=true",
+                 "max_new_tokens=3", f"hydra.run.dir={tmp_path / 'p'}"]) == 0
+    streamed = capsys.readouterr().out.splitlines()
+    written = [json.loads(line)["generated"] for line in out.read_text().splitlines()]
+    assert [line.strip() for line in streamed] == written  # one line per input, in input order
+    assert main(["predict", f"run_dir={run}", f"input={source}", "output=-", "stream=true",
+                 f"hydra.run.dir={tmp_path / 'p2'}"]) == 3
+
+
+def test_streaming_a_classifier_is_refused(tmp_path):
+    run = train(tmp_path / "run", "method=full")
+    source = tmp_path / "in.txt"
+    source.write_text("fine\n")
+    assert main(["predict", f"run_dir={run}", f"input={source}", "stream=true", f"hydra.run.dir={tmp_path / 'p'}"]) == 3
+
+
+def test_packing_with_a_prompt_method_is_refused_before_loading(tmp_path):
+    for method in ("prompt_tuning", "lora_prefix"):
+        assert main(["train", "task=instruction", "model=tiny_gpt2", f"method={method}", "task.packing=true",
+                     f"hydra.run.dir={tmp_path / method}"]) == 3
+        assert not (tmp_path / method).exists()
+
+
+@pytest.mark.parametrize(("metric", "maximize"), [("rougeL", True), ("perplexity", False), ("loss", False), ("mse", False)])
+def test_which_way_a_metric_improves(metric, maximize):
+    from ftcli.config.schema import TrainerConfig
+
+    assert TrainerConfig(metric_for_best=metric).maximize is maximize
