@@ -1,7 +1,9 @@
 """Command-line words as a person types them, rewritten into what Hydra accepts.
 
-Two conveniences, each a pure function of the words: Hydra's flags may stand anywhere among
-the overrides, and `model=<hub id or folder>` works as a shorthand for `model.name_or_path=`.
+Three conveniences, each a pure function of the words: Hydra's flags may stand anywhere among
+the overrides, `model=<hub id or folder>` works as a shorthand for `model.name_or_path=`, and a
+dict setting given whole (`task.label_words={0: ' bad', 1: ' good'}`) replaces the default,
+which Hydra would otherwise refuse for keys the default does not have.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ HYDRA_FLAGS_WITH_VALUE = {
     "--config-dir", "-cd", "--experimental-rerun",
 }
 INFO_CHOICES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+DICT_SETTINGS = ("task.label_words",)  # settings whose value is a dict with the user's own keys
 
 
 def flags_first(args: list[str]) -> list[str]:
@@ -37,9 +40,17 @@ def flags_first(args: list[str]) -> list[str]:
 
 def normalise(command: str, args: list[str], configs: Path) -> list[str]:
     args = flags_first(args)
-    if command == "train":
+    if command in ("train", "eval"):
         args = [model_choice_as_path(arg, configs) for arg in args]
-    return args
+    return [dict_as_whole(arg) for arg in args]
+
+
+def dict_as_whole(override: str) -> str:
+    """`task.label_words={...}` as `++task.label_words={...}`: set the whole dict, new keys included."""
+    key, sep, value = override.partition("=")
+    if key in DICT_SETTINGS and sep and value.lstrip().startswith("{"):
+        return f"++{override}"
+    return override
 
 
 def model_choice_as_path(override: str, configs: Path) -> str:

@@ -31,7 +31,7 @@ def config_dir() -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ftcli.commands import COMMANDS
+    from ftcli.commands import COMMANDS, job_for
 
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
@@ -46,12 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         return _unknown_command(command, list(COMMANDS))
     overrides = normalise(command, args[1:], config_dir())
+    job = job_for(command, overrides)
     if any(flag in overrides for flag in ("--help", "-h")):
         from ftcli.help import print_command_help
 
-        print_command_help(command, config_dir())
+        print_command_help(job.config_name, config_dir(), job.usage)
         return 0
-    return _run(command, overrides)
+    return _run(job, overrides)
 
 
 def _unknown_command(command: str, commands: list[str]) -> int:
@@ -66,7 +67,7 @@ def _unknown_command(command: str, commands: list[str]) -> int:
     return EXIT_USAGE
 
 
-def _run(command: str, overrides: list[str]) -> int:
+def _run(job: Any, overrides: list[str]) -> int:
     import hydra
     from hydra.core.global_hydra import GlobalHydra
 
@@ -78,15 +79,15 @@ def _run(command: str, overrides: list[str]) -> int:
         if not any(flag in overrides for flag in HYDRA_FLAGS_WITHOUT_CHECK):
             from ftcli.precheck import check_overrides
 
-            check_overrides(command, overrides, config_dir())
+            check_overrides(job, overrides, config_dir())
     except FtcliError as exc:
         return _report(exc)
     GlobalHydra.instance().clear()
-    app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=command)(
-        lambda cfg: _run_job(command, cfg)
+    app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=job.config_name)(
+        lambda cfg: _run_job(job, cfg)
     )
     saved_argv = sys.argv
-    sys.argv = [f"ftcli {command}", *overrides]
+    sys.argv = [f"ftcli {job.config_name}", *overrides]
     try:
         app()
     except SystemExit as exc:
@@ -97,12 +98,11 @@ def _run(command: str, overrides: list[str]) -> int:
     return 0
 
 
-def _run_job(command: str, cfg: Any) -> Any:
+def _run_job(job: Any, cfg: Any) -> Any:
     import warnings
 
     from hydra.core.hydra_config import HydraConfig
 
-    from ftcli.commands import COMMANDS, command_runner
     from ftcli.config import schema
     from ftcli.config.checks import to_typed
     from ftcli.errors import FtcliError
@@ -112,8 +112,8 @@ def _run_job(command: str, cfg: Any) -> Any:
     # PEFT's LN tuning wraps LayerNorm yet warns that it does not support it.
     warnings.filterwarnings("ignore", message="Unsupported layer type .*LayerNorm", category=UserWarning)
     try:
-        typed = to_typed(cfg, getattr(schema, COMMANDS[command][1]))
-        return command_runner(command)(typed, Path(HydraConfig.get().runtime.output_dir))
+        typed = to_typed(cfg, getattr(schema, job.schema))
+        return job.runner(typed, Path(HydraConfig.get().runtime.output_dir))
     except FtcliError as exc:
         raise SystemExit(_report(exc)) from exc
     except KeyboardInterrupt:

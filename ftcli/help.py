@@ -9,14 +9,33 @@ import yaml
 HIDDEN_GROUPS = {"hydra", "schema", "local"}
 
 
-def print_command_help(command: str, config_dir: Path) -> None:
+EXAMPLES = {
+    "eval_prompting": (
+        "Examples:\n"
+        "  ftcli eval task=prompting model=gpt2 task.shots=4\n"
+        "  ftcli eval task=prompting model=google/flan-t5-base \"task.label_words={positive: ' yes', negative: ' no'}\"\n"
+        "  ftcli eval task=prompting model=Qwen/Qwen2.5-0.5B data.validation_file=dev.jsonl data.train_file=train.jsonl"
+    ),
+}
+DEFAULT_EXAMPLES = (
+    "Examples:\n"
+    "  ftcli train task=sentiment method=lora trainer.epochs=2\n"
+    "  ftcli train -m method=full,lora trainer.lr=2e-5,1e-4\n"
+    "  ftcli eval run_dir=outputs/train/<run>\n"
+    "  ftcli eval task=prompting model=gpt2 task.shots=4\n"
+    "  ftcli predict run_dir=outputs/train/<run> input=reviews.txt output=-"
+)
+
+
+def print_command_help(command: str, config_dir: Path, usage: str | None = None) -> None:
+    """Groups, options and default settings of `configs/<command>.yaml`; `usage` is what the person typed."""
     from ftcli import ui
 
     defaults = _defaults(config_dir / f"{command}.yaml")
     groups = sorted(
         p.name for p in config_dir.iterdir() if p.is_dir() and p.name not in HIDDEN_GROUPS and p.name in defaults
     )
-    ui.info(f"usage: ftcli {command} [group=option ...] [key=value ...] [-m] [--cfg job]\n", markup=False)
+    ui.info(f"usage: ftcli {usage or command} [group=option ...] [key=value ...] [-m] [--cfg job]\n", markup=False)
     lines = []
     if groups:
         lines.append("[bold]config groups[/] (default marked *):")
@@ -28,13 +47,7 @@ def print_command_help(command: str, config_dir: Path) -> None:
     lines.append("[bold]settings[/] (override any with key=value; `--cfg job` shows them resolved):")
     ui.info("\n".join(lines))
     ui.info(_default_settings(command, config_dir), markup=False)
-    ui.info(
-        "Examples:\n"
-        "  ftcli train task=sentiment method=lora trainer.epochs=2\n"
-        "  ftcli train -m method=full,lora trainer.lr=2e-5,1e-4\n"
-        "  ftcli eval run_dir=outputs/train/<run>\n"
-        "  ftcli predict run_dir=outputs/train/<run> input=reviews.txt output=-"
-    )
+    ui.info(EXAMPLES.get(command, DEFAULT_EXAMPLES), markup=False)
 
 
 def _defaults(primary: Path) -> dict[str, str | None]:

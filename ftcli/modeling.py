@@ -129,3 +129,17 @@ def _load_error(name: str, exc: BaseException) -> ModelError:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def load_config(cfg: ModelConfig) -> Any:
+    """The model's `transformers` config, without its weights (tiny models' from their recipe)."""
+    from transformers import AutoConfig
+
+    if cfg.name_or_path.startswith(TINY_PREFIX):
+        from ftcli.testing import tiny_config
+
+        return tiny_config(cfg.name_or_path[len(TINY_PREFIX):])
+    with _loading(cfg):
+        return AutoConfig.from_pretrained(
+            resolve(cfg.name_or_path), revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
+        )

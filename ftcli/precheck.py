@@ -16,27 +16,28 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf.errors import OmegaConfBaseException
 
-from ftcli.commands import COMMANDS
+from ftcli.commands import Job, job_for
 from ftcli.config import schema
 from ftcli.config.checks import to_typed
 from ftcli.errors import ConfigError
 from ftcli.registry import did_you_mean
 
 
-def check_overrides(command: str, argv: list[str], config_dir: Path) -> None:
+def check_overrides(command: str | Job, argv: list[str], config_dir: Path) -> None:
     """Raise ConfigError for the first job whose config does not compose or check."""
     from hydra._internal.utils import get_args_parser
 
     args = get_args_parser().parse_args(argv)
+    target = command if isinstance(command, Job) else job_for(command, args.overrides)
     jobs = _expand(args.overrides) if args.multirun else [args.overrides]
-    with initialize_config_dir(str(config_dir), version_base="1.3", job_name=command):
+    with initialize_config_dir(str(config_dir), version_base="1.3", job_name=target.config_name):
         for job in jobs:
             try:
-                cfg = compose(config_name=command, overrides=job)
+                cfg = compose(config_name=target.config_name, overrides=job)
             except (ConfigCompositionException, OverrideParseException, OmegaConfBaseException) as exc:
-                raise ConfigError(_explain(exc), hint=_hint(command, job)) from exc
+                raise ConfigError(_explain(exc), hint=_hint(target.usage, job)) from exc
             if args.cfg is None:
-                to_typed(cfg, getattr(schema, COMMANDS[command][1]))
+                to_typed(cfg, getattr(schema, target.schema))
 
 
 def _expand(overrides: list[str]) -> list[list[str]]:

@@ -191,6 +191,9 @@ class TrainConfig:
 
     def validate(self) -> list[str]:
         """Rules across groups: packed batches need every example to keep its own positions."""
+        if self.task.name == "prompting":
+            return ["task=prompting trains nothing: it scores a pretrained model as it is; "
+                    "run `ftcli eval task=prompting model=...` instead"]
         parts = getattr(self.method, "components", None) or [self.method.name]
         prompts = [part for part in parts if part in PROMPT_METHODS]
         if getattr(self.task, "packing", False) and prompts:
@@ -264,3 +267,14 @@ def plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}
     return value
+
+
+@dataclass
+class PromptingEvalConfig:
+    """`ftcli eval task=prompting`: score a language model zero- or few-shot, without a run directory."""
+
+    model: ModelConfig = MISSING
+    task: TaskConfig = MISSING
+    data: DataConfig = field(default_factory=DataConfig)
+    batch_size: int = 16  # (prompt, label word) pairs per forward pass
+    seed: int = 42  # picks the few-shot demonstrations

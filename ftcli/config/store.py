@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from hydra.core.config_store import ConfigStore
 
-from ftcli.config.schema import EvalConfig, ExportConfig, PredictConfig, TrainConfig
+from ftcli.config.schema import EvalConfig, ExportConfig, PredictConfig, PromptingEvalConfig, TrainConfig
 
 
 def register_configs() -> None:
@@ -20,6 +20,7 @@ def register_configs() -> None:
     store = ConfigStore.instance()
     store.store(name="base_train", node=TrainConfig)
     store.store(name="base_eval", node=EvalConfig)
+    store.store(name="base_eval_prompting", node=PromptingEvalConfig)
     store.store(name="base_predict", node=PredictConfig)
     store.store(name="base_export", node=ExportConfig)
     for entry in METHODS:

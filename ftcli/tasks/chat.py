@@ -135,6 +135,13 @@ def _text(row: Row, column: str, where: str) -> str:
     return value
 
 
+def bos_ids(tokenizer: Any) -> list[int]:
+    """The BOS token a text starts with, if the tokenizer has one distinct from EOS (Llama's `<s>`;
+    GPT-2's `<|endoftext|>` is both, and starts nothing)."""
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    return [bos] if bos is not None and bos != eos else []
+
+
 class Renderer:
     """Writes conversations as token segments, with the chat template or the plain one."""
 
@@ -150,8 +157,7 @@ class Renderer:
         self.end_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
         if self.end_id is None and not self.chat:
             raise ModelError("the tokenizer has neither an EOS nor a SEP token to end a response with")
-        bos = tokenizer.bos_token_id
-        self.bos = [bos] if bos is not None and bos != self.end_id and not self.chat else []
+        self.bos = [] if self.chat else bos_ids(tokenizer)
 
     def segments(self, turns: list[dict[str, str]], where: str) -> list[Segment]:
         """Prompt and response segments, in order; every assistant turn is a trained segment."""

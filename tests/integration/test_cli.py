@@ -34,8 +34,16 @@ def test_command_help_lists_groups_and_options():
     result = ftcli("train", "--help")
     assert result.returncode == 0
     assert "method: adapter, bitfit, freeze, full*, ia3, ln_tuning, lora, lora_adapter, lora_prefix, p_tuning, prefix_tuning, prompt_tuning" in result.stdout
-    assert "task: ner, pair_classification, qa, sentiment*, summarization, text_classification, translation" in result.stdout
+    assert ("task: instruction, ner, pair_classification, prompting, qa, sentiment*, summarization, "
+            "text_classification, translation") in result.stdout
     assert "metric_for_best" in result.stdout
+
+
+def test_prompting_help_shows_its_own_settings():
+    result = ftcli("eval", "task=prompting", "--help")
+    assert result.returncode == 0
+    assert "task: instruction, ner, pair_classification, prompting*" in result.stdout
+    assert "model:" in result.stdout and "label_words" in result.stdout and "run_dir" not in result.stdout
 
 
 def test_unknown_command_is_a_usage_error():

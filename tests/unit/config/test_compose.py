@@ -14,6 +14,7 @@ from ftcli.config.schema import (
     EMBEDDED_MODEL,
     DataConfig,
     EvalConfig,
+    PromptingEvalConfig,
     EvalStrategy,
     PredictConfig,
     Precision,
@@ -34,13 +35,14 @@ from ftcli.methods.mixed import MixedConfig
 from ftcli.tasks.classification import ClassificationConfig
 from ftcli.tasks.ner import NerConfig
 from ftcli.tasks.instruction import InstructionConfig
+from ftcli.tasks.prompting import PromptingConfig
 from ftcli.tasks.qa import QaConfig
 from ftcli.tasks.seq2seq import Seq2SeqConfig
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 GROUPS = ("model", "task", "method", "data", "trainer", "experiment", "debug")
 OPTIONS = sorted(path for group in GROUPS for path in (CONFIGS / group).glob("*.yaml"))
-EXPECTED_OPTION_COUNT = 34  # 8 model + 8 task + 12 method + 2 data + 2 trainer + 1 experiment + 1 debug
+EXPECTED_OPTION_COUNT = 35  # 8 model + 9 task + 12 method + 2 data + 2 trainer + 1 experiment + 1 debug
 
 METHOD_TYPES = {
     "full": FullConfig, "freeze": FreezeConfig, "lora": LoraConfig, "bitfit": BitFitConfig, "ia3": IA3Config,
@@ -98,10 +100,22 @@ def test_every_group_option_is_collected():
     assert {name.split("/")[0] for name in names} == set(GROUPS)
 
 
+EVAL_ONLY = {"task/prompting"}  # composed under `ftcli eval task=prompting`, refused by train
+
+
 @pytest.mark.parametrize("path", OPTIONS, ids=lambda p: f"{p.parent.name}={p.stem}")
-def test_option_composes_to_typed(hydra_train, path):
+def test_option_composes_to_typed(hydra, path):
     group, option = path.parent.name, path.stem
-    cfg = to_typed(hydra_train(f"{group}={option}"), TrainConfig)
+    if f"{group}/{option}" in EVAL_ONLY:
+        cfg = to_typed(hydra("eval_prompting", f"{group}={option}"), PromptingEvalConfig)
+        assert isinstance(cfg.task, PromptingConfig) and cfg.model.name_or_path == "tiny:gpt2"
+        written = OmegaConf.to_container(OmegaConf.load(path))
+        written.pop("defaults")
+        assert_reaches(written, plain(cfg.task), group)
+        with pytest.raises(ConfigError, match="trains nothing"):
+            to_typed(hydra("train", f"{group}={option}"), TrainConfig)
+        return
+    cfg = to_typed(hydra("train", f"{group}={option}"), TrainConfig)
     assert isinstance(cfg, TrainConfig)
     assert isinstance(cfg.model.name_or_path, str)
     assert isinstance(cfg.task, (ClassificationConfig, InstructionConfig, NerConfig, QaConfig, Seq2SeqConfig))

@@ -1,0 +1,55 @@
+"""`ftcli eval task=prompting`: zero/few-shot classification of a pretrained language model, no training."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ftcli import ui
+from ftcli.config.schema import PromptingEvalConfig, plain
+from ftcli.data import load_splits, with_absolute_paths
+from ftcli.modeling import build_model, build_tokenizer, load_config, sync_pad_token
+from ftcli.run_dir import METRICS, RunDir, write_text_atomic
+from ftcli.tasks import TASKS
+
+
+def run(cfg: PromptingEvalConfig, output_dir: Path) -> dict[str, Any]:
+    started = time.perf_counter()
+    cfg = replace(cfg, data=with_absolute_paths(cfg.data))
+    task, prompting = cfg.task, TASKS.get("prompting").impl
+    ui.print_config(plain(cfg), title=f"ftcli eval task=prompting → {output_dir}")
+    needs_train = task.shots > 0 or not (task.label_words or cfg.data.label_names)
+    splits = load_splits(cfg.data, task.sample, cfg.seed, training=needs_train)
+    train = splits.rows.get("train")
+    labels = prompting.label_names(train, task, cfg.data)
+    tokenizer = build_tokenizer(cfg.model)
+    model = build_model(cfg.model, prompting.model_class(load_config(cfg.model)), [])
+    sync_pad_token(model, tokenizer)
+    shots = f"{task.shots}-shot" if task.shots else "zero-shot"
+    ui.info(f"{shots} prompting of {cfg.model.name_or_path}; labels: {', '.join(labels)}")
+
+    metrics: dict[str, Any] = {}
+    lines = []
+    for split in ("validation", "test"):
+        if split not in splits:
+            continue
+        prompts = prompting.prompts(splits[split], splits.sources[split], task, cfg.data, labels, train, cfg.seed)
+        scores = prompting.score(model, tokenizer, prompts, task, cfg.batch_size)
+        if prompts.references is not None:
+            metrics[split] = prompting.metrics(scores, prompts, labels)
+        for row, row_scores in zip(splits[split], scores):
+            best = int(row_scores.argmax())
+            scored = {name: round(float(v), 4) for name, v in zip(labels, row_scores)}
+            lines.append(json.dumps({"split": split, **row, "prediction": labels[best], "scores": scored},
+                                    ensure_ascii=False))
+    metrics["prompting"] = {"model": cfg.model.name_or_path, "shots": task.shots, "template": task.template,
+                            "wall_seconds": round(time.perf_counter() - started, 2)}
+    run_dir = RunDir(output_dir)
+    write_text_atomic(output_dir / "predictions.jsonl", "".join(line + "\n" for line in lines))
+    run_dir.write_json(METRICS, metrics)
+    ui.print_metrics({k: v for k, v in metrics.items() if k != "prompting"}, title=f"{shots} prompting")
+    ui.info(f"metrics and predictions written to [bold]{output_dir}[/]")
+    return metrics

@@ -1,0 +1,200 @@
+"""`prompting`: zero- and few-shot classification by a language model's likelihood of label words.
+
+No training: `ftcli eval task=prompting model=<causal LM or encoder-decoder>` scores a model as it
+is, the prompt-engineering baseline to set beside fine-tuned runs (same metrics as `sentiment`
+and `text_classification`).
+
+Each input is written with `task.template`, whose `{column}` fields are filled from the row
+("Review: {text}\\nSentiment:"). `task.shots` solved examples from the training split come
+first, each as its template followed by its label word and `task.shot_separator`; they are drawn
+once, seeded, and shared by every input, so every input sees the same demonstrations. The
+prediction is the label whose word the model finds most likely to come next: the sum of the
+log-probabilities of its tokens (`task.score=mean` divides by the token count, which stops
+multi-token words from losing for their length). Label words default to the label names with a
+leading space, the way a word follows a colon in running text.
+
+A causal LM reads the prompt and then the word; an encoder-decoder (T5, FLAN-T5, BART) reads the
+prompt and scores the word as the decoder's output. Encoder-only models (BERT, the embedded
+MiniLM) have no language-model head to score with and are refused.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from ftcli.config.schema import DataConfig, TaskConfig
+from ftcli.errors import ConfigError, DataError, ModelError
+from ftcli.readers import Row
+from ftcli.tasks.base import TASKS
+from ftcli.tasks.chat import bos_ids
+
+
+class Score(str, Enum):
+    sum = "sum"  # log-probability of the whole label word
+    mean = "mean"  # per token of the label word
+
+
+@dataclass
+class PromptingConfig(TaskConfig):
+    name: str = "prompting"
+    max_length: int = 1024  # prompt tokens kept, from the end (demonstrations go first)
+    template: str = "{text}\nAnswer:"
+    label_words: dict[Any, str] = field(default_factory=dict)  # label -> the word scored after it; else " " + label
+    shots: int = 0  # solved training examples before each input
+    shot_separator: str = "\n\n"
+    score: Score = Score.sum
+    sample: str = "sentiment"  # the bundled sample evaluated when no data is given
+
+    def validate(self) -> list[str]:
+        problems = super().validate()
+        if self.shots < 0:
+            problems.append(f"task.shots={self.shots} must be 0 (zero-shot) or more")
+        try:
+            fields = [name for _, name, _, _ in string.Formatter().parse(self.template) if name is not None]
+        except ValueError as exc:
+            return [*problems, f"task.template={self.template!r} is not a valid template: {exc}"]
+        if not fields:
+            problems.append(f"task.template={self.template!r} has no {{column}} field for the input text")
+        return problems
+
+
+@dataclass(frozen=True)
+class Prompts:
+    texts: list[str]  # one full prompt per row, demonstrations included
+    references: list[int] | None  # label index per row, when the rows have labels
+    words: list[str]  # the word scored for each label, in label order
+
+
+class Prompting:
+    """Builds prompts from rows and scores label words with a language model."""
+
+    def model_class(self, config: Any) -> type:
+        """The Auto class for scoring with this model; encoder-only models have nothing to score with."""
+        from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+        if getattr(config, "is_encoder_decoder", False):
+            return AutoModelForSeq2SeqLM
+        if config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not _encoder_only(config):
+            return AutoModelForCausalLM
+        raise ModelError(
+            f"task=prompting scores label words with a language model, and this {config.model_type} model is an "
+            "encoder without one",
+            hint="use a causal LM (model=gpt2, Qwen/Qwen2.5-0.5B, ...) or an encoder-decoder (google/flan-t5-base); "
+            "to classify with an encoder, fine-tune it: ftcli train task=sentiment",
+        )
+
+    def label_names(self, rows: list[Row] | None, task: PromptingConfig, data: DataConfig) -> list[str]:
+        if task.label_words:
+            return list(_words(task))
+        if data.label_names:
+            return list(data.label_names)
+        if rows is None:
+            raise ConfigError(
+                "task=prompting needs the label set: there is no training split to read it from",
+                hint="set task.label_words='{positive: \" great\", negative: \" awful\"}' or data.label_names=[...]",
+            )
+        return sorted({_label(row, data.label_column, i, "train") for i, row in enumerate(rows)})
+
+    def prompts(
+        self, rows: list[Row], source: str, task: PromptingConfig, data: DataConfig, labels: list[str],
+        train: list[Row] | None, seed: int,
+    ) -> Prompts:
+        words = [_words(task).get(label, f" {label}") for label in labels]
+        word_of = dict(zip(labels, words))
+        demos = ""
+        if task.shots:
+            if not train:
+                raise ConfigError(
+                    f"task.shots={task.shots} needs solved examples, and there is no training split",
+                    hint="set data.train_file=PATH, or task.shots=0",
+                )
+            picked = random.Random(seed).sample(range(len(train)), min(task.shots, len(train)))
+            demos = "".join(
+                _fill(task.template, train[i], f"train record {i}")
+                + word_of[_known(_label(train[i], data.label_column, i, "train"), labels, i, "train")]
+                + task.shot_separator
+                for i in picked
+            )
+        texts = [demos + _fill(task.template, row, f"{source}: record {i}") for i, row in enumerate(rows)]
+        labelled = bool(rows) and all(data.label_column in row for row in rows)
+        references = (
+            [labels.index(_known(_label(row, data.label_column, i, source), labels, i, source))
+             for i, row in enumerate(rows)]
+            if labelled else None
+        )
+        return Prompts(texts, references, words)
+
+    def score(
+        self, model: Any, tokenizer: Any, prompts: Prompts, task: PromptingConfig, batch_size: int
+    ) -> Any:
+        """Log-likelihood of each label word after each prompt: an array (rows, labels)."""
+        import numpy as np
+
+        from ftcli.engine.word_scores import word_log_likelihoods
+
+        encoder_decoder = getattr(model.config, "is_encoder_decoder", False)
+        prefix = [] if encoder_decoder else bos_ids(tokenizer)
+        contexts = [
+            (prefix + tokenizer(text, add_special_tokens=encoder_decoder)["input_ids"])[-task.max_length:]
+            for text in prompts.texts
+        ]
+        words = [tokenizer(word, add_special_tokens=False)["input_ids"] for word in prompts.words]
+        empty = [w for w, ids in zip(prompts.words, words) if not ids]
+        if empty:
+            raise ConfigError(f"task.label_words: {empty[0]!r} is no token at all for this tokenizer")
+        totals = word_log_likelihoods(model, contexts, words, batch_size)
+        if task.score == Score.mean:
+            totals = totals / np.array([len(ids) for ids in words])
+        return totals
+
+    def metrics(self, scores: Any, prompts: Prompts, labels: list[str]) -> dict[str, Any]:
+        import numpy as np
+
+        from ftcli import metrics
+
+        return metrics.classification_metrics(scores.argmax(-1), np.array(prompts.references), labels)
+
+
+def _words(task: PromptingConfig) -> dict[str, str]:
+    """`task.label_words` keyed by label name (`{0: " bad"}` from the command line means label "0")."""
+    return {str(k): v for k, v in (task.label_words or {}).items()}
+
+
+def _encoder_only(config: Any) -> bool:
+    """BERT-likes map to a causal-LM class too (BertLMHeadModel), but only as decoders built for it."""
+    return config.model_type in ("bert", "roberta", "xlm-roberta", "electra", "camembert") and not config.is_decoder
+
+
+def _fill(template: str, row: Row, where: str) -> str:
+    try:
+        return template.format_map(row)
+    except KeyError as exc:
+        raise DataError(
+            f"{where}: task.template needs the column {exc.args[0]!r}, which the row does not have "
+            f"(it has: {', '.join(map(repr, row))})",
+            hint="name the row's columns in task.template, e.g. '{text}'",
+        ) from exc
+
+
+def _label(row: Row, column: str, index: int, source: str) -> str:
+    if column not in row:
+        raise DataError(f"{source}: record {index} has no {column!r} column", hint="set data.label_column")
+    value = row[column]
+    return str(int(value)) if isinstance(value, (bool, int)) else str(value)
+
+
+def _known(label: str, labels: list[str], index: int, source: str) -> str:
+    if label not in labels:
+        raise DataError(
+            f"{source}: record {index} has the label {label!r}, which is not among {labels}",
+            hint="add it to task.label_words (or data.label_names), or drop the row",
+        )
+    return label
+
+
+TASKS.register("prompting", PromptingConfig)(Prompting())
