@@ -62,9 +62,11 @@ class Instruction:
         return AutoModelForCausalLM
 
     def model_config(self, task: InstructionConfig) -> dict[str, Any]:
-        # `transformers` reads packed position ids as separate sequences only when the forward pass
-        # keeps no KV cache; with one, packed examples would attend to each other.
-        return {"use_cache": False} if task.packing else {}
+        # is_decoder: a BERT-like checkpoint (the embedded MiniLM) becomes a left-to-right LM with
+        # causal attention; causal LMs are decoders already. `transformers` reads packed position
+        # ids as separate sequences only when the forward pass keeps no KV cache; with one, packed
+        # examples would attend to each other.
+        return {"is_decoder": True, **({"use_cache": False} if task.packing else {})}
 
     def label_names(self, splits: Any, task: InstructionConfig, data: DataConfig) -> list[str]:
         return []  # the vocabulary is the label set

@@ -198,3 +198,18 @@ def test_perplexity_is_exp_of_the_loss():
     result = scores(TASK, InstructionConfig(generate_in_eval=False), Outputs(None, 2.0), [], [])
     assert result == {"loss": 2.0, "perplexity": pytest.approx(math.exp(2.0))}
     assert TASK.best_metric(InstructionConfig(generate_in_eval=False)) == "perplexity"
+
+
+@pytest.mark.parametrize("name", ["tiny:bert", "tiny:gpt2"])
+def test_models_built_for_instruction_read_left_to_right(name):
+    from ftcli.config.schema import ModelConfig
+    from ftcli.modeling import build_model
+
+    model = build_model(ModelConfig(name), TASK.model_class(), [], **TASK.model_config(InstructionConfig())).eval()
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    changed = ids.clone()
+    changed[0, -1] = 42
+    with torch.no_grad():
+        before, after = model(input_ids=ids).logits, model(input_ids=changed).logits
+    assert torch.allclose(before[0, :-1], after[0, :-1], atol=1e-6)  # a later token changes no earlier position
+    assert not torch.allclose(before[0, -1], after[0, -1])
