@@ -81,13 +81,17 @@ def uses_conv1d(model: nn.Module) -> bool:
 
 
 def norm_names(model: nn.Module, head: list[str]) -> list[str]:
-    """The distinct last-segment names of the backbone's LayerNorm modules."""
+    """The distinct last-segment names of the backbone's normalisation layers: LayerNorm, and the
+    RMSNorm classes of Llama-likes and T5 (`LlamaRMSNorm`, `T5LayerNorm`), which are their own modules."""
     from torch import nn
+
+    def is_norm(m: nn.Module) -> bool:
+        return isinstance(m, nn.LayerNorm) or type(m).__name__.endswith(("RMSNorm", "LayerNorm"))
 
     return sorted({
         name.rsplit(".", 1)[-1]
         for name, m in model.named_modules()
-        if isinstance(m, nn.LayerNorm) and name.split(".")[0] not in head
+        if is_norm(m) and name.split(".")[0] not in head
     })
 
 
