@@ -18,8 +18,11 @@ SOURCE_KEYS = ("dataset", "validation_file", "test_file")
 
 
 def run(cfg: EvalConfig, output_dir: Path) -> dict[str, Any]:
+    from accelerate.utils import set_seed
+
     trained = load_trained(cfg.run_dir)
     train_cfg = trained.cfg
+    set_seed(train_cfg.seed)  # sampled generation scores the same on every eval
     data, own_data = eval_data(train_cfg.data, cfg.data)
     splits = load_splits(data, train_cfg.task.name, train_cfg.seed, training=False, use_sample=own_data)
     batch_size = cfg.batch_size or train_cfg.trainer.eval_batch_size

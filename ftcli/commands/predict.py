@@ -41,6 +41,9 @@ def run(cfg: PredictConfig, output_dir: Path) -> Path | None:
     if cfg.text_pair_column:
         data = replace(data, text_pair_column=cfg.text_pair_column)
     trained = _with_generation(trained, cfg)
+    from accelerate.utils import set_seed
+
+    set_seed(cfg.seed)  # sampled generation (do_sample=true) repeats with the same seed
     rows = read_rows(cfg.input, "input", data.text_column)
     predictions = _predict(trained, rows, data, cfg)
     lines = "".join(json.dumps({**row, **pred}, ensure_ascii=False) + "\n" for row, pred in zip(rows, predictions))
@@ -83,7 +86,8 @@ def _streamer(tokenizer: Any) -> Any:
 
 def _with_generation(trained: TrainedRun, cfg: PredictConfig) -> TrainedRun:
     """The run with `num_beams=` / `max_new_tokens=` from the command line in its generation settings."""
-    given = {k: v for k, v in (("num_beams", cfg.num_beams), ("max_new_tokens", cfg.max_new_tokens)) if v is not None}
+    settings = ("num_beams", "max_new_tokens", "do_sample", "temperature", "top_p")
+    given = {k: getattr(cfg, k) for k in settings if getattr(cfg, k) is not None}
     if not given:
         return trained
     if not hasattr(trained.cfg.task, "generation"):
@@ -91,5 +95,9 @@ def _with_generation(trained: TrainedRun, cfg: PredictConfig) -> TrainedRun:
             f"{', '.join(given)} only apply to tasks that generate; this run is task={trained.cfg.task.name}",
             hint="drop them, or predict with a summarization, translation or instruction run",
         )
-    task = replace(trained.cfg.task, generation=replace(trained.cfg.task.generation, **given))
+    generation = replace(trained.cfg.task.generation, **given)
+    problems = generation.validate()
+    if problems:
+        raise ConfigError("; ".join(p.replace("task.generation.", "") for p in problems))
+    task = replace(trained.cfg.task, generation=generation)
     return replace(trained, cfg=replace(trained.cfg, task=task))

@@ -240,6 +240,10 @@ class PredictConfig:
     text_pair_column: Optional[str] = None  # pair_classification; default: the run's data.text_pair_column
     num_beams: Optional[int] = None  # generation tasks: default the run's task.generation settings
     max_new_tokens: Optional[int] = None
+    do_sample: Optional[bool] = None
+    temperature: Optional[float] = None
+    top_p: Optional[float] = None
+    seed: int = 42  # sampling
     stream: bool = False  # generation tasks: print each answer to stdout as it is written (one input at a time)
     batch_size: Optional[int] = None
 

@@ -44,7 +44,7 @@ def task_outputs(
     else:  # encoder-decoders generate from the features' own encoder inputs
         prompts = [{k: v for k, v in f.items() if k not in LABEL_FIELDS} for f in features]
         prompt_collate = collate
-    generation = {**task_cfg.generation.as_kwargs(), **_special_tokens(model, tokenizer)}
+    generation = {**task_cfg.generation.as_kwargs(), **_special_tokens(model, tokenizer, task, task_cfg)}
     sequences = generate_ids(model, prompts, prompt_collate, batch_size, generation, autocast, streamer)
     texts = tokenizer.batch_decode(sequences, skip_special_tokens=True)
     return Outputs([text.strip() for text in texts], loss)
@@ -58,15 +58,16 @@ def scores(task: Any, task_cfg: Any, outputs: Outputs, features: list[dict[str, 
     return {**result, **task.metrics(outputs.logits, features, task_cfg, labels)}
 
 
-def _special_tokens(model: Any, tokenizer: Any) -> dict[str, Any]:
-    """Where generation stops and what it pads with, when the model's own generation config does not say.
-
-    A decoder trained with the plain template ends answers with the tokenizer's EOS (SEP when
-    there is none, as in BERT vocabularies).
-    """
+def _special_tokens(model: Any, tokenizer: Any, task: Any, task_cfg: Any) -> dict[str, Any]:
+    """Where a decoder's generation stops and what it pads with: the model's own stop tokens plus
+    the task's (the end of an answer in its template; the tokenizer's EOS, else SEP, otherwise)."""
     if getattr(model.config, "is_encoder_decoder", False):
         return {}
-    end = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+    if hasattr(task, "stop_ids"):
+        ends = task.stop_ids(tokenizer, task_cfg)
+    else:
+        end = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+        ends = [end] if end is not None else []
     own = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    stops = sorted({*(own if isinstance(own, list) else [own] if own is not None else []), *([end] if end is not None else [])})
+    stops = sorted({*(own if isinstance(own, list) else [own] if own is not None else []), *ends})
     return {"eos_token_id": stops or None, "pad_token_id": tokenizer.pad_token_id}

@@ -159,6 +159,20 @@ class Renderer:
             raise ModelError("the tokenizer has neither an EOS nor a SEP token to end a response with")
         self.bos = [] if self.chat else bos_ids(tokenizer)
 
+    def stop_ids(self) -> list[int]:
+        """Token ids that end an answer: `<end>` for the plain template; for a chat template, the
+        token it writes right after an assistant's text (ChatML's `<|im_end|>`), which is not the
+        tokenizer's EOS in every model (base Qwen models end text with `<|endoftext|>`)."""
+        stops = [self.end_id] if self.end_id is not None else []
+        if self.chat:
+            marker = "\u2063"  # a character no template writes, to find where the assistant's text ends
+            turns = [{"role": "user", "content": "?"}, {"role": "assistant", "content": marker}]
+            text = self._apply(turns, generation_prompt=False)
+            after = self._encode(text[text.rindex(marker) + 1:].lstrip(" \n")) if marker in text else []
+            if after and after[0] in self.tokenizer.all_special_ids:
+                stops.append(after[0])
+        return sorted(set(stops))
+
     def segments(self, turns: list[dict[str, str]], where: str) -> list[Segment]:
         """Prompt and response segments, in order; every assistant turn is a trained segment."""
         if not any(t["role"] == "assistant" for t in turns):

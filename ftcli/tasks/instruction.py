@@ -127,6 +127,10 @@ class Instruction:
             keys = ("input_ids", "attention_mask", "labels")
         return lambda features: pad([{k: f[k] for k in keys if k in f} for f in features])
 
+    def stop_ids(self, tokenizer: Any, task: InstructionConfig) -> list[int]:
+        """Where generation stops: the end of an assistant turn in the template the run trained with."""
+        return Renderer(tokenizer, task.template).stop_ids()
+
     def prompts(self, features: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """What generation starts from: the prompt of each feature."""
         return [{"input_ids": f.get("prompt_ids", f["input_ids"])} for f in features]

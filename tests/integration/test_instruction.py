@@ -74,3 +74,19 @@ def test_which_way_a_metric_improves(metric, maximize):
     from ftcli.config.schema import TrainerConfig
 
     assert TrainerConfig(metric_for_best=metric).maximize is maximize
+
+
+def test_sampled_predict_repeats_with_its_seed_and_bad_settings_are_refused(tmp_path):
+    run = train(tmp_path / "run", "model=tiny_gpt2", "method=full", *FAST, "task.generate_in_eval=false")
+    source = tmp_path / "in.txt"
+    source.write_text("first question\nsecond question\n")
+
+    def sample(name, *extra):
+        out = tmp_path / f"{name}.jsonl"
+        code = main(["predict", f"run_dir={run}", f"input={source}", f"output={out}", "do_sample=true",
+                     "max_new_tokens=6", *extra, f"hydra.run.dir={tmp_path / name}"])
+        return code, (out.read_text() if out.exists() else None)
+
+    first, again, other = sample("a"), sample("b"), sample("c", "seed=7", "temperature=5.0")
+    assert first[0] == 0 and first == again and other[1] != first[1]
+    assert sample("d", "top_p=1.5")[0] == 3

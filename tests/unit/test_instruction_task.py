@@ -213,3 +213,16 @@ def test_models_built_for_instruction_read_left_to_right(name):
         before, after = model(input_ids=ids).logits, model(input_ids=changed).logits
     assert torch.allclose(before[0, :-1], after[0, :-1], atol=1e-6)  # a later token changes no earlier position
     assert not torch.allclose(before[0, -1], after[0, -1])
+
+
+def test_generation_stops_at_the_end_of_an_assistant_turn(tokenizer):
+    assert TASK.stop_ids(tokenizer, InstructionConfig()) == [tokenizer.sep_token_id]
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    tokenizer.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert TASK.stop_ids(tokenizer, InstructionConfig()) == sorted({tokenizer.sep_token_id, end})
+    feature = encode(tokenizer, ROWS[:1])[0]
+    assert trained_text(tokenizer, feature) == "paris <|im_end|>"  # the model learns to write the stop token
