@@ -117,7 +117,7 @@ class Prompting:
             demos = "".join(
                 _fill(task.template, train[i], f"train record {i}")
                 + word_of[_known(_label(train[i], data.label_column, i, "train"), labels, i, "train")]
-                + task.shot_separator
+                + _unescape(task.shot_separator)
                 for i in picked
             )
         texts = [demos + _fill(task.template, row, f"{source}: record {i}") for i, row in enumerate(rows)]
@@ -170,9 +170,14 @@ def _encoder_only(config: Any) -> bool:
     return config.model_type in ("bert", "roberta", "xlm-roberta", "electra", "camembert") and not config.is_decoder
 
 
+def _unescape(text: str) -> str:
+    """A typed `\\n` or `\\t` (Hydra keeps backslashes of command-line values as they are) as the character."""
+    return text.replace("\\n", "\n").replace("\\t", "\t")
+
+
 def _fill(template: str, row: Row, where: str) -> str:
     try:
-        return template.format_map(row)
+        return _unescape(template).format_map(row)
     except KeyError as exc:
         raise DataError(
             f"{where}: task.template needs the column {exc.args[0]!r}, which the row does not have "

@@ -115,3 +115,9 @@ def test_encoders_are_refused_and_language_models_picked():
 ])
 def test_config_problems(settings, problem):
     assert any(problem in p for p in PromptingConfig(**settings).validate())
+
+
+def test_typed_escapes_become_newlines():
+    task = PromptingConfig(template="Review: {text}\\nSentiment:", shots=1, shot_separator="\\n\\n")
+    prompts = TASK.prompts(ROWS[:1], "v", task, DataConfig(), ["neg", "pos"], TRAIN, 0)
+    assert prompts.texts[0].endswith("\n\nReview: good film\nSentiment:") and "\\" not in prompts.texts[0]
