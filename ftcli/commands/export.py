@@ -49,8 +49,16 @@ PIPELINE_TAGS = {
     "ForSequenceClassification": "text-classification",
     "ForTokenClassification": "token-classification",
     "ForQuestionAnswering": "question-answering",
+    "ForCausalLM": "text-generation",
+    "ForSeq2SeqLM": "text2text-generation",
 }
-HEAD_NOUNS = {"ForTokenClassification": "tagger", "ForQuestionAnswering": "question-answering model"}
+TASK_PIPELINE_TAGS = {"summarization": "summarization", "translation": "translation"}  # finer than the head's
+HEAD_NOUNS = {
+    "ForTokenClassification": "tagger",
+    "ForQuestionAnswering": "question-answering model",
+    "ForCausalLM": "language model",
+    "ForSeq2SeqLM": "sequence-to-sequence model",
+}
 
 
 def model_card(trained: TrainedRun, run: RunDir, merged: bool) -> str:
@@ -66,14 +74,14 @@ def model_card(trained: TrainedRun, run: RunDir, merged: bool) -> str:
     lines = [
         "---",
         "library_name: " + _library(trained, merged),
-        "pipeline_tag: " + PIPELINE_TAGS.get(head, "text-classification"),
+        "pipeline_tag: " + TASK_PIPELINE_TAGS.get(cfg.task.name, PIPELINE_TAGS.get(head, "text-classification")),
         "tags: [ftcli, " + cfg.method.name + "]",
         "---",
         f"# {cfg.task.name} {HEAD_NOUNS.get(head, 'classifier')} ({cfg.method.name})",
         "",
         f"- base model: `{cfg.model.name_or_path}`",
         f"- method: `{cfg.method.name}`" + (" (merged into the weights)" if merged else ""),
-        f"- labels: {', '.join(trained.labels)}",
+        *([f"- labels: {', '.join(trained.labels)}"] if trained.labels else []),
         f"- training data: `{data}`",
         f"- command: `{command}`",
         f"- trained with ftcli {__version__}",
@@ -109,7 +117,8 @@ def _loading_snippet(library: str, base: str, num_labels: int, head: str) -> lis
         return [
             f"from transformers import AutoModel{head}",
             "from ftcli.methods.native import load_adapter",
-            f"base = AutoModel{head}.from_pretrained({base!r}, num_labels={num_labels})",
+            f"base = AutoModel{head}.from_pretrained({base!r}"
+            + (f", num_labels={num_labels})" if num_labels else ")"),
             "model = load_adapter(base, FOLDER)",
         ]
     if library == "peft":

@@ -90,3 +90,15 @@ def test_sampled_predict_repeats_with_its_seed_and_bad_settings_are_refused(tmp_
     first, again, other = sample("a"), sample("b"), sample("c", "seed=7", "temperature=5.0")
     assert first[0] == 0 and first == again and other[1] != first[1]
     assert sample("d", "top_p=1.5")[0] == 3
+
+
+def test_exported_instruction_runs_are_text_generation_models(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    run = train(tmp_path / "run", "model=tiny_gpt2", "method=lora", *FAST, "task.generate_in_eval=false")
+    out = tmp_path / "merged"
+    assert main(["export", f"run_dir={run}", "merge=true", f"output={out}", f"hydra.run.dir={tmp_path / 'x'}"]) == 0
+    card = (out / "README.md").read_text()
+    assert "pipeline_tag: text-generation" in card and "# instruction language model (lora)" in card
+    assert "- labels:" not in card
+    assert AutoModelForCausalLM.from_pretrained(out).config.model_type == "gpt2"
