@@ -55,11 +55,16 @@ def test_collator_pads_labels_with_ignore_index(tokenizer):
 
 
 def test_generation_settings_reach_generate():
-    assert GenerationConfig().as_kwargs() == {"num_beams": 1, "max_new_tokens": 64}
-    assert GenerationConfig(num_beams=4, no_repeat_ngram_size=3).as_kwargs() == {
-        "num_beams": 4, "max_new_tokens": 64, "length_penalty": 1.0, "early_stopping": True, "no_repeat_ngram_size": 3,
+    assert GenerationConfig().as_kwargs() == {"num_beams": 1, "max_new_tokens": 64, "do_sample": False}
+    assert GenerationConfig(num_beams=4, no_repeat_ngram_size=3, repetition_penalty=1.2).as_kwargs() == {
+        "num_beams": 4, "max_new_tokens": 64, "do_sample": False, "length_penalty": 1.0, "early_stopping": True,
+        "no_repeat_ngram_size": 3, "repetition_penalty": 1.2,
+    }
+    assert GenerationConfig(do_sample=True, temperature=0.7, top_p=0.9).as_kwargs() == {
+        "num_beams": 1, "max_new_tokens": 64, "do_sample": True, "temperature": 0.7, "top_p": 0.9,
     }
     assert len(GenerationConfig(num_beams=0, max_new_tokens=0).validate()) == 2
+    assert len(GenerationConfig(temperature=0, top_p=1.5, repetition_penalty=0).validate()) == 3
 
 
 def test_headline_metrics():
