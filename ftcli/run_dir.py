@@ -8,6 +8,7 @@ Layout (documented in the README):
     train_log.jsonl    one JSON object per logged step and per evaluation
     model/             full and freeze: `save_pretrained` folder with the tokenizer
     adapter/           adapter methods: PEFT adapter folder (head included) with the tokenizer
+    checkpoints/       while training: step-<N>/ folders to resume from (`ftcli.engine.checkpoint`)
     .hydra/            Hydra's record of the composed config and the overrides
 
 Files are written to a temporary name and renamed, and artefact folders are built beside their

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -12,14 +14,15 @@ from ftcli import ui
 from ftcli.config.schema import TrainConfig, plain
 from ftcli.data import load_splits, with_absolute_paths
 from ftcli.engine.task_outputs import scores, task_outputs
-from ftcli.engine.loop import autocast_for, train_loop
-from ftcli.errors import ModelError
+from ftcli.engine.checkpoint import checkpoints_dir, list_checkpoints, resume_point
+from ftcli.engine.loop import Checkpointing, autocast_for, train_loop
+from ftcli.errors import ModelError, RunDirError
 from ftcli.methods import METHODS, count_parameters, head_modules
 from ftcli.methods.base import lr_scale_of
 from ftcli.methods.prompt import check_positions
 from ftcli.modeling import build_model, build_tokenizer, sync_pad_token, with_absolute_path
 from ftcli.resources import peak_memory_mb, reset_peak_memory, weights_mb
-from ftcli.run_dir import LABELS, METRICS, RunDir, write_config
+from ftcli.run_dir import LABELS, METRICS, RunDir, write_config, write_text_atomic
 from ftcli.tasks import TASKS
 
 log = logging.getLogger(__name__)
@@ -35,12 +38,18 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     transformers.logging.disable_progress_bar()
     cfg = replace(cfg, data=with_absolute_paths(cfg.data), model=with_absolute_path(cfg.model))
     run_dir = RunDir(output_dir)
-    run_dir.ensure_trainable(cfg.overwrite)
-    run_dir.log_file.unlink(missing_ok=True)  # this run's log starts empty
     task, method = TASKS.get(cfg.task.name).impl, METHODS.get(cfg.method.name).impl
     if cfg.trainer.metric_for_best is None:  # the task's headline metric, recorded in config.yaml
         cfg = replace(cfg, trainer=replace(cfg.trainer, metric_for_best=task.best_metric(cfg.task)))
+    if cfg.trainer.resume is not None and run_dir.is_finished() and not cfg.overwrite:
+        ui.info(f"{output_dir} already holds a finished run; nothing to resume (its metrics are in {METRICS})")
+        return run_dir.read_json(METRICS)
+    run_dir.ensure_trainable(cfg.overwrite)
+    resume = _resume_point(run_dir, cfg)
+    _start_log(run_dir, resume)
     ui.print_config(plain(cfg), title=f"ftcli train → {output_dir}")
+    if resume is not None:
+        ui.info(f"resuming from {resume.path} (step {resume.step})")
 
     splits = load_splits(cfg.data, cfg.task.name, cfg.seed, training=True)
     labels = task.label_names(splits, cfg.task, cfg.data)
@@ -78,9 +87,12 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
         )
         return scores(task, cfg.task, outputs, features[split], labels)
 
+    checkpoints = Checkpointing(
+        run_dir.path, cfg.trainer.save_every, cfg.trainer.keep_checkpoints, _resumable(cfg), resume
+    )
     result = train_loop(
         model, features["train"], collate, cfg.trainer, lr, cfg.seed,
-        lambda m: evaluate("validation", m), _LoggedProgress(run_dir), lr_scale_of(method, cfg.method),
+        lambda m: evaluate("validation", m), _LoggedProgress(run_dir), lr_scale_of(method, cfg.method), checkpoints,
     )
     metrics = {split: evaluate(split, model) for split in ("validation", "test") if split in features}
     metrics["train"] = {
@@ -96,10 +108,44 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
         **peak_memory_mb(),
     }
     _save(run_dir, cfg, method, model, tokenizer, labels, metrics)
+    shutil.rmtree(checkpoints_dir(run_dir.path), ignore_errors=True)  # the run is whole; nothing left to resume
     ui.print_costs(metrics["train"])
     ui.print_metrics({k: v for k, v in metrics.items() if k != "train"}, title="final metrics (best checkpoint)")
     ui.info(f"run directory: [bold]{output_dir}[/]")
     return metrics
+
+
+def _resumable(cfg: TrainConfig) -> dict[str, Any]:
+    """The settings a resumed run must share with the run it continues (all but where to resume from)."""
+    settings = plain(cfg)
+    settings["trainer"].pop("resume")
+    settings.pop("overwrite")
+    return settings
+
+
+def _resume_point(run_dir: RunDir, cfg: TrainConfig) -> Any:
+    """The checkpoint to continue from; without trainer.resume, an unfinished run's checkpoints are
+    not silently replaced by a fresh start."""
+    found = list_checkpoints(run_dir.path)
+    if cfg.trainer.resume is not None:
+        return resume_point(run_dir.path, cfg.trainer.resume, _resumable(cfg))
+    if found and not cfg.overwrite:
+        raise RunDirError(
+            f"{run_dir.path} holds checkpoints of an unfinished run (newest: {found[-1].name})",
+            hint="continue it with trainer.resume=auto, or start over with overwrite=true",
+        )
+    shutil.rmtree(checkpoints_dir(run_dir.path), ignore_errors=True)
+    return None
+
+
+def _start_log(run_dir: RunDir, resume: Any) -> None:
+    """A fresh run's log starts empty; a resumed one keeps the records up to its checkpoint."""
+    if resume is None or not run_dir.log_file.exists():
+        run_dir.log_file.unlink(missing_ok=True)
+        return
+    kept = [line for line in run_dir.log_file.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= resume.step]
+    write_text_atomic(run_dir.log_file, "".join(line + "\n" for line in kept))
 
 
 class _LoggedProgress(ui.TrainProgress):

@@ -142,6 +142,9 @@ class TrainerConfig:
     group_by_length: bool = True
     precision: Precision = Precision.auto
     fused_optimizer: bool = True  # fused AdamW when the build supports it
+    save_every: Optional[int] = 500  # steps between checkpoints in <run dir>/checkpoints; null: none
+    keep_checkpoints: int = 2  # newest checkpoints kept while training; all are removed once the run finishes
+    resume: Optional[str] = None  # "auto": the run directory's newest checkpoint; or a checkpoints/step-<N> path
 
     @property
     def maximize(self) -> bool:
@@ -158,6 +161,8 @@ class TrainerConfig:
             "grad_accum_steps": self.grad_accum_steps,
             "eval_steps": self.eval_steps,
             "logging_steps": self.logging_steps,
+            "keep_checkpoints": self.keep_checkpoints,
+            **({"save_every": self.save_every} if self.save_every is not None else {}),
         }
         problems += [f"trainer.{k}={v} must be at least 1" for k, v in positive.items() if v < 1]
         if self.epochs <= 0 and not self.max_steps:

@@ -27,6 +27,7 @@ class TrainBatches(Sampler[list[int]]):
         self.seed = seed
         self.group_by_length = group_by_length
         self.epoch = 0
+        self.skip = 0  # leading batches of the epoch to leave out: those trained on before a resume
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -35,6 +36,9 @@ class TrainBatches(Sampler[list[int]]):
         return math.ceil(len(self.lengths) / self.batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
+        yield from list(self._epoch_batches())[self.skip:]
+
+    def _epoch_batches(self) -> Iterator[list[int]]:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         order = torch.randperm(len(self.lengths), generator=generator).tolist()
         if not self.group_by_length:

@@ -74,11 +74,15 @@ def train_loop(
     evaluate: Callable[[nn.Module], dict[str, Any]],
     callbacks: Callbacks,
     lr_scale: Callable[[str], float] | None = None,
+    checkpoints: Checkpointing | None = None,
 ) -> TrainResult:
     """Train `model` in place and leave the best weights in it.
 
     `evaluate(model)` returns the validation metrics; the one named `cfg.metric_for_best` picks
-    the best weights.
+    the best weights. With `checkpoints`, the loop saves a checkpoint every `cfg.save_every`
+    steps and, given `checkpoints.resume`, starts from one: weights, optimiser, scheduler, best
+    evaluation, position in the epoch and random state, so the rest of the run is the same as if
+    it had not stopped.
     """
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState, GradientState
@@ -92,7 +96,9 @@ def train_loop(
         mixed_precision=mixed_precision(cfg.precision), gradient_accumulation_steps=cfg.grad_accum_steps
     )
     batches = TrainBatches([len(f["input_ids"]) for f in features], cfg.batch_size, seed, cfg.group_by_length)
-    loader = DataLoader(features, batch_sampler=batches, collate_fn=collate)
+    # its own generator: the loader then draws nothing from torch's global random state, which a
+    # resumed run restores mid-epoch
+    loader = DataLoader(features, batch_sampler=batches, collate_fn=collate, generator=torch.Generator().manual_seed(seed))
     steps_per_epoch = max(1, math.ceil(len(batches) / cfg.grad_accum_steps))
     total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
     optimizer = build_optimizer(model, cfg, lr, lr_scale)
@@ -102,12 +108,30 @@ def train_loop(
     best = _Best(cfg)
     result = TrainResult(0, 0.0, 0, 0.0, None, None, False)
     running_loss, running_count = torch.zeros((), device=accelerator.device), 0
+    epoch, skip = 0, 0
+    resume = checkpoints.resume if checkpoints else None
+    if resume is not None:
+        from ftcli.engine.checkpoint import restore, restore_rng
+
+        state = resume.state
+        best.state = restore(resume, accelerator.unwrap_model(model), optimizer, scheduler)
+        best.value, best.step, best.bad_evals = state.best_value, state.best_step, state.bad_evals
+        result.steps, result.samples, result.train_seconds = state.step, state.samples, state.train_seconds
+        result.history = list(state.history)
+        running_loss += state.running_loss
+        running_count, epoch, skip = state.running_count, state.epoch, state.batches_in_epoch
     callbacks.on_train_begin(total_steps)
     model.train()
-    epoch, started = 0, time.perf_counter()
+    started = time.perf_counter()
     while result.steps < total_steps and not result.stopped_early:
-        batches.set_epoch(epoch)
+        batches.skip = skip
+        loader.set_epoch(epoch)  # accelerate's loader passes its own epoch count on to the sampler
+        consumed = skip
         for batch in loader:
+            if resume is not None:  # once the loader has started: it may draw from the random state
+                restore_rng(resume)
+                resume = None
+            consumed += 1
             with accelerator.accumulate(model):
                 loss = model(**batch).loss
                 accelerator.backward(loss)
@@ -140,9 +164,17 @@ def train_loop(
                 callbacks.on_evaluate(result.steps, record)
                 if best.update(metrics, result.steps, accelerator.unwrap_model(model)):
                     result.stopped_early = True
+            if checkpoints and checkpoints.due(result.steps, total_steps) and not result.stopped_early:
+                result.train_seconds += time.perf_counter() - started
+                checkpoints.save(
+                    accelerator.unwrap_model(model), optimizer, scheduler, result, best,
+                    epoch, consumed, running_loss.item(), running_count,
+                )
+                started = time.perf_counter()
             if result.steps >= total_steps or result.stopped_early:
                 break
-        epoch += 1
+        epoch, skip = epoch + 1, 0
+        batches.skip = 0
     result.train_seconds += time.perf_counter() - started
     result.epochs = result.steps / steps_per_epoch
     callbacks.on_train_end()
@@ -185,6 +217,32 @@ def _check_finite(record: dict[str, Any], step: int) -> None:
             f"the training loss became {record['loss']} at step {step} (lr {record['lr']:.3g})",
             hint="lower trainer.lr, or use trainer.precision=fp32",
         )
+
+
+@dataclass
+class Checkpointing:
+    """Where and how often the loop saves checkpoints, and the one to resume from."""
+
+    run_path: Any  # pathlib.Path of the run directory
+    every: int | None  # steps between checkpoints; None: none
+    keep: int  # newest checkpoints kept
+    config: dict[str, Any]  # the run's config, recorded so a resume can check it is the same run
+    resume: Any = None  # a checkpoint.Checkpoint
+
+    def due(self, step: int, total_steps: int) -> bool:
+        return bool(self.every) and step % self.every == 0 and step < total_steps
+
+    def save(self, model: nn.Module, optimizer: Any, scheduler: Any, result: TrainResult, best: _Best,
+             epoch: int, consumed: int, running_loss: float, running_count: int) -> None:
+        from ftcli.engine.checkpoint import LoopState, save_checkpoint
+
+        state = LoopState(
+            step=result.steps, epoch=epoch, batches_in_epoch=consumed, samples=result.samples,
+            train_seconds=result.train_seconds, running_loss=running_loss, running_count=running_count,
+            best_value=best.value, best_step=best.step, bad_evals=best.bad_evals, history=result.history,
+            config=self.config,
+        )
+        save_checkpoint(self.run_path, model, optimizer, scheduler, state, best.state, self.keep)
 
 
 class _Best:

@@ -1,0 +1,184 @@
+"""Training checkpoints in `<run dir>/checkpoints/step-<N>/`, for resuming an interrupted run.
+
+A checkpoint holds everything the loop needs to carry on as if it had never stopped:
+
+    trainable.safetensors   the trainable weights (all of them for full fine-tuning)
+    best.safetensors        the best evaluation's trainable weights, when there was one
+    optimizer.pt            optimiser and scheduler state dicts (tensors and numbers only)
+    rng.pt                  torch's CPU (and CUDA) random states
+    state.json              step, epoch, batches consumed in the epoch, running loss, the best
+                            evaluation, the history, and the run's config
+
+Frozen weights are not stored: a resumed run rebuilds the model exactly as the first attempt did
+(same config, same seed) and loads the trainable ones on top. Each checkpoint is written into a
+temporary folder and renamed, so a folder named `step-<N>` is always complete; the `.pt` files
+are read back with `torch.load(weights_only=True)`, which unpickles no code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ftcli.errors import RunDirError
+from ftcli.run_dir import staged_dir
+
+CHECKPOINTS = "checkpoints"
+STEP_DIR = re.compile(r"step-(\d+)")
+
+
+@dataclass
+class LoopState:
+    """Where the loop stands: what `state.json` holds besides the tensors."""
+
+    step: int = 0
+    epoch: int = 0
+    batches_in_epoch: int = 0  # loader batches of `epoch` already consumed
+    samples: int = 0
+    train_seconds: float = 0.0
+    running_loss: float = 0.0
+    running_count: int = 0
+    best_value: float | None = None
+    best_step: int | None = None
+    bad_evals: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    state: LoopState
+
+    @property
+    def step(self) -> int:
+        return self.state.step
+
+
+def checkpoints_dir(run_path: Path) -> Path:
+    return run_path / CHECKPOINTS
+
+
+def list_checkpoints(run_path: Path) -> list[Path]:
+    """Complete checkpoint folders, oldest first (temporary folders of an interrupted save are not listed)."""
+    folder = checkpoints_dir(run_path)
+    found = [p for p in folder.iterdir() if p.is_dir() and STEP_DIR.fullmatch(p.name)] if folder.is_dir() else []
+    return sorted(found, key=lambda p: int(STEP_DIR.fullmatch(p.name).group(1)))
+
+
+def save_checkpoint(
+    run_path: Path, model: nn.Module, optimizer: Any, scheduler: Any, state: LoopState,
+    best: dict[str, torch.Tensor] | None, keep: int,
+) -> Path:
+    """Write `step-<N>` whole, then drop all but the newest `keep` checkpoints."""
+    from safetensors.torch import save_file
+
+    final = checkpoints_dir(run_path) / f"step-{state.step}"
+    with staged_dir(final) as tmp:
+        save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
+        if best is not None:
+            save_file({k: v.contiguous() for k, v in best.items()}, str(tmp / "best.safetensors"))
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
+        torch.save(_rng_state(), tmp / "rng.pt")
+        (tmp / "state.json").write_text(json.dumps(vars(state), indent=1) + "\n", encoding="utf-8")
+    for old in list_checkpoints(run_path)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def read_checkpoint(path: Path) -> Checkpoint:
+    """The loop state of a checkpoint folder; its tensors are loaded later by `restore`."""
+    try:
+        raw = json.loads((path / "state.json").read_text(encoding="utf-8"))
+        return Checkpoint(path, LoopState(**raw))
+    except (OSError, ValueError, TypeError) as exc:
+        raise RunDirError(
+            f"{path} is not a complete ftcli checkpoint: {exc}",
+            hint="point trainer.resume at a checkpoints/step-<N> folder, or use trainer.resume=auto",
+        ) from exc
+
+
+def restore(checkpoint: Checkpoint, model: nn.Module, optimizer: Any, scheduler: Any) -> dict[str, torch.Tensor] | None:
+    """Load weights, optimiser and scheduler state; return the best weights, if saved. RNG comes last (`restore_rng`)."""
+    from safetensors.torch import load_file
+
+    saved = load_file(str(checkpoint.path / "trainable.safetensors"))
+    params = dict(model.named_parameters())
+    expected = {n for n, p in params.items() if p.requires_grad}
+    if set(saved) != expected:
+        raise RunDirError(
+            f"{checkpoint.path} does not fit this model: it holds {len(saved)} trainable tensors, "
+            f"the model trains {len(expected)}",
+            hint="resume with the same config the run started with",
+        )
+    with torch.no_grad():
+        for name, tensor in saved.items():
+            params[name].copy_(tensor)
+    states = torch.load(checkpoint.path / "optimizer.pt", weights_only=True)
+    optimizer.load_state_dict(states["optimizer"])
+    scheduler.load_state_dict(states["scheduler"])
+    best = checkpoint.path / "best.safetensors"
+    return load_file(str(best)) if best.exists() else None
+
+
+def restore_rng(checkpoint: Checkpoint) -> None:
+    states = torch.load(checkpoint.path / "rng.pt", weights_only=True)
+    torch.set_rng_state(states["cpu"])
+    if states.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().to("cpu").contiguous() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _rng_state() -> dict[str, Any]:
+    return {
+        "cpu": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def resume_point(run_path: Path, setting: str, config: dict[str, Any]) -> Checkpoint | None:
+    """The checkpoint `trainer.resume=<setting>` names, checked against this run's `config`.
+
+    `auto` takes the newest checkpoint in the run directory, or none (a fresh start) when there
+    is none yet, so a script can always pass it. A checkpoint of a different config is refused:
+    resuming it would silently train a mixture of two runs.
+    """
+    from ftcli.errors import ConfigError
+
+    if setting == "auto":
+        found = list_checkpoints(run_path)
+        if not found:
+            return None
+        checkpoint = read_checkpoint(found[-1])
+    else:
+        path = Path(setting).expanduser()
+        if not (path / "state.json").is_file():
+            raise RunDirError(
+                f"trainer.resume={setting}: no checkpoint there",
+                hint=f"name a {CHECKPOINTS}/step-<N> folder, or use trainer.resume=auto",
+            )
+        checkpoint = read_checkpoint(path)
+    changed = sorted(_differences(checkpoint.state.config, config))
+    if changed:
+        raise ConfigError(
+            f"trainer.resume: {checkpoint.path} was written by a run with other settings: {', '.join(changed)}",
+            hint="resume with the command line that started the run (only trainer.resume may differ)",
+        )
+    return checkpoint
+
+
+def _differences(saved: Any, current: Any, prefix: str = "") -> list[str]:
+    if isinstance(saved, dict) and isinstance(current, dict):
+        keys = set(saved) | set(current)
+        return [d for k in keys for d in _differences(saved.get(k), current.get(k), f"{prefix}{k}.")]
+    return [prefix.rstrip(".")] if saved != current else []

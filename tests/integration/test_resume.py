@@ -1,0 +1,77 @@
+"""Resume: a training process killed with SIGKILL continues from its last checkpoint and ends
+exactly where an uninterrupted run with the same seed ends (weights and metrics)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from safetensors.torch import load_file
+
+from ftcli.cli import main
+
+STEPS = ["model=tiny_bert", "data.max_train_samples=96", "data.max_eval_samples=32", "trainer.batch_size=4",
+         "trainer.max_steps=48", "trainer.eval_strategy=steps", "trainer.eval_steps=8", "trainer.logging_steps=4",
+         "trainer.save_every=4"]
+
+
+def weights(run):
+    folder = run / ("model" if (run / "model").is_dir() else "adapter")
+    [file] = [f for f in folder.iterdir() if f.suffix == ".safetensors"]
+    return load_file(str(file))
+
+
+def read_json(path):
+    return json.loads(path.read_text())
+
+
+def kill_after_first_checkpoint(run, *overrides):
+    """Start training in a subprocess and SIGKILL it once a checkpoint exists, before it finishes."""
+    command = [sys.executable, "-m", "ftcli", "train", *STEPS, *overrides, f"hydra.run.dir={run}"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not list((run / "checkpoints").glob("step-*")) and time.monotonic() < deadline:
+        assert process.poll() is None, "training ended before its first checkpoint"
+        time.sleep(0.02)
+    assert process.poll() is None, "training ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (run / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path, method):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert main(["train", *STEPS, f"method={method}", f"hydra.run.dir={whole}"]) == 0
+    kill_after_first_checkpoint(killed, f"method={method}")
+    assert main(["train", *STEPS, f"method={method}", f"hydra.run.dir={killed}"]) == 6  # no silent restart
+    assert main(["train", *STEPS, f"method={method}", "trainer.resume=auto", f"hydra.run.dir={killed}"]) == 0
+    expected, got = read_json(whole / "metrics.json"), read_json(killed / "metrics.json")
+    assert got["validation"] == expected["validation"]
+    assert got["train"]["steps"] == 48 and got["train"]["best_step"] == expected["train"]["best_step"]
+    a, b = weights(whole), weights(killed)
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)  # bit-identical on CPU
+    assert not (killed / "checkpoints").exists()  # a finished run keeps no checkpoints
+    steps = [json.loads(line)["step"] for line in (killed / "train_log.jsonl").read_text().splitlines()]
+    assert steps == [json.loads(line)["step"] for line in (whole / "train_log.jsonl").read_text().splitlines()]
+
+
+def test_resuming_a_finished_run_does_nothing(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *STEPS, "trainer.max_steps=4", f"hydra.run.dir={run}"]) == 0
+    before = (run / "metrics.json").read_text(), (run / "model" / "model.safetensors").stat().st_mtime_ns
+    assert main(["train", *STEPS, "trainer.max_steps=4", "trainer.resume=auto", f"hydra.run.dir={run}"]) == 0
+    assert "already holds a finished run; nothing to resume" in " ".join(capsys.readouterr().out.split())
+    assert ((run / "metrics.json").read_text(), (run / "model" / "model.safetensors").stat().st_mtime_ns) == before
+
+
+def test_a_checkpoint_of_other_settings_is_refused(tmp_path):
+    run = tmp_path / "run"
+    kill_after_first_checkpoint(run)
+    assert main(["train", *STEPS, "trainer.lr=0.01", "trainer.resume=auto", f"hydra.run.dir={run}"]) == 3
+    assert main(["train", *STEPS, f"trainer.resume={tmp_path / 'nowhere'}", f"hydra.run.dir={run}"]) == 6
+    assert list((run / "checkpoints").glob("step-*"))  # nothing was lost
