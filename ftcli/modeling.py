@@ -4,6 +4,11 @@
 weights shipped inside an installed Python package (the embedded MiniLM), or `tiny:<arch>` for a
 small random model. Loading never reaches the network for anything but a hub id that is not on
 disk, and a failure says which id and how to fix it.
+
+`warmstart:<encoder>`, where `<encoder>` is any of the above but `tiny:`, builds a seq2seq
+encoder-decoder whose encoder and decoder both start from that encoder-only checkpoint, with new
+cross-attention ("bert2bert"; `model=minilm2minilm` warm-starts from the embedded MiniLM). Its
+tokenizer is the encoder's; `ftcli.warmstart` builds it.
 """
 
 from __future__ import annotations
@@ -60,6 +65,10 @@ def build_model(cfg: ModelConfig, model_class: type, labels: list[str], **config
     """A model with a fresh task head for `labels`, in float32; `config` sets more model-config fields."""
     import torch
 
+    from ftcli import warmstart
+
+    if warmstart.is_warmstart(cfg.name_or_path):  # an encoder-decoder warm-started from an encoder
+        return warmstart.build_model(cfg, model_class, labels, **config)
     label_args = dict(
         num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)}, **config
     )
@@ -84,6 +93,10 @@ def build_model(cfg: ModelConfig, model_class: type, labels: list[str], **config
 def build_tokenizer(cfg: ModelConfig) -> Any:
     from transformers import AutoTokenizer
 
+    from ftcli import warmstart
+
+    if warmstart.is_warmstart(cfg.name_or_path):  # the encoder's tokenizer
+        cfg = warmstart.encoder_model_config(cfg)
     path = embedded_tokenizer_path() if cfg.name_or_path.startswith(TINY_PREFIX) else resolve(cfg.name_or_path)
     with _loading(cfg):
         tokenizer = AutoTokenizer.from_pretrained(path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)

@@ -128,6 +128,8 @@ def default_targets(model: nn.Module) -> list[str]:
     from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_TARGETS
 
     model_type = model.config.model_type
+    if model_type == "encoder-decoder":  # warm-started from an encoder: that encoder's targets, in both halves
+        model_type = model.config.encoder.model_type
     targets = EXTRA_TARGETS.get(model_type) or PEFT_TARGETS.get(model_type)
     if not targets:
         raise ModelError(

@@ -114,7 +114,7 @@ class Seq2Seq:
             ids = tokenizer(text_target=targets, truncation=True, max_length=task.max_target_length,
                             return_token_type_ids=False)["input_ids"]
             for feature, target, label_ids in zip(features, targets, ids):
-                feature["labels"] = label_ids
+                feature["labels"] = _without_start(label_ids, tokenizer)
                 feature["reference"] = target
         return features
 
@@ -134,6 +134,16 @@ class Seq2Seq:
     def predictions(self, generated: list[str], features: list[dict[str, Any]], task: Seq2SeqConfig,
                     labels: list[str]) -> list[dict[str, Any]]:
         return [{"generated": text} for text in generated]
+
+
+def _without_start(ids: list[int], tokenizer: Any) -> list[int]:
+    """Target ids without a leading [CLS]: BERT vocabularies (warm-started encoder-decoders) put one
+    first, and decoding already starts from it, so learning to write it again first only delays
+    learning the text (the model writes nothing at low learning rates). BOS-style vocabularies
+    (BART's `<s>`) are left as their models were trained."""
+    if ids and tokenizer.bos_token_id is None and tokenizer.cls_token_id is not None and ids[0] == tokenizer.cls_token_id:
+        return ids[1:]
+    return ids
 
 
 def _text(row: Row, column: str, index: int, source: str) -> str:

@@ -1,4 +1,4 @@
-"""summarization and translation through the CLI on a tiny T5: train → eval → predict generates."""
+"""summarization and translation through the CLI on a tiny T5 and on MiniLM-to-MiniLM: train → eval → predict generates."""
 
 from __future__ import annotations
 
@@ -43,3 +43,28 @@ def test_generation_settings_on_a_classification_run_are_refused(tmp_path):
     source = tmp_path / "in.txt"
     source.write_text("fine\n")
     assert main(["predict", f"run_dir={run}", f"input={source}", "num_beams=4", f"hydra.run.dir={tmp_path / 'p'}"]) == 3
+
+
+# the MiniLM-to-MiniLM encoder-decoder has 49M parameters: one epoch of one step on 4 rows, 4 to score
+WARMSTART = ["model=minilm2minilm", "trainer.max_steps=null", "trainer.epochs=1", "data.max_train_samples=4",
+             "trainer.batch_size=4", "trainer.eval_strategy=no", "data.max_eval_samples=4", "task.max_length=32",
+             "task.max_target_length=16", "task.generation.max_new_tokens=4"]
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Version v4.12.0 introduces:FutureWarning")
+def test_warm_started_minilm_trains_evaluates_and_generates(tmp_path):
+    """Full fine-tuning reloads through AutoModelForSeq2SeqLM; an adapter run rebuilds the same base
+    (tests/unit/test_warmstart.py checks that the base is the same on every build)."""
+    run = train(tmp_path / "run", "task=summarization", *WARMSTART)
+    metrics = read_json(run / "metrics.json")
+    assert {"rouge1", "rouge2", "rougeL"} <= set(metrics["validation"]) and metrics["train"]["steps"] == 1
+    assert main(["eval", f"run_dir={run}", f"hydra.run.dir={tmp_path / 'e'}"]) == 0
+    assert read_json(tmp_path / "e" / "metrics.json")["validation"] == metrics["validation"]
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"text": "The council opened a new bridge on Monday.", "id": 7}) + "\n")
+    out = tmp_path / "out.jsonl"
+    assert main(["predict", f"run_dir={run}", f"input={source}", f"output={out}", "max_new_tokens=3",
+                 f"hydra.run.dir={tmp_path / 'p'}"]) == 0
+    [row] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert row["id"] == 7 and isinstance(row["generated"], str)

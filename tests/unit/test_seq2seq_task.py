@@ -27,7 +27,8 @@ def test_encode_adds_the_prefix_and_the_target_ids(tokenizer):
     cfg = Seq2SeqConfig(target_column="summary", source_prefix="summarize: ")
     [feature] = TASK.encode(rows, tokenizer, cfg, DataConfig(), [], "x.jsonl")
     assert feature["input_ids"] == tokenizer("summarize: a long story")["input_ids"]
-    assert feature["labels"] == tokenizer(text_target="short")["input_ids"]
+    assert feature["labels"] == tokenizer(text_target="short")["input_ids"][1:]  # no leading [CLS]
+    assert tokenizer.decode(feature["labels"]) == "short [SEP]"
     assert feature["reference"] == "short" and "token_type_ids" not in feature
 
 
