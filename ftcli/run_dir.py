@@ -6,6 +6,7 @@ Layout (documented in the README):
     labels.json        {"labels": [...]}: label names in id order
     metrics.json       {"<split>": {metric: value}}: final scores, one object per split
     train_log.jsonl    one JSON object per logged step and per evaluation
+    environment.json   the versions of Python, ftcli (and its git commit) and its libraries
     model/             full and freeze: `save_pretrained` folder with the tokenizer
     adapter/           adapter methods: PEFT adapter folder (head included) with the tokenizer
     checkpoints/       while training: step-<N>/ folders to resume from (`ftcli.engine.checkpoint`)
@@ -32,6 +33,7 @@ CONFIG = "config.yaml"
 LABELS = "labels.json"
 METRICS = "metrics.json"
 TRAIN_LOG = "train_log.jsonl"
+ENVIRONMENT = "environment.json"
 ARTIFACTS = ("model", "adapter")
 
 

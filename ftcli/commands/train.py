@@ -22,7 +22,8 @@ from ftcli.methods.base import lr_scale_of
 from ftcli.methods.prompt import check_positions
 from ftcli.modeling import build_model, build_tokenizer, sync_pad_token, with_absolute_path
 from ftcli.resources import peak_memory_mb, reset_peak_memory, weights_mb
-from ftcli.run_dir import LABELS, METRICS, RunDir, write_config, write_text_atomic
+from ftcli.environment import environment
+from ftcli.run_dir import ENVIRONMENT, LABELS, METRICS, RunDir, write_config, write_text_atomic
 from ftcli.tasks import TASKS
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     run_dir.ensure_trainable(cfg.overwrite)
     resume = _resume_point(run_dir, cfg)
     _start_log(run_dir, resume)
+    run_dir.write_json(ENVIRONMENT, environment())
     ui.print_config(plain(cfg), title=f"ftcli train → {output_dir}")
     if resume is not None:
         ui.info(f"resuming from {resume.path} (step {resume.step})")

@@ -63,6 +63,11 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path, method):
 def test_resuming_a_finished_run_does_nothing(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", *STEPS, "trainer.max_steps=4", f"hydra.run.dir={run}"]) == 0
+    import torch
+
+    environment = read_json(run / "environment.json")
+    assert environment["torch"] == torch.__version__
+    assert {"ftcli", "transformers", "peft", "git_commit", "python"} <= set(environment)
     before = (run / "metrics.json").read_text(), (run / "model" / "model.safetensors").stat().st_mtime_ns
     assert main(["train", *STEPS, "trainer.max_steps=4", "trainer.resume=auto", f"hydra.run.dir={run}"]) == 0
     captured = capsys.readouterr()  # the console may be on stderr after an earlier `predict output=-`
