@@ -157,3 +157,14 @@ def require_columns(rows: list[Row], columns: dict[str, str], source: str) -> No
         for setting, column in columns.items():
             if column not in row:
                 raise DataError(f"{source}: record {index} has no {column!r} field ({setting})")
+
+
+def text_field(row: Row, column: str, index: int, source: str) -> str:
+    """`row[column]` when it is a string; otherwise a DataError naming the record and the column."""
+    value = row[column]
+    if not isinstance(value, str):
+        raise DataError(
+            f"{source}: record {index}: {column!r} is {type(value).__name__}, not text",
+            hint=f"point the setting for {column!r} at a column of strings",
+        )
+    return value

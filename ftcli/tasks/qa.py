@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ftcli.config.schema import DataConfig, TaskConfig
-from ftcli.data import Splits, require_columns
+from ftcli.data import Splits, require_columns, text_field
 from ftcli.errors import DataError, ModelError
 from ftcli.readers import Row
 from ftcli.tasks.base import TASKS
@@ -102,8 +102,8 @@ class QuestionAnswering:
         if with_labels:
             columns["task.answers_column"] = task.answers_column
         require_columns(rows, columns, source)
-        questions = [_text(row, index, task.question_column, source) for index, row in enumerate(rows)]
-        contexts = [_text(row, index, task.context_column, source) for index, row in enumerate(rows)]
+        questions = [text_field(row, task.question_column, index, source) for index, row in enumerate(rows)]
+        contexts = [text_field(row, task.context_column, index, source) for index, row in enumerate(rows)]
         answers = (
             [_answers(row, index, contexts[index], task, source) for index, row in enumerate(rows)]
             if with_labels else None
@@ -156,15 +156,6 @@ def _rows(logits: list[np.ndarray], features: list[dict[str, Any]]) -> list[tupl
         grouped.append((list(windows), list(row_logits)))
     return grouped
 
-
-def _text(row: Row, index: int, column: str, source: str) -> str:
-    value = row[column]
-    if not isinstance(value, str):
-        raise DataError(
-            f"{source}: record {index}: {column!r} is {type(value).__name__}, not text",
-            hint=f"every {column!r} must be a string",
-        )
-    return value
 
 
 def _answers(row: Row, index: int, context: str, task: QaConfig, source: str) -> list[Answer]:

@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ftcli.config.schema import DataConfig, TaskConfig
-from ftcli.data import require_columns
-from ftcli.errors import DataError
+from ftcli.data import require_columns, text_field
 from ftcli.readers import Row
 from ftcli.tasks.base import TASKS
 
@@ -106,11 +105,11 @@ class Seq2Seq:
         if with_labels:
             columns["task.target_column"] = task.target_column
         require_columns(rows, columns, source)
-        sources = [task.source_prefix + _text(row, data.text_column, index, source) for index, row in enumerate(rows)]
+        sources = [task.source_prefix + text_field(row, data.text_column, index, source) for index, row in enumerate(rows)]
         encoded = tokenizer(sources, truncation=True, max_length=task.max_length, return_token_type_ids=False)
         features = [{key: encoded[key][i] for key in encoded} for i in range(len(rows))]
         if with_labels:
-            targets = [_text(row, task.target_column, index, source) for index, row in enumerate(rows)]
+            targets = [text_field(row, task.target_column, index, source) for index, row in enumerate(rows)]
             ids = tokenizer(text_target=targets, truncation=True, max_length=task.max_target_length,
                             return_token_type_ids=False)["input_ids"]
             for feature, target, label_ids in zip(features, targets, ids):
@@ -144,16 +143,6 @@ def _without_start(ids: list[int], tokenizer: Any) -> list[int]:
     if ids and tokenizer.bos_token_id is None and tokenizer.cls_token_id is not None and ids[0] == tokenizer.cls_token_id:
         return ids[1:]
     return ids
-
-
-def _text(row: Row, column: str, index: int, source: str) -> str:
-    value = row[column]
-    if not isinstance(value, str):
-        raise DataError(
-            f"{source}: record {index}: {column!r} is {type(value).__name__}, not text",
-            hint=f"point the setting for {column!r} at a column of strings",
-        )
-    return value
 
 
 TASKS.register("summarization", Seq2SeqConfig)(Seq2Seq("rouge", "rougeL"))
