@@ -16,8 +16,10 @@ from typing import Any
 
 from ftcli import __version__
 from ftcli.argv import normalise
-from ftcli.errors import EXIT_USAGE
+from ftcli.errors import EXIT_CONFIG, EXIT_DATA, EXIT_MODEL, EXIT_RUN_DIR, EXIT_USAGE
 
+# Exit codes of a `train` refused before it trained: config, data, model or run directory.
+REFUSALS = (EXIT_CONFIG, EXIT_DATA, EXIT_MODEL, EXIT_RUN_DIR)
 HYDRA_FLAGS_WITHOUT_CHECK = ("--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc")
 
 
@@ -83,8 +85,9 @@ def _run(job: Any, overrides: list[str]) -> int:
     except FtcliError as exc:
         return _report(exc)
     GlobalHydra.instance().clear()
+    before = _run_dir_before(job, overrides)
     app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=job.config_name)(
-        lambda cfg: _run_job(job, cfg)
+        lambda cfg: _run_job(job, cfg, before)
     )
     saved_argv = sys.argv
     sys.argv = [f"ftcli {job.config_name}", *overrides]
@@ -98,7 +101,25 @@ def _run(job: Any, overrides: list[str]) -> int:
     return 0
 
 
-def _run_job(job: Any, cfg: Any) -> Any:
+def _run_dir_before(job: Any, overrides: list[str]) -> Any:
+    """For `train` with `hydra.run.dir=` given, that directory as it is before Hydra writes to it."""
+    if job.config_name != "train" or any(flag in overrides for flag in ("-m", "--multirun")):
+        return None
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from ftcli.run_dir import DirState
+
+    given = [o for o in overrides if o.startswith("hydra.run.dir=")]
+    try:
+        value = OverridesParser.create().parse_overrides(given[-1:])[0].value() if given else None
+    except Exception:  # a malformed value is Hydra's to report
+        return None
+    if not isinstance(value, str) or "${" in value:
+        return None
+    return DirState.capture(Path(value).expanduser().resolve())
+
+
+def _run_job(job: Any, cfg: Any, before: Any = None) -> Any:
     import warnings
 
     from hydra.core.hydra_config import HydraConfig
@@ -111,13 +132,24 @@ def _run_job(job: Any, cfg: Any) -> Any:
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft|accelerate)\.")
     # PEFT's LN tuning wraps LayerNorm yet warns that it does not support it.
     warnings.filterwarnings("ignore", message="Unsupported layer type .*LayerNorm", category=UserWarning)
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         typed = to_typed(cfg, getattr(schema, job.schema))
-        return job.runner(typed, Path(HydraConfig.get().runtime.output_dir))
+        return job.runner(typed, output_dir)
     except FtcliError as exc:
+        if job.config_name == "train" and exc.exit_code in REFUSALS:
+            _undo_refused_train(output_dir, before, f"{HydraConfig.get().job.name}.log")
         raise SystemExit(_report(exc)) from exc
-    except KeyboardInterrupt:
-        raise
+    except KeyboardInterrupt as exc:
+        from ftcli import ui
+        from ftcli.errors import EXIT_INTERRUPTED
+
+        ui.print_error(
+            "interrupted",
+            "stopped at once; files and checkpoints are written whole or not at all, so none is half-written",
+            "an interrupted `train` continues from its newest checkpoint with trainer.resume=auto",
+        )
+        raise SystemExit(EXIT_INTERRUPTED) from exc
     except Exception as exc:  # an unexpected failure: still a panel, with the way to see more
         from ftcli import ui
 
@@ -129,6 +161,20 @@ def _run_job(job: Any, cfg: Any) -> Any:
             "run again with FTCLI_DEBUG=1 for the traceback, and report it if it looks like a bug",
         )
         raise SystemExit(1) from exc
+
+
+def _undo_refused_train(output_dir: Path, before: Any, log_name: str) -> None:
+    """A `train` refused before it trained leaves the directory as it found it (`ftcli.run_dir.leave_as_found`)."""
+    import logging
+
+    from ftcli.run_dir import leave_as_found
+
+    for handler in list(logging.root.handlers):  # the job's log file: nothing more is written there
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).resolve().parent == output_dir.resolve():
+            handler.close()
+            logging.root.removeHandler(handler)
+    before = before if before is not None and before.path == output_dir.resolve() else None
+    leave_as_found(output_dir.resolve(), before, log_name)
 
 
 def _report(exc: Any) -> int:

@@ -13,7 +13,8 @@ EXIT_CONFIG = 3  # the composed config failed ftcli's checks
 EXIT_DATA = 4  # a data file or dataset could not be read or is unusable
 EXIT_MODEL = 5  # a model or tokenizer could not be loaded or adapted
 EXIT_RUN_DIR = 6  # a run directory is missing, incomplete or would be overwritten
-EXIT_TRAINING = 7  # training diverged (non-finite loss)
+EXIT_TRAINING = 7  # training failed: non-finite loss, or out of memory
+EXIT_INTERRUPTED = 130  # stopped by SIGINT/SIGTERM (128 + SIGINT, as shells report Ctrl-C)
 
 
 class FtcliError(Exception):
@@ -61,3 +62,10 @@ class RunDirError(FtcliError):
 class TrainingError(FtcliError):
     exit_code = EXIT_TRAINING
     title = "training error"
+
+
+class Interrupted(FtcliError):
+    """Training stopped on request (Ctrl-C, SIGTERM) after saving a checkpoint to resume from."""
+
+    exit_code = EXIT_INTERRUPTED
+    title = "interrupted"

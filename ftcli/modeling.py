@@ -156,3 +156,43 @@ def load_config(cfg: ModelConfig) -> Any:
         return AutoConfig.from_pretrained(
             resolve(cfg.name_or_path), revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
         )
+
+
+POSITION_TABLES = ("position_embeddings", "wpe", "embed_positions")
+
+
+def position_limit(model: Any) -> int | None:
+    """The most tokens a model with a learned position table takes; None when positions are computed
+    (rotary, relative, ALiBi) and any length runs. RoBERTa-style tables reserve the first rows for
+    padding, BART-style ones an `offset`."""
+    from torch import nn
+
+    limits = []
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Embedding) and name.rsplit(".", 1)[-1] in POSITION_TABLES:
+            reserved = getattr(module, "offset", 0) + (module.padding_idx + 1 if module.padding_idx is not None else 0)
+            limits.append(module.num_embeddings - reserved)
+    return min(limits) if limits else None
+
+
+def fit_max_length(model: Any, max_length: int, default: int, virtual_tokens: int = 0) -> int:
+    """`task.max_length`, checked against the model's position table (virtual tokens take positions too).
+
+    Past the table, the model fails on the first long input, hours in; so a length set beyond it is
+    refused now. The task's default is only a starting point, so it is lowered to fit, and said.
+    """
+    from ftcli import ui
+    from ftcli.errors import ConfigError
+
+    limit = position_limit(model)
+    if limit is None or max_length + virtual_tokens <= limit:
+        return max_length
+    room = limit - virtual_tokens
+    plus = f" plus method.num_virtual_tokens={virtual_tokens}" if virtual_tokens else ""
+    if max_length != default or room < 1:
+        raise ConfigError(
+            f"task.max_length={max_length}{plus} exceeds the {limit} positions of this {model.config.model_type} model",
+            hint=f"set task.max_length={room} or fewer" + (", or fewer virtual tokens" if virtual_tokens else ""),
+        )
+    ui.info(f"task.max_length: {room} (the default {default}{plus} exceeds the model's {limit} positions)")
+    return room

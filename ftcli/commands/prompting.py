@@ -11,7 +11,7 @@ from typing import Any
 from ftcli import ui
 from ftcli.config.schema import PromptingEvalConfig, plain
 from ftcli.data import load_splits, with_absolute_paths
-from ftcli.modeling import build_model, build_tokenizer, load_config, sync_pad_token
+from ftcli.modeling import build_model, build_tokenizer, fit_max_length, load_config, sync_pad_token
 from ftcli.run_dir import METRICS, RunDir, write_text_atomic
 from ftcli.tasks import TASKS
 
@@ -28,6 +28,7 @@ def run(cfg: PromptingEvalConfig, output_dir: Path) -> dict[str, Any]:
     tokenizer = build_tokenizer(cfg.model)
     model = build_model(cfg.model, prompting.model_class(load_config(cfg.model)), [])
     sync_pad_token(model, tokenizer)
+    task = replace(task, max_length=fit_max_length(model, task.max_length, type(task)().max_length))
     shots = f"{task.shots}-shot" if task.shots else "zero-shot"
     ui.info(f"{shots} prompting of {cfg.model.name_or_path}; labels: {', '.join(labels)}")
 

@@ -16,11 +16,11 @@ from ftcli.data import load_splits, with_absolute_paths
 from ftcli.engine.task_outputs import scores, task_outputs
 from ftcli.engine.checkpoint import checkpoints_dir, list_checkpoints, resume_point
 from ftcli.engine.loop import Checkpointing, autocast_for, train_loop
-from ftcli.errors import ModelError, RunDirError
+from ftcli.errors import Interrupted, ModelError, RunDirError
 from ftcli.methods import METHODS, count_parameters, head_modules
 from ftcli.methods.base import lr_scale_of
-from ftcli.methods.prompt import check_positions
-from ftcli.modeling import build_model, build_tokenizer, sync_pad_token, with_absolute_path
+from ftcli.methods.prompt import virtual_tokens
+from ftcli.modeling import build_model, build_tokenizer, fit_max_length, sync_pad_token, with_absolute_path
 from ftcli.resources import peak_memory_mb, reset_peak_memory, weights_mb
 from ftcli.environment import environment
 from ftcli.run_dir import ENVIRONMENT, LABELS, METRICS, RunDir, write_config, write_text_atomic
@@ -46,7 +46,8 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
         ui.info(f"{output_dir} already holds a finished run; nothing to resume (its metrics are in {METRICS})")
         return run_dir.read_json(METRICS)
     run_dir.ensure_trainable(cfg.overwrite)
-    resume = _resume_point(run_dir, cfg)
+    resumable = _resumable(cfg)  # as given: settings filled in below are derived from these
+    resume = _resume_point(run_dir, cfg.trainer.resume, resumable, cfg.overwrite)
     _start_log(run_dir, resume)
     run_dir.write_json(ENVIRONMENT, environment())
     ui.print_config(plain(cfg), title=f"ftcli train → {output_dir}")
@@ -59,6 +60,10 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     tokenizer = build_tokenizer(cfg.model)
     model = build_model(cfg.model, task.model_class(), labels, **task.model_config(cfg.task))
     sync_pad_token(model, tokenizer)
+    max_length = fit_max_length(
+        model, cfg.task.max_length, type(cfg.task)().max_length, virtual_tokens(method, cfg.method)
+    )
+    cfg = replace(cfg, task=replace(cfg.task, max_length=max_length))
     features = {
         split: task.encode(rows, tokenizer, cfg.task, cfg.data, labels, splits.sources[split])
         for split, rows in splits.rows.items()
@@ -68,7 +73,6 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
         ui.info(f"labels: {', '.join(labels)}")
 
     head = head_modules(model)
-    check_positions(method, cfg.method, cfg.task.max_length, model)
     model = method.apply(model, cfg.method, head)
     params = count_parameters(model, head).as_dict()
     if not params["trainable"]:
@@ -90,12 +94,16 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
         return scores(task, cfg.task, outputs, features[split], labels)
 
     checkpoints = Checkpointing(
-        run_dir.path, cfg.trainer.save_every, cfg.trainer.keep_checkpoints, _resumable(cfg), resume
+        run_dir.path, cfg.trainer.save_every, cfg.trainer.keep_checkpoints, resumable, resume
     )
-    result = train_loop(
-        model, features["train"], collate, cfg.trainer, lr, cfg.seed,
-        lambda m: evaluate("validation", m), _LoggedProgress(run_dir), lr_scale_of(method, cfg.method), checkpoints,
-    )
+    try:
+        result = train_loop(
+            model, features["train"], collate, cfg.trainer, lr, cfg.seed,
+            lambda m: evaluate("validation", m), _LoggedProgress(run_dir), lr_scale_of(method, cfg.method), checkpoints,
+        )
+    except Interrupted as exc:
+        exc.hint = f"continue with: {_resume_command(output_dir)}"
+        raise
     metrics = {split: evaluate(split, model) for split in ("validation", "test") if split in features}
     metrics["train"] = {
         "steps": result.steps,
@@ -125,13 +133,25 @@ def _resumable(cfg: TrainConfig) -> dict[str, Any]:
     return settings
 
 
-def _resume_point(run_dir: RunDir, cfg: TrainConfig) -> Any:
+def _resume_command(output_dir: Path) -> str:
+    """The command line that continues this run: its overrides, its directory, trainer.resume=auto."""
+    import shlex
+
+    from hydra.core.hydra_config import HydraConfig
+
+    given = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    kept = [o for o in given if not o.lstrip("+~").startswith(("trainer.resume=", "overwrite="))]
+    words = ["ftcli", "train", *kept, f"hydra.run.dir={output_dir}", "trainer.resume=auto"]
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def _resume_point(run_dir: RunDir, setting: str | None, resumable: dict[str, Any], overwrite: bool) -> Any:
     """The checkpoint to continue from; without trainer.resume, an unfinished run's checkpoints are
     not silently replaced by a fresh start."""
     found = list_checkpoints(run_dir.path)
-    if cfg.trainer.resume is not None:
-        return resume_point(run_dir.path, cfg.trainer.resume, _resumable(cfg))
-    if found and not cfg.overwrite:
+    if setting is not None:
+        return resume_point(run_dir.path, setting, resumable)
+    if found and not overwrite:
         raise RunDirError(
             f"{run_dir.path} holds checkpoints of an unfinished run (newest: {found[-1].name})",
             hint="continue it with trainer.resume=auto, or start over with overwrite=true",

@@ -4,14 +4,16 @@
 CPU, one GPU, or under `accelerate launch`. Losses stay on the device between log steps (no
 per-step host sync). The best weights by `trainer.metric_for_best` are kept and restored at the
 end; early stopping ends the run after `early_stopping_patience` evaluations without gain.
+Ctrl-C or SIGTERM ends the run after the current step with a checkpoint (`ftcli.engine.signals`);
+a non-finite loss or a step that does not fit in memory ends it with what to change.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -22,7 +24,8 @@ from torch.utils.data import DataLoader
 from ftcli.config.schema import EvalStrategy, Precision, TrainerConfig
 from ftcli.engine.batching import TrainBatches
 from ftcli.engine.optim import build_optimizer, build_scheduler
-from ftcli.errors import ConfigError, TrainingError
+from ftcli.engine.signals import StopRequest
+from ftcli.errors import ConfigError, Interrupted, TrainingError
 
 
 class Callbacks(Protocol):
@@ -123,61 +126,70 @@ def train_loop(
     callbacks.on_train_begin(total_steps)
     model.train()
     started = time.perf_counter()
-    while result.steps < total_steps and not result.stopped_early:
-        batches.skip = skip
-        loader.set_epoch(epoch)  # accelerate's loader passes its own epoch count on to the sampler
-        consumed = skip
-        for batch in loader:
-            if resume is not None:  # once the loader has started: it may draw from the random state
-                restore_rng(resume)
-                resume = None
-            consumed += 1
-            with accelerator.accumulate(model):
-                loss = model(**batch).loss
-                accelerator.backward(loss)
-                running_loss += loss.detach()
-                running_count += 1
-                result.samples += _examples(batch)
-                if accelerator.sync_gradients and cfg.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            if not accelerator.sync_gradients:
-                continue
-            scheduler.step()
-            result.steps += 1
-            record = None
-            if result.steps % cfg.logging_steps == 0 or result.steps == total_steps:
-                record = _log_record(result, running_loss, running_count, scheduler, started, steps_per_epoch)
-                _check_finite(record, result.steps)
-                result.history.append(record)
-                running_loss.zero_()
-                running_count = 0
-            callbacks.on_step(result.steps, record)
-            end_of_epoch = result.steps % steps_per_epoch == 0
-            if _should_evaluate(cfg, result.steps, end_of_epoch, total_steps):
-                result.train_seconds += time.perf_counter() - started
-                metrics = evaluate(accelerator.unwrap_model(model))
-                started = time.perf_counter()
-                record = {"step": result.steps, "epoch": round(result.steps / steps_per_epoch, 4), "eval": metrics}
-                result.history.append(record)
-                callbacks.on_evaluate(result.steps, record)
-                if best.update(metrics, result.steps, accelerator.unwrap_model(model)):
-                    result.stopped_early = True
-            if checkpoints and checkpoints.due(result.steps, total_steps) and not result.stopped_early:
-                result.train_seconds += time.perf_counter() - started
-                checkpoints.save(
-                    accelerator.unwrap_model(model), optimizer, scheduler, result, best,
-                    epoch, consumed, running_loss.item(), running_count,
-                )
-                started = time.perf_counter()
-            if result.steps >= total_steps or result.stopped_early:
-                break
-        epoch, skip = epoch + 1, 0
-        batches.skip = 0
+    with StopRequest() as stop, _finally(callbacks.on_train_end):
+        while result.steps < total_steps and not result.stopped_early:
+            batches.skip = skip
+            loader.set_epoch(epoch)  # accelerate's loader passes its own epoch count on to the sampler
+            consumed = skip
+            for batch in loader:
+                if resume is not None:  # once the loader has started: it may draw from the random state
+                    restore_rng(resume)
+                    resume = None
+                consumed += 1
+                with accelerator.accumulate(model), _out_of_memory_hint(cfg, batch, result.steps + 1):
+                    loss = model(**batch).loss
+                    accelerator.backward(loss)
+                    running_loss += loss.detach()
+                    running_count += 1
+                    result.samples += _examples(batch)
+                    if accelerator.sync_gradients and cfg.max_grad_norm:
+                        accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                if not accelerator.sync_gradients:
+                    continue
+                scheduler.step()
+                result.steps += 1
+                record = None
+                if result.steps % cfg.logging_steps == 0 or result.steps == total_steps:
+                    record = _log_record(result, running_loss, running_count, scheduler, started, steps_per_epoch)
+                    _check_finite(record["loss"], result.steps, record["lr"], checkpoints)
+                    result.history.append(record)
+                    running_loss.zero_()
+                    running_count = 0
+                callbacks.on_step(result.steps, record)
+                end_of_epoch = result.steps % steps_per_epoch == 0
+                if _should_evaluate(cfg, result.steps, end_of_epoch, total_steps):
+                    result.train_seconds += time.perf_counter() - started
+                    metrics = evaluate(accelerator.unwrap_model(model))
+                    started = time.perf_counter()
+                    record = {"step": result.steps, "epoch": round(result.steps / steps_per_epoch, 4), "eval": metrics}
+                    result.history.append(record)
+                    callbacks.on_evaluate(result.steps, record)
+                    if best.update(metrics, result.steps, accelerator.unwrap_model(model)):
+                        result.stopped_early = True
+                interrupted = stop.signal is not None and checkpoints is not None
+                if checkpoints and (checkpoints.due(result.steps, total_steps) or interrupted) and not result.stopped_early:
+                    result.train_seconds += time.perf_counter() - started
+                    loss_so_far = running_loss.item()
+                    _check_finite(loss_so_far / max(running_count, 1), result.steps, scheduler.get_last_lr()[0], checkpoints)
+                    checkpoints.save(
+                        accelerator, accelerator.unwrap_model(model), optimizer, scheduler, result, best,
+                        epoch, consumed, loss_so_far, running_count,
+                    )
+                    started = time.perf_counter()
+                    if interrupted:
+                        raise Interrupted(
+                            f"{stop.signal.name} at step {result.steps} of {total_steps}: "
+                            f"checkpoint saved in {checkpoints.last}",
+                            hint="run the same command again with trainer.resume=auto",
+                        )
+                if result.steps >= total_steps or result.stopped_early:
+                    break
+            epoch, skip = epoch + 1, 0
+            batches.skip = 0
     result.train_seconds += time.perf_counter() - started
     result.epochs = result.steps / steps_per_epoch
-    callbacks.on_train_end()
     best.restore(accelerator.unwrap_model(model))
     result.best_step, result.best_metric = best.step, best.value
     return result
@@ -211,12 +223,49 @@ def _log_record(result: TrainResult, loss_sum: torch.Tensor, count: int, schedul
     }
 
 
-def _check_finite(record: dict[str, Any], step: int) -> None:
-    if not math.isfinite(record["loss"]):
+def _check_finite(loss: float, step: int, lr: float, checkpoints: Checkpointing | None) -> None:
+    """Stop on a non-finite loss before it reaches a checkpoint, naming the last good one."""
+    if math.isfinite(loss):
+        return
+    kept = f"; the last good checkpoint, {checkpoints.last}, is kept" if checkpoints and checkpoints.last else ""
+    raise TrainingError(
+        f"the training loss became {loss} by step {step} (lr {lr:.3g}){kept}",
+        hint="lower trainer.lr, or train in full precision with trainer.precision=fp32, and start again with overwrite=true",
+    )
+
+
+@contextmanager
+def _out_of_memory_hint(cfg: TrainerConfig, batch: dict[str, torch.Tensor], step: int) -> Iterator[None]:
+    """A step that does not fit in memory becomes an error that says how to make it fit."""
+    try:
+        yield
+    except (torch.OutOfMemoryError, RuntimeError) as exc:
+        if not isinstance(exc, torch.OutOfMemoryError) and not _is_out_of_memory(exc):
+            raise
+        smaller = max(1, cfg.batch_size // 2)
+        accumulate = cfg.grad_accum_steps * cfg.batch_size // smaller
+        shape = "x".join(str(n) for n in batch["input_ids"].shape)
         raise TrainingError(
-            f"the training loss became {record['loss']} at step {step} (lr {record['lr']:.3g})",
-            hint="lower trainer.lr, or use trainer.precision=fp32",
-        )
+            f"out of memory at step {step} with trainer.batch_size={cfg.batch_size} (a batch of {shape} tokens)",
+            hint=(
+                f"trainer.batch_size={smaller} trainer.grad_accum_steps={accumulate} trains with the same "
+                "effective batch in less memory; a smaller task.max_length or trainer.precision=bf16 also help"
+            ),
+        ) from exc
+
+
+def _is_out_of_memory(exc: RuntimeError) -> bool:
+    """CPU allocators raise a plain RuntimeError; CUDA ones torch.OutOfMemoryError."""
+    text = str(exc)
+    return "can't allocate memory" in text or "out of memory" in text.lower()
+
+
+@contextmanager
+def _finally(action: Callable[[], None]) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        action()
 
 
 @dataclass
@@ -228,13 +277,19 @@ class Checkpointing:
     keep: int  # newest checkpoints kept
     config: dict[str, Any]  # the run's config, recorded so a resume can check it is the same run
     resume: Any = None  # a checkpoint.Checkpoint
+    last: Any = None  # pathlib.Path of the newest complete checkpoint
+
+    def __post_init__(self) -> None:
+        if self.resume is not None:
+            self.last = self.resume.path
 
     def due(self, step: int, total_steps: int) -> bool:
         return bool(self.every) and step % self.every == 0 and step < total_steps
 
-    def save(self, model: nn.Module, optimizer: Any, scheduler: Any, result: TrainResult, best: _Best,
-             epoch: int, consumed: int, running_loss: float, running_count: int) -> None:
-        from ftcli.engine.checkpoint import LoopState, save_checkpoint
+    def save(self, accelerator: Any, model: nn.Module, optimizer: Any, scheduler: Any, result: TrainResult,
+             best: _Best, epoch: int, consumed: int, running_loss: float, running_count: int) -> None:
+        """Write a checkpoint from the main process; the others wait until it is complete."""
+        from ftcli.engine.checkpoint import LoopState, checkpoints_dir, save_checkpoint
 
         state = LoopState(
             step=result.steps, epoch=epoch, batches_in_epoch=consumed, samples=result.samples,
@@ -242,7 +297,10 @@ class Checkpointing:
             best_value=best.value, best_step=best.step, bad_evals=best.bad_evals, history=result.history,
             config=self.config,
         )
-        save_checkpoint(self.run_path, model, optimizer, scheduler, state, best.state, self.keep)
+        if accelerator.is_main_process:
+            save_checkpoint(self.run_path, model, optimizer, scheduler, state, best.state, self.keep)
+        accelerator.wait_for_everyone()
+        self.last = checkpoints_dir(self.run_path) / f"step-{result.steps}"
 
 
 class _Best:

@@ -6,7 +6,7 @@ classification on BERT-style encoders, not only causal LMs; the head trains and 
 the prompt. For token classification and question answering only prefix tuning fits: tokens
 added to the input would get outputs of their own (`check_per_token_outputs`). Virtual tokens
 take positions, so `task.max_length` plus `num_virtual_tokens` must fit the model's position
-table (`check_positions`). Prefix tuning reaches the layers through `past_key_values`, so it needs a
+table (`ftcli.modeling.fit_max_length`). Prefix tuning reaches the layers through `past_key_values`, so it needs a
 model whose forward takes them (`check_prefix_support`): BERT, RoBERTa, ELECTRA and decoders
 such as GPT-2 do; DistilBERT, ALBERT, DeBERTa-v2, MPNet and ModernBERT do not.
 """
@@ -224,16 +224,9 @@ def _tokenizer_path(model: nn.Module) -> str:
     return model.name_or_path or embedded_tokenizer_path()
 
 
-def check_positions(method: Any, cfg: Any, max_length: int, model: nn.Module) -> None:
-    """Fail before training when the prompt plus the longest input exceeds the position table."""
-    virtual = method.virtual_tokens(cfg) if hasattr(method, "virtual_tokens") else 0
-    positions = getattr(model.config, "max_position_embeddings", None)
-    if virtual and positions and max_length + virtual > positions:
-        raise ConfigError(
-            f"task.max_length={max_length} plus method.num_virtual_tokens={virtual} exceeds the model's "
-            f"{positions} positions",
-            hint=f"set task.max_length={positions - virtual} or fewer, or fewer virtual tokens",
-        )
+def virtual_tokens(method: Any, cfg: Any) -> int:
+    """Positions a method's virtual tokens take in front of the input (0 for other methods)."""
+    return method.virtual_tokens(cfg) if hasattr(method, "virtual_tokens") else 0
 
 
 METHODS.register("prompt_tuning", PromptTuningConfig)(PromptTuning())

@@ -4,6 +4,7 @@ exactly where an uninterrupted run with the same seed ends (weights and metrics)
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -81,3 +82,61 @@ def test_a_checkpoint_of_other_settings_is_refused(tmp_path):
     assert main(["train", *STEPS, "trainer.lr=0.01", "trainer.resume=auto", f"hydra.run.dir={run}"]) == 3
     assert main(["train", *STEPS, f"trainer.resume={tmp_path / 'nowhere'}", f"hydra.run.dir={run}"]) == 6
     assert list((run / "checkpoints").glob("step-*"))  # nothing was lost
+
+
+SHORT = [*STEPS[:4], "trainer.max_steps=8", "trainer.eval_strategy=steps", "trainer.eval_steps=4",
+         "trainer.logging_steps=2", "trainer.save_every=100"]
+EVERY_METHOD = ["full", "freeze", "bitfit", "lora", "ia3", "ln_tuning", "prompt_tuning", "p_tuning", "prefix_tuning",
+                "adapter", "lora_adapter", "lora_prefix"]
+
+
+@pytest.mark.parametrize("method", EVERY_METHOD)
+def test_ctrl_c_saves_a_checkpoint_that_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, capsys, method):
+    """SIGINT mid-run: the step finishes, a checkpoint is written (though none was due), exit 130; the resumed
+    run ends bit-identical to one never interrupted."""
+    from ftcli import ui
+    from ftcli.errors import EXIT_INTERRUPTED
+
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    assert main(["train", *SHORT, f"method={method}", f"hydra.run.dir={whole}"]) == 0
+    on_step = ui.TrainProgress.on_step
+
+    def press_ctrl_c_at_step_3(self, step, record):
+        on_step(self, step, record)
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(ui.TrainProgress, "on_step", press_ctrl_c_at_step_3)
+    monkeypatch.setenv("COLUMNS", "400")  # the error panel on one line
+    capsys.readouterr()
+    assert main(["train", *SHORT, f"method={method}", f"hydra.run.dir={stopped}"]) == EXIT_INTERRUPTED
+    message = " ".join(capsys.readouterr().err.split())
+    assert f"SIGINT at step 3 of 8: checkpoint saved in {stopped / 'checkpoints' / 'step-3'}" in message
+    assert f"hydra.run.dir={stopped} trainer.resume=auto" in message
+    assert [p.name for p in (stopped / "checkpoints").iterdir()] == ["step-3"]
+    assert not (stopped / "metrics.json").exists()
+    monkeypatch.setattr(ui.TrainProgress, "on_step", on_step)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is only there while training
+
+    assert main(["train", *SHORT, f"method={method}", "trainer.resume=auto", f"hydra.run.dir={stopped}"]) == 0
+    assert read_json(stopped / "metrics.json")["validation"] == read_json(whole / "metrics.json")["validation"]
+    a, b = weights(whole), weights(stopped)
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+
+
+def test_sigterm_to_a_training_process_exits_130_with_a_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "ftcli", "train", *STEPS, "trainer.save_every=1000", f"hydra.run.dir={run}"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "COLUMNS": "400"})
+    deadline = time.monotonic() + 300
+    while not (run / "train_log.jsonl").exists() and time.monotonic() < deadline:
+        assert process.poll() is None, "training ended before it could be stopped"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stderr
+    [checkpoint] = (run / "checkpoints").iterdir()
+    assert f"checkpoint saved in {checkpoint}" in " ".join(stderr.split())
+    assert main(["train", *STEPS, "trainer.save_every=1000", "trainer.resume=auto", f"hydra.run.dir={run}"]) == 0
+    assert read_json(run / "metrics.json")["train"]["steps"] == 48

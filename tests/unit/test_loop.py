@@ -1,0 +1,101 @@
+"""The training loop's failure paths on a tiny regression model: non-finite loss, out of memory."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from ftcli.config.schema import EvalStrategy, Precision, TrainerConfig
+from ftcli.engine.checkpoint import list_checkpoints
+from ftcli.engine.loop import Checkpointing, train_loop
+from ftcli.errors import TrainingError
+
+
+class Regressor(nn.Module):
+    """y = w·x; its loss turns NaN from call `poison_at` on, or the call raises `fail_with`."""
+
+    def __init__(self, poison_at: int | None = None, fail_with: BaseException | None = None) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 1)
+        self.calls, self.poison_at, self.fail_with = 0, poison_at, fail_with
+
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor) -> SimpleNamespace:
+        self.calls += 1
+        if self.fail_with is not None:
+            raise self.fail_with
+        loss = nn.functional.mse_loss(self.linear(input_ids.float()).squeeze(-1), labels)
+        if self.poison_at is not None and self.calls >= self.poison_at:
+            loss = loss * float("nan")
+        return SimpleNamespace(loss=loss)
+
+
+class Quiet:
+    def on_train_begin(self, total_steps): ...
+    def on_step(self, step, record): ...
+    def on_evaluate(self, step, record): ...
+    def on_train_end(self): ...
+
+
+FEATURES = [{"input_ids": [i % 3, 1, 2, i % 5], "labels": float(i % 2)} for i in range(32)]
+CFG = TrainerConfig(max_steps=8, batch_size=2, logging_steps=4, eval_strategy=EvalStrategy.no, precision=Precision.fp32,
+                    save_every=2, keep_checkpoints=5, group_by_length=False)
+
+
+def collate(rows):
+    return {"input_ids": torch.tensor([r["input_ids"] for r in rows]), "labels": torch.tensor([r["labels"] for r in rows])}
+
+
+def train(model, tmp_path, cfg=CFG):
+    checkpoints = Checkpointing(tmp_path, cfg.save_every, cfg.keep_checkpoints, {})
+    return train_loop(model, FEATURES, collate, cfg, 0.01, 0, lambda m: {}, Quiet(), checkpoints=checkpoints)
+
+
+def test_a_nan_loss_stops_before_it_reaches_a_checkpoint(tmp_path):
+    """NaN from step 5: the step-6 checkpoint is never written (no log step came first) and the error names step 4's."""
+    with pytest.raises(TrainingError) as raised:
+        train(Regressor(poison_at=5), tmp_path)
+    message = raised.value.message
+    assert message.startswith("the training loss became nan by step 6 (lr ")
+    assert f"the last good checkpoint, {tmp_path / 'checkpoints' / 'step-4'}, is kept" in message
+    assert "trainer.lr" in raised.value.hint and "trainer.precision=fp32" in raised.value.hint
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step-2", "step-4"]
+    weights = load_file(str(tmp_path / "checkpoints" / "step-4" / "trainable.safetensors"))
+    assert all(torch.isfinite(t).all() for t in weights.values())
+
+
+def test_a_nan_loss_at_a_log_step_is_reported_there(tmp_path):
+    with pytest.raises(TrainingError, match=r"became nan by step 4 \(lr .*\); the last good checkpoint, .*step-2"):
+        train(Regressor(poison_at=3), tmp_path)
+
+
+def test_a_finite_run_saves_its_checkpoints(tmp_path):
+    result = train(Regressor(), tmp_path)
+    assert result.steps == 8 and math.isfinite(result.history[-1]["loss"])
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step-2", "step-4", "step-6"]  # not at the last step
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried to allocate 1234"),
+    ],
+    ids=["cuda", "cpu"],
+)
+def test_out_of_memory_suggests_gradient_accumulation(tmp_path, error):
+    cfg = TrainerConfig(**{**vars(CFG), "batch_size": 8, "grad_accum_steps": 2})
+    with pytest.raises(TrainingError) as raised:
+        train(Regressor(fail_with=error), tmp_path, cfg)
+    assert raised.value.message == "out of memory at step 1 with trainer.batch_size=8 (a batch of 8x4 tokens)"
+    assert raised.value.hint.startswith("trainer.batch_size=4 trainer.grad_accum_steps=4 trains with the same effective batch")
+    assert isinstance(raised.value.__cause__, type(error))
+
+
+def test_other_runtime_errors_are_not_called_out_of_memory(tmp_path):
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        train(Regressor(fail_with=RuntimeError("shape mismatch")), tmp_path)
