@@ -166,8 +166,16 @@ def _start_log(run_dir: RunDir, resume: Any) -> None:
         run_dir.log_file.unlink(missing_ok=True)
         return
     kept = [line for line in run_dir.log_file.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= resume.step]
+            if _logged_step(line) <= resume.step]
     write_text_atomic(run_dir.log_file, "".join(line + "\n" for line in kept))
+
+
+def _logged_step(line: str) -> float:
+    """A log record's step; a line cut short by a kill (or blank) sorts after every checkpoint."""
+    try:
+        return json.loads(line).get("step", 0)
+    except (ValueError, AttributeError):
+        return float("inf")
 
 
 class _LoggedProgress(ui.TrainProgress):

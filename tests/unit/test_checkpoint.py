@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -56,3 +58,17 @@ def test_a_checkpoint_of_another_model_is_refused(tmp_path):
     other = torch.nn.Linear(3, 1)
     with pytest.raises(RunDirError, match="does not fit"):
         restore(read_checkpoint(list_checkpoints(tmp_path)[0]), other, optimizer, scheduler)
+
+
+def test_a_resumed_log_keeps_records_up_to_the_checkpoint_and_drops_a_torn_line(tmp_path):
+    """SIGKILL may cut the log's last line short; the resumed run's log must still be whole jsonl."""
+    from ftcli.commands.train import _start_log
+    from ftcli.engine.checkpoint import Checkpoint, LoopState
+    from ftcli.run_dir import RunDir
+
+    run = RunDir(tmp_path)
+    records = [{"step": 2, "loss": 0.7}, {"step": 4, "loss": 0.6}, {"step": 4, "eval": {"accuracy": 0.5}},
+               {"step": 6, "loss": 0.5}]
+    run.log_file.write_text("".join(json.dumps(r) + "\n" for r in records) + '{"step": 8, "lo')
+    _start_log(run, Checkpoint(tmp_path / "checkpoints" / "step-4", LoopState(step=4)))
+    assert [json.loads(line) for line in run.log_file.read_text().splitlines()] == records[:3]
