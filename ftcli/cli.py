@@ -16,10 +16,10 @@ from typing import Any
 
 from ftcli import __version__
 from ftcli.argv import normalise
-from ftcli.errors import EXIT_CONFIG, EXIT_DATA, EXIT_MODEL, EXIT_RUN_DIR, EXIT_USAGE
+from ftcli.errors import EXIT_CONFIG, EXIT_DATA, EXIT_MODEL, EXIT_OK, EXIT_RUN_DIR, EXIT_USAGE
 
 # Exit codes of a `train` refused before it trained: config, data, model or run directory.
-REFUSALS = (EXIT_CONFIG, EXIT_DATA, EXIT_MODEL, EXIT_RUN_DIR)
+REFUSALS = (EXIT_OK, EXIT_CONFIG, EXIT_DATA, EXIT_MODEL, EXIT_RUN_DIR)  # EXIT_OK: NothingToDo
 HYDRA_FLAGS_WITHOUT_CHECK = ("--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc")
 
 
@@ -82,6 +82,8 @@ def _run(job: Any, overrides: list[str]) -> int:
             from ftcli.precheck import check_overrides
 
             check_overrides(job, overrides, config_dir())
+        if job.config_name != "train":
+            _check_job_dir(overrides)
     except FtcliError as exc:
         return _report(exc)
     GlobalHydra.instance().clear()
@@ -105,18 +107,38 @@ def _run_dir_before(job: Any, overrides: list[str]) -> Any:
     """For `train` with `hydra.run.dir=` given, that directory as it is before Hydra writes to it."""
     if job.config_name != "train" or any(flag in overrides for flag in ("-m", "--multirun")):
         return None
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     from ftcli.run_dir import DirState
 
-    given = [o for o in overrides if o.startswith("hydra.run.dir=")]
+    folder = _given_path(overrides, "hydra.run.dir")
+    return DirState.capture(folder) if folder is not None else None
+
+
+def _check_job_dir(overrides: list[str]) -> None:
+    """`eval`, `predict` and `export` write into their own `hydra.run.dir`; Hydra writes its record
+    there before any check runs, so pointing it at the run they read is refused first."""
+    from ftcli.errors import ConfigError
+
+    job_dir, run_dir = _given_path(overrides, "hydra.run.dir"), _given_path(overrides, "run_dir")
+    if job_dir is not None and job_dir == run_dir:
+        raise ConfigError(
+            f"hydra.run.dir={job_dir} is the run directory being read: its .hydra/ record and metrics would be replaced",
+            hint="drop hydra.run.dir (each command gets a folder of its own under outputs/), or name another folder",
+        )
+
+
+def _given_path(overrides: list[str], key: str) -> Path | None:
+    """The absolute path an override `key=...` names, as Hydra reads it (relative to the working
+    directory); None when not given, interpolated or malformed (Hydra reports that)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    given = [o for o in overrides if o.startswith(f"{key}=")]
     try:
         value = OverridesParser.create().parse_overrides(given[-1:])[0].value() if given else None
-    except Exception:  # a malformed value is Hydra's to report
+    except Exception:
         return None
     if not isinstance(value, str) or "${" in value:
         return None
-    return DirState.capture(Path(value).expanduser().resolve())
+    return Path(value).expanduser().resolve()
 
 
 def _run_job(job: Any, cfg: Any, before: Any = None) -> Any:
@@ -169,17 +191,20 @@ def _undo_refused_train(output_dir: Path, before: Any, log_name: str) -> None:
 
     from ftcli.run_dir import leave_as_found
 
+    folder = output_dir.resolve()
     for handler in list(logging.root.handlers):  # the job's log file: nothing more is written there
-        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).resolve().parent == output_dir.resolve():
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).resolve().parent == folder:
             handler.close()
             logging.root.removeHandler(handler)
-    before = before if before is not None and before.path == output_dir.resolve() else None
-    leave_as_found(output_dir.resolve(), before, log_name)
+    leave_as_found(folder, before if before is not None and before.path == folder else None, log_name)
 
 
 def _report(exc: Any) -> int:
     from ftcli import ui
 
+    if exc.exit_code == EXIT_OK:  # NothingToDo: a plain message, not an error panel
+        ui.info(exc.message)
+        return EXIT_OK
     if ui.debug_enabled():
         import traceback
 

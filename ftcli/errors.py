@@ -69,3 +69,10 @@ class Interrupted(FtcliError):
 
     exit_code = EXIT_INTERRUPTED
     title = "interrupted"
+
+
+class NothingToDo(FtcliError):
+    """Not a failure: the command found its work already done and changed nothing (exit 0)."""
+
+    exit_code = EXIT_OK
+    title = "nothing to do"

@@ -32,10 +32,20 @@ def check_overrides(command: str | Job, argv: list[str], config_dir: Path) -> No
     jobs = _expand(args.overrides) if args.multirun else [args.overrides]
     with initialize_config_dir(str(config_dir), version_base="1.3", job_name=target.config_name):
         for job in jobs:
+            for word in job:  # Hydra fails on these with a bare AssertionError
+                key, sep, _ = word.partition("=")
+                if sep and not key.lstrip("+~").strip():
+                    raise ConfigError(
+                        f"{word!r} has no key before '='; write KEY=VALUE, e.g. trainer.lr=1e-4",
+                        hint=_hint(target.usage, job),
+                    )
             try:
                 cfg = compose(config_name=target.config_name, overrides=job)
             except (ConfigCompositionException, OverrideParseException, OmegaConfBaseException) as exc:
                 raise ConfigError(_explain(exc), hint=_hint(target.usage, job)) from exc
+            except (TypeError, ValueError) as exc:  # how Hydra's defaults list fails on `group=1`, `group=null`
+                problem = _group_value(job) or str(exc).strip().splitlines()[0]
+                raise ConfigError(problem, hint=_hint(target.usage, job)) from exc
             if args.cfg is None:
                 to_typed(cfg, getattr(schema, target.schema))
 
@@ -72,6 +82,32 @@ def _explain(exc: BaseException) -> str:
         root = root.__cause__ or root.__context__
     detail = str(root).strip().splitlines()[0] if root is not exc and str(root).strip() else ""
     return f"{message}: {detail}" if detail and detail not in message else message
+
+
+def _group_value(job: list[str]) -> str | None:
+    """'GROUP=VALUE is not an option ...' for the first override giving a config group a value that is not a name.
+
+    Hydra rejects a null, a number or a list holding one for a group (`method=1`, `debug=null`)
+    with a bare TypeError or ValueError that names neither the override nor the options.
+    """
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    loader = GlobalHydra.instance().config_loader()
+    for override in OverridesParser.create().parse_overrides(job):
+        group, value = override.key_or_group, override.value()
+        parent, _, name = group.rpartition("/")
+        items = value if isinstance(value, list) else [value]
+        if (override.is_delete() and value is None) or all(isinstance(item, str) for item in items):
+            continue
+        if name not in loader.list_groups(parent):
+            continue
+        options = ", ".join(sorted(loader.get_group_options(group)))
+        if value is None:
+            problem = f"{override.input_line}: a config group cannot be null; ~{group} leaves it out"
+            return f"{problem}; options for {group}: {options}"
+        return f"{override.input_line} is not an option; options for {group}: {options}"
+    return None
 
 
 def _key_error(exc: BaseException) -> str | None:

@@ -14,6 +14,7 @@ import codecs
 import csv
 import io
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,10 @@ SUFFIXES = {
 }
 CONLL_TOKENS, CONLL_TAGS = "tokens", "tags"  # the columns of a row read from a CoNLL file
 DOCSTART = "-DOCSTART-"
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # \uD800-\uDFFF: half of a UTF-16 pair, or both
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # what json.loads leaves of a half with no other half
+HALF_PAIR = "half of a UTF-16 surrogate pair without its other half, which is not text"
+HALF_PAIR_HINT = "write the character itself, or its whole pair (\\ud83d\\ude00, not \\ud83d alone)"
 
 Row = dict[str, Any]
 
@@ -37,7 +42,9 @@ def read_rows(path: str, what: str, text_column: str = "text") -> list[Row]:
     `text_column`. `what` names the setting the path came from, for error messages.
     """
     if path == "-":
-        return _rows_from_text(sys.stdin.read(), "<stdin>", "auto", what, text_column)
+        stdin = getattr(sys.stdin, "buffer", None)  # bytes, so that bad UTF-8 gets the same message as in a file
+        text = sys.stdin.read() if stdin is None else _decode(stdin.read(), what, path)
+        return _rows_from_text(text, "<stdin>", "auto", what, text_column)
     file = Path(path).expanduser()
     if not file.exists():
         raise DataError(f"{what}={path}: no such file", hint=f"check the path (relative paths start at {Path.cwd()})")
@@ -53,17 +60,27 @@ def read_rows(path: str, what: str, text_column: str = "text") -> list[Row]:
         )
     if fmt == "parquet":
         return _read_parquet(file, what)
-    raw = file.read_bytes()
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise DataError(
+            f"{what}={path} could not be read: {exc.strerror or exc}",
+            hint="check that the file is readable by this user (permissions, a broken link or mount)",
+        ) from exc
+    return _rows_from_text(_decode(raw, what, path), path, fmt, what, text_column)
+
+
+def _decode(raw: bytes, what: str, path: str) -> str:
+    """UTF-8 text (a leading byte-order mark dropped), or a DataError naming the first bad line."""
     start = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
     try:
-        text = raw[start:].decode("utf-8")
+        return raw[start:].decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[start : start + exc.start].count(b"\n") + 1
         raise DataError(
             f"{what}={path}: line {line} is not valid UTF-8 (byte offset {start + exc.start})",
             hint="re-save the file as UTF-8",
         ) from exc
-    return _rows_from_text(text, path, fmt, what, text_column)
 
 
 def _rows_from_text(text: str, source: str, fmt: str, what: str, text_column: str) -> list[Row]:
@@ -89,10 +106,9 @@ def _parse_jsonl(text: str, source: str, what: str) -> list[Row]:
             continue
         try:
             row = json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            reason = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+        except (ValueError, RecursionError) as exc:
             raise DataError(
-                f"{what}={source}: line {number} is not valid JSON ({reason})",
+                f"{what}={source}: line {number} is not valid JSON ({_why_not_json(exc)})",
                 hint="each line of a .jsonl file must be one JSON object",
             ) from exc
         if not isinstance(row, dict):
@@ -100,6 +116,8 @@ def _parse_jsonl(text: str, source: str, what: str) -> list[Row]:
                 f"{what}={source}: line {number} is a JSON {type(row).__name__}, not an object",
                 hint='each line must look like {"text": "...", "label": "..."}',
             )
+        if SURROGATE_ESCAPE.search(line) and (escape := _lone_surrogate(row)):
+            raise DataError(f"{what}={source}: line {number} holds {escape}, {HALF_PAIR}", hint=HALF_PAIR_HINT)
         rows.append(row)
     return rows
 
@@ -109,6 +127,10 @@ def _parse_json(text: str, source: str, what: str) -> list[Row]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"{what}={source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+    except (ValueError, RecursionError) as exc:
+        raise DataError(f"{what}={source}: invalid JSON: {_why_not_json(exc)}") from exc
+    if SURROGATE_ESCAPE.search(text) and (escape := _lone_surrogate(data)):
+        raise DataError(f"{what}={source}: a string holds {escape}, {HALF_PAIR}", hint=HALF_PAIR_HINT)
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
     if isinstance(data, dict) and data and all(isinstance(v, list) for v in data.values()):
@@ -122,6 +144,37 @@ def _parse_json(text: str, source: str, what: str) -> list[Row]:
             f"{what}={source}: expected a list of objects, a {{column: [values]}} object, or {{\"data\": [...]}}",
         )
     return data
+
+
+def _why_not_json(exc: ValueError | RecursionError) -> str:
+    """What stopped json.loads: a syntax error, nesting past the recursion limit, or an overlong integer."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at column {exc.colno}"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    # int() refuses longer digit strings (CVE-2020-10735); json.loads raises its plain ValueError
+    return f"a number has more than {sys.get_int_max_str_digits()} digits; write it as a string"
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    """The `\\uXXXX` escape of a lone surrogate in a parsed JSON value's strings (keys too), else None.
+
+    json.loads joins an escaped pair into one character but keeps half a pair as it is: a string
+    that UTF-8 cannot encode and tokenizers reject.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            found = LONE_SURROGATE.search(item)
+            if found:
+                return f"\\u{ord(found.group()):04x}"
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return None
 
 
 def _parse_csv(text: str, source: str, what: str, delimiter: str) -> list[Row]:

@@ -13,7 +13,8 @@ Layout (documented in the README):
     .hydra/            Hydra's record of the composed config and the overrides
 
 Files are written to a temporary name and renamed, and artefact folders are built beside their
-final name and swapped in, so a killed run never leaves a half-written file or folder.
+final name and swapped in, so a killed run never leaves a half-written file or folder. A `train`
+refused before it trains puts back what Hydra and it wrote first (`leave_as_found`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ METRICS = "metrics.json"
 TRAIN_LOG = "train_log.jsonl"
 ENVIRONMENT = "environment.json"
 ARTIFACTS = ("model", "adapter")
+HYDRA_RECORD = ".hydra"  # Hydra's record of the composed config and the overrides
 
 
 class RunDir:
@@ -104,6 +107,21 @@ class RunDir:
         return self.path / name
 
 
+RUN_CONTENTS = (CONFIG, LABELS, METRICS, TRAIN_LOG, ENVIRONMENT, *ARTIFACTS, "checkpoints", HYDRA_RECORD)
+
+
+def ensure_outside(run_path: Path, target: Path, setting: str, example: str) -> None:
+    """Refuse an output location that would replace the run being read, a part of it, or a folder
+    holding it (`export overwrite=true` replaces its output folder whole)."""
+    run_path, target = run_path.resolve(), target.expanduser().resolve()
+    inside = run_path in target.parents and target.relative_to(run_path).parts[0] in RUN_CONTENTS
+    if target == run_path or target in run_path.parents or inside:
+        raise RunDirError(
+            f"{setting}={target} would overwrite the run it reads ({run_path})",
+            hint=f"choose a location outside the run's own files, e.g. {setting}={example}",
+        )
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -111,11 +129,15 @@ def _umask() -> int:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file normal permissions
@@ -167,6 +189,7 @@ def read_config(run: RunDir) -> Any:
     """
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
+    from yaml import YAMLError
 
     from ftcli.config.schema import TrainConfig
     from ftcli.errors import ConfigError
@@ -175,12 +198,115 @@ def read_config(run: RunDir) -> Any:
 
     try:
         raw = OmegaConf.to_container(OmegaConf.load(run.config_file))
+        if not isinstance(raw, dict):
+            raise TypeError(f"it holds a YAML {type(raw).__name__}, not a mapping of settings")
+        for group in ("task", "method"):
+            if not isinstance(raw.get(group), dict) or "name" not in raw[group]:
+                raise KeyError(f"it has no {group}.name")
         schema = OmegaConf.structured(TrainConfig)
         schema.task = OmegaConf.structured(TASKS.get(raw["task"]["name"]).config_cls)
         schema.method = OmegaConf.structured(METHODS.get(raw["method"]["name"]).config_cls)
         return OmegaConf.to_object(OmegaConf.merge(schema, raw))
-    except (OSError, KeyError, TypeError, ConfigError, OmegaConfBaseException) as exc:
+    except (OSError, KeyError, TypeError, YAMLError, ConfigError, OmegaConfBaseException) as exc:
+        reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         raise RunDirError(
-            f"{run.config_file} is not a valid ftcli training config: {str(exc).splitlines()[0]}",
-            hint="it may come from an incompatible ftcli version; retrain, or fix the file",
+            f"{run.config_file} is not a valid ftcli training config: {str(reason).splitlines()[0]}",
+            hint=_version_hint(run),
         ) from exc
+
+
+def _version_hint(run: RunDir) -> str:
+    """What to do about a config that does not read back, naming the ftcli version that wrote it when known."""
+    from ftcli import __version__
+
+    try:
+        written_by = json.loads((run.path / ENVIRONMENT).read_text(encoding="utf-8")).get("ftcli")
+    except (OSError, ValueError, AttributeError):
+        written_by = None
+    if not written_by:
+        return "it may come from an incompatible ftcli version; retrain, or fix the file"
+    if written_by != __version__:
+        return (
+            f"the run was written by ftcli {written_by} and this is ftcli {__version__}: "
+            f"read it with ftcli {written_by}, or retrain it with this version"
+        )
+    return (
+        f"the run was written by this ftcli version ({__version__}), so the file was edited or damaged; "
+        "fix it, or retrain"
+    )
+
+
+
+@dataclass
+class DirState:
+    """A run directory as it was before a `train` that may be refused.
+
+    Hydra writes its record of the command (`.hydra/`) and opens the log before ftcli sees the
+    config, and `train` writes `environment.json` before it reads the data. `leave_as_found`
+    puts those back after a refusal, so a finished run keeps the record of the command that made
+    it (`export` copies that command into the model card).
+    """
+
+    path: Path
+    existed: bool
+    files: dict[Path, bytes] = field(default_factory=dict)  # `_record_files`, with what they held
+    had_record: bool = False  # whether .hydra/ was there
+    stamp: set[tuple[str, int, int]] = field(default_factory=set)
+
+    @classmethod
+    def capture(cls, path: Path) -> DirState:
+        state = cls(path, path.is_dir())
+        if state.existed:
+            state.files = {file: file.read_bytes() for file in _record_files(path)}
+            state.had_record = (path / HYDRA_RECORD).is_dir()
+            state.stamp = _folders_stamp(path)
+        return state
+
+
+def leave_as_found(path: Path, before: DirState | None, log_name: str) -> None:
+    """Undo what a refused `train` wrote into `path` before it was refused.
+
+    A directory that existed gets its `.hydra/` record, logs and `environment.json` back as they
+    were, unless one of its folders changed (a checkpoint was written: the attempt trained, and is
+    kept). A directory the attempt made is removed when it holds nothing but what is written
+    before the checks: `.hydra/`, the log and `environment.json`.
+    """
+    if before is None or not before.existed:
+        if path.is_dir() and {entry.name for entry in path.iterdir()} <= {HYDRA_RECORD, log_name, ENVIRONMENT}:
+            shutil.rmtree(path, ignore_errors=True)
+        return
+    if _folders_stamp(path) != before.stamp:
+        return
+    for file in _record_files(path):
+        if file not in before.files:
+            file.unlink()
+    for file, data in before.files.items():
+        if not file.is_file() or file.read_bytes() != data:
+            write_bytes_atomic(file, data)
+    record = path / HYDRA_RECORD
+    if not before.had_record and record.is_dir() and not any(record.iterdir()):
+        record.rmdir()
+
+
+def _record_files(path: Path) -> list[Path]:
+    """The files a `train` may write before its checks: `.hydra/`, logs and `environment.json`.
+
+    Only these are read, so a directory that holds large files of its own (`hydra.run.dir=.`)
+    costs nothing to capture.
+    """
+    record = path / HYDRA_RECORD
+    top = [f for f in path.iterdir() if f.name in (ENVIRONMENT, TRAIN_LOG) or f.suffix == ".log"]
+    files = top + (list(record.iterdir()) if record.is_dir() else [])
+    return [f for f in files if f.is_file() and not f.is_symlink()]
+
+
+def _folders_stamp(path: Path) -> set[tuple[str, int, int]]:
+    """Name, inode and modification time of every folder but `.hydra/` and of what it holds: a saved
+    checkpoint or artefact changes it."""
+    stamp = set()
+    for folder in path.iterdir():
+        if folder.is_dir() and not folder.is_symlink() and folder.name != HYDRA_RECORD:
+            for entry in (folder, *folder.iterdir()):
+                info = entry.stat()
+                stamp.add((str(entry.relative_to(path)), info.st_ino, info.st_mtime_ns))
+    return stamp

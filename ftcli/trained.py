@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from ftcli.config.schema import TrainConfig
+from ftcli.errors import FtcliError, RunDirError
 from ftcli.methods import METHODS, Method
 from ftcli.modeling import build_model, prepare_tokenizer, sync_pad_token
 from ftcli.run_dir import LABELS, RunDir, read_config
 from ftcli.tasks import TASKS, Task
+
+T = TypeVar("T")
+DAMAGED_HINT = "the run directory is incomplete or damaged: restore it from a copy, or train again"
 
 
 @dataclass
@@ -35,15 +40,63 @@ def load_trained(path: str | Path) -> TrainedRun:
     run = RunDir(path)
     run.ensure_readable()
     cfg = read_config(run)
-    labels = run.read_json(LABELS)["labels"]
+    labels = _read_labels(run)
     task = TASKS.get(cfg.task.name).impl
     method = METHODS.get(cfg.method.name).impl
     artifact = run.path / method.artifact
+    if not artifact.is_dir():
+        raise RunDirError(
+            f"run_dir={run.path} has no {method.artifact}/ folder, where method={cfg.method.name} saves its weights",
+            hint=DAMAGED_HINT,
+        )
+    if not any(artifact.glob("*.safetensors")):
+        raise RunDirError(f"{artifact} holds no weights (no .safetensors file)", hint=DAMAGED_HINT)
     if method.artifact == "model":
-        model = task.model_class().from_pretrained(artifact, dtype=torch.float32)
+        model = _from_artifact(artifact, lambda: task.model_class().from_pretrained(artifact, dtype=torch.float32))
     else:
-        model = method.load(build_model(cfg.model, task.model_class(), labels, **task.model_config(cfg.task)), artifact)
-    tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(artifact))
+        base = build_model(cfg.model, task.model_class(), labels, **task.model_config(cfg.task))
+        model = _from_artifact(artifact, lambda: method.load(base, artifact))
+    tokenizer = prepare_tokenizer(_from_artifact(artifact, lambda: _load_tokenizer(AutoTokenizer, artifact)))
     sync_pad_token(model, tokenizer)
     model.to(PartialState().device).eval()
     return TrainedRun(cfg, labels, task, method, model, tokenizer)
+
+
+def _read_labels(run: RunDir) -> list[str]:
+    """`labels.json`'s label names, refused unless they are a list of strings."""
+    data = run.read_json(LABELS)
+    labels = data.get("labels") if isinstance(data, dict) else None
+    if not isinstance(labels, list) or not all(isinstance(name, str) for name in labels):
+        raise RunDirError(
+            f"{run.path / LABELS} does not hold a list of label names: expected {{\"labels\": [\"...\", ...]}}",
+            hint=DAMAGED_HINT,
+        )
+    return labels
+
+
+def _load_tokenizer(auto_tokenizer: Any, folder: Path) -> Any:
+    """The tokenizer saved in `folder`; refused when its vocabulary files are gone.
+
+    `AutoTokenizer` quietly builds a tokenizer with an empty vocabulary from a folder that holds
+    only `config.json`, which would turn every word into `[UNK]` and every prediction into noise.
+    """
+    if not (folder / "tokenizer_config.json").is_file():
+        raise RunDirError(f"{folder} holds no tokenizer (tokenizer_config.json is missing)", hint=DAMAGED_HINT)
+    tokenizer = auto_tokenizer.from_pretrained(folder)
+    vocab_files = {"tokenizer.json", *getattr(type(tokenizer), "vocab_files_names", {}).values()}
+    if not any((folder / name).is_file() for name in vocab_files):
+        raise RunDirError(
+            f"{folder} holds no tokenizer vocabulary (none of {', '.join(sorted(vocab_files))})", hint=DAMAGED_HINT
+        )
+    return tokenizer
+
+
+def _from_artifact(folder: Path, load: Callable[[], T]) -> T:
+    """`load()`, with a failure to read the saved weights or tokenizer reported as a damaged run directory."""
+    try:
+        return load()
+    except FtcliError:
+        raise
+    except Exception as exc:  # transformers, peft and safetensors raise many unrelated types for a bad folder
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunDirError(f"{folder} could not be loaded: {reason}", hint=DAMAGED_HINT) from exc

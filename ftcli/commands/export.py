@@ -10,12 +10,15 @@ from ftcli import __version__, ui
 from ftcli.config.schema import ExportConfig
 from ftcli.errors import ConfigError, RunDirError
 from ftcli.methods import METHODS
-from ftcli.run_dir import RunDir, read_config, staged_dir, write_text_atomic
+from ftcli.run_dir import RunDir, ensure_outside, read_config, staged_dir, write_text_atomic
 from ftcli.trained import TrainedRun, load_trained
 
 
 def run(cfg: ExportConfig, output_dir: Path) -> Path:
     target = Path(cfg.output).expanduser() if cfg.output else output_dir / "model"
+    ensure_outside(Path(cfg.run_dir), target, "output", f"{Path(cfg.run_dir).resolve()}-export")
+    if target.exists() and not target.is_dir():
+        raise RunDirError(f"output={target} is a file; export writes a folder", hint="name a new or empty folder")
     if target.exists() and any(target.iterdir()) and not cfg.overwrite:
         raise RunDirError(f"output={target} is not empty", hint="choose a new folder, or pass overwrite=true")
     run = RunDir(cfg.run_dir)

@@ -15,7 +15,7 @@ from ftcli.engine.loop import autocast_for
 from ftcli.engine.task_outputs import task_outputs
 from ftcli.errors import ConfigError
 from ftcli.readers import read_rows
-from ftcli.run_dir import write_text_atomic
+from ftcli.run_dir import ensure_outside, write_text_atomic
 from ftcli.trained import TrainedRun, load_trained
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,13 @@ def run(cfg: PredictConfig, output_dir: Path) -> Path | None:
             "stream=true writes the generated text to stdout as it is written, and output=- writes the jsonl there too",
             hint="give output= a file (the jsonl goes there), or drop stream=true",
         )
+    if cfg.output not in (None, "-") and Path(cfg.output).expanduser().is_dir():
+        raise ConfigError(
+            f"output={cfg.output} is a folder; predictions are written to one jsonl file",
+            hint=f"name a file, e.g. output={Path(cfg.output) / 'predictions.jsonl'}, or output=- for stdout",
+        )
+    if cfg.output not in (None, "-"):
+        ensure_outside(Path(cfg.run_dir), Path(cfg.output), "output", str(Path(cfg.run_dir).resolve() / "predictions.jsonl"))
     if cfg.output == "-" or cfg.stream:
         ui.use_stderr()
     trained = load_trained(cfg.run_dir)
@@ -51,8 +58,14 @@ def run(cfg: PredictConfig, output_dir: Path) -> Path | None:
         sys.stdout.write(lines)
         sys.stdout.flush()
         return None
-    target = Path(cfg.output) if cfg.output else output_dir / "predictions.jsonl"
-    write_text_atomic(target, lines)
+    target = Path(cfg.output).expanduser() if cfg.output else output_dir / "predictions.jsonl"
+    try:
+        write_text_atomic(target, lines)
+    except OSError as exc:
+        raise ConfigError(
+            f"output={target} could not be written: {exc}",
+            hint="name a jsonl file in a folder you can write to, or output=- for stdout",
+        ) from exc
     ui.info(f"{len(rows)} predictions written to [bold]{target}[/]")
     return target
 

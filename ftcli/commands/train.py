@@ -16,7 +16,7 @@ from ftcli.data import load_splits, with_absolute_paths
 from ftcli.engine.task_outputs import scores, task_outputs
 from ftcli.engine.checkpoint import checkpoints_dir, list_checkpoints, resume_point
 from ftcli.engine.loop import Checkpointing, autocast_for, train_loop
-from ftcli.errors import Interrupted, ModelError, RunDirError
+from ftcli.errors import Interrupted, ModelError, NothingToDo, RunDirError
 from ftcli.methods import METHODS, count_parameters, head_modules
 from ftcli.methods.base import lr_scale_of
 from ftcli.methods.prompt import virtual_tokens
@@ -43,8 +43,7 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     if cfg.trainer.metric_for_best is None:  # the task's headline metric, recorded in config.yaml
         cfg = replace(cfg, trainer=replace(cfg.trainer, metric_for_best=task.best_metric(cfg.task)))
     if cfg.trainer.resume is not None and run_dir.is_finished() and not cfg.overwrite:
-        ui.info(f"{output_dir} already holds a finished run; nothing to resume (its metrics are in {METRICS})")
-        return run_dir.read_json(METRICS)
+        raise NothingToDo(f"{output_dir} already holds a finished run; nothing to resume (its metrics are in {METRICS})")
     run_dir.ensure_trainable(cfg.overwrite)
     resumable = _resumable(cfg)  # as given: settings filled in below are derived from these
     resume = _resume_point(run_dir, cfg.trainer.resume, resumable, cfg.overwrite)

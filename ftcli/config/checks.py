@@ -12,7 +12,7 @@ import dataclasses
 from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf, open_dict
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 
 from ftcli.config.schema import TrainConfig, plain
 from ftcli.errors import ConfigError
@@ -28,23 +28,37 @@ def to_typed(cfg: DictConfig, schema: type[T]) -> T:
         ConfigError: listing every missing value, unknown key and broken cross-field rule.
     """
     cfg = _without_hydra(cfg)
-    missing = sorted(OmegaConf.missing_keys(cfg))
-    if missing:
-        raise ConfigError(
-            [f"{key} is required: add {key}=..." for key in missing],
-            hint="values shown as ??? in `--cfg job` must be given on the command line",
-        )
     try:
+        missing = sorted(OmegaConf.missing_keys(cfg))
+        if missing:
+            raise ConfigError(
+                [f"{key} is required: add {key}=..." for key in missing],
+                hint="values shown as ??? in `--cfg job` must be given on the command line",
+            )
         typed = OmegaConf.to_object(cfg)
+        given = OmegaConf.to_container(cfg, resolve=True)
+    except InterpolationResolutionError as exc:  # `key=${typo}`, `key=${oc.env:UNSET}`
+        raise ConfigError(
+            _problem(exc),
+            hint="${...} must name another setting, e.g. ${trainer.batch_size}, or a resolver, e.g. "
+            "${oc.env:NAME,default}; write \\${...} for the literal text",
+        ) from exc
     except OmegaConfBaseException as exc:
-        raise ConfigError(str(exc).splitlines()[0]) from exc
-    problems = unknown_keys(OmegaConf.to_container(cfg, resolve=True), plain(typed))
+        raise ConfigError(_problem(exc)) from exc
+    problems = unknown_keys(given, plain(typed))
     problems += _validate_tree(typed)
     if isinstance(typed, TrainConfig):
         problems += _check_registered(typed)
     if problems:
         raise ConfigError(problems)
     return typed
+
+
+def _problem(exc: OmegaConfBaseException) -> str:
+    """The first line of an OmegaConf error, led by the setting it is about when the line does not name it."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    key = getattr(exc, "full_key", None)
+    return f"{key}: {message}" if key and str(key) not in message else message
 
 
 def unknown_keys(given: Any, known: Any, prefix: str = "") -> list[str]:

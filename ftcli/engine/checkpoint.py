@@ -18,11 +18,13 @@ are read back with `torch.load(weights_only=True)`, which unpickles no code.
 from __future__ import annotations
 
 import json
+import pickle
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -30,6 +32,7 @@ from torch import nn
 from ftcli.errors import RunDirError
 from ftcli.run_dir import staged_dir
 
+T = TypeVar("T")
 CHECKPOINTS = "checkpoints"
 STEP_DIR = re.compile(r"step-(\d+)")
 
@@ -109,7 +112,7 @@ def restore(checkpoint: Checkpoint, model: nn.Module, optimizer: Any, scheduler:
     """Load weights, optimiser and scheduler state; return the best weights, if saved. RNG comes last (`restore_rng`)."""
     from safetensors.torch import load_file
 
-    saved = load_file(str(checkpoint.path / "trainable.safetensors"))
+    saved = _load(checkpoint, "trainable.safetensors", lambda file: load_file(str(file)))
     params = dict(model.named_parameters())
     expected = {n for n, p in params.items() if p.requires_grad}
     if set(saved) != expected:
@@ -121,18 +124,37 @@ def restore(checkpoint: Checkpoint, model: nn.Module, optimizer: Any, scheduler:
     with torch.no_grad():
         for name, tensor in saved.items():
             params[name].copy_(tensor)
-    states = torch.load(checkpoint.path / "optimizer.pt", weights_only=True)
-    optimizer.load_state_dict(states["optimizer"])
-    scheduler.load_state_dict(states["scheduler"])
+    def load_states(file: Path) -> None:
+        states = torch.load(file, weights_only=True)
+        optimizer.load_state_dict(states["optimizer"])
+        scheduler.load_state_dict(states["scheduler"])
+
+    _load(checkpoint, "optimizer.pt", load_states)
     best = checkpoint.path / "best.safetensors"
-    return load_file(str(best)) if best.exists() else None
+    return _load(checkpoint, best.name, lambda file: load_file(str(file))) if best.exists() else None
 
 
 def restore_rng(checkpoint: Checkpoint) -> None:
-    states = torch.load(checkpoint.path / "rng.pt", weights_only=True)
+    states = _load(checkpoint, "rng.pt", lambda file: torch.load(file, weights_only=True))
     torch.set_rng_state(states["cpu"])
     if states.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _load(checkpoint: Checkpoint, name: str, load: Callable[[Path], T]) -> T:
+    """`load(<checkpoint>/<name>)`, with a missing or damaged file reported as an incomplete checkpoint."""
+    try:
+        return load(checkpoint.path / name)
+    except Exception as exc:  # safetensors, torch and pickle raise many unrelated types for a bad file
+        if isinstance(exc, pickle.UnpicklingError):  # refused by weights_only=True before anything ran
+            reason = "it holds Python objects besides tensors, which ftcli does not unpickle"
+        else:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunDirError(
+            f"{checkpoint.path} is not a complete ftcli checkpoint: {name} could not be read ({reason})",
+            hint=f"resume from an older one with trainer.resume={checkpoint.path.parent}/step-<N>, "
+            "or start over with overwrite=true",
+        ) from exc
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -81,7 +81,8 @@ class SequenceClassification:
             keys = {label_key(v) for index, row in enumerate(rows)
                     for v in _label_list(row[data.label_column], source, index)}
         else:
-            keys = {label_key(row[data.label_column]) for row in rows}
+            keys = {_single_label(row[data.label_column], source, index, data.label_column)
+                    for index, row in enumerate(rows)}
             if len(keys) == 1:
                 raise DataError(
                     f"{source}: every training row has the label {next(iter(keys))!r}; "
@@ -89,8 +90,11 @@ class SequenceClassification:
                     hint="add rows of the other labels, list them in data.label_names, "
                     "or use task.problem=regression for a number",
                 )
-        if all(INTEGER.fullmatch(k) and str(int(k)) == k for k in keys):
-            return sorted(keys, key=int)
+        try:
+            if all(INTEGER.fullmatch(k) and str(int(k)) == k for k in keys):
+                return sorted(keys, key=int)
+        except ValueError:  # a label of more digits than int() converts: ordered as text
+            pass
         return sorted(keys)
 
     def encode(
@@ -209,7 +213,7 @@ def _label_list(value: Any, source: str, index: int) -> list[Any]:
 def _number(value: Any, source: str, index: int, column: str) -> float:
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer past the largest float
         number = math.nan
     if isinstance(value, bool) or not math.isfinite(number):
         raise DataError(
@@ -217,6 +221,20 @@ def _number(value: Any, source: str, index: int, column: str) -> float:
             hint="fix the record, or point data.label_column at the numeric column",
         )
     return number
+
+
+def _single_label(value: Any, source: str, index: int, column: str) -> str:
+    """The label-set name of one training row's label; null, empty, list and object labels are data errors."""
+    if isinstance(value, (list, dict)):
+        hint = ("for several labels per row use task.problem=multi_label" if isinstance(value, list)
+                else "write the label as a name or an integer")
+        raise DataError(f"{source}: record {index} has {column}={value!r}, not a single label", hint=hint)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise DataError(
+            f"{source}: record {index} has no label ({column} is {value!r})",
+            hint="give every training row a label, or drop the rows without one",
+        )
+    return label_key(value)
 
 
 def label_key(value: Any) -> str:

@@ -170,10 +170,11 @@ def _answers(row: Row, index: int, context: str, task: QaConfig, source: str) ->
         raise DataError(f"{where}: {column!r} needs two lists of the same length, got {value!r}", hint=shape)
     answers = []
     for k, (text, start) in enumerate(zip(texts, starts)):
-        if not isinstance(text, str) or not text.strip() or isinstance(start, bool) or not isinstance(start, int):
+        if (not isinstance(text, str) or not text.strip() or isinstance(start, bool) or not isinstance(start, int)
+                or start < 0):
             raise DataError(
                 f"{where}: answer {k} is text={text!r}, answer_start={start!r}",
-                hint="each answer is a non-empty string and the integer character offset where it starts",
+                hint="each answer is a non-empty string and the character offset (from 0) where it starts",
             )
         found = context[start:start + len(text)]
         if found != text:

@@ -59,12 +59,17 @@ def build_windows(
     """
     if not questions:
         return []
+    _check_room(tokenizer, questions, contexts, max_length, doc_stride, source)
     try:
         encoded = tokenizer(
             questions, contexts, truncation="only_second", max_length=max_length, stride=doc_stride,
             return_overflowing_tokens=True, return_offsets_mapping=True,
         )
-    except Exception as exc:  # tokenizers raises a plain Exception when the question leaves no room
+    except BaseException as exc:
+        # tokenizers raises a plain Exception when the question leaves no room for context, and panics
+        # (a pyo3 PanicException, which is no Exception) when the room left is not more than the stride
+        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+            raise
         raise DataError(
             f"{source}: could not split the contexts into windows of task.max_length={max_length} tokens "
             f"with task.doc_stride={doc_stride}: {exc}",
@@ -87,6 +92,24 @@ def build_windows(
             feature["start_positions"], feature["end_positions"] = start, end
         features.append(feature)
     return features
+
+
+def _check_room(
+    tokenizer: Any, questions: list[str], contexts: list[str], max_length: int, doc_stride: int, source: str
+) -> None:
+    """A DataError for the first row whose question leaves its long context no more tokens per window than the stride.
+
+    tokenizers panics on such a row, printing an abort message, where it could raise.
+    """
+    specials = tokenizer.num_special_tokens_to_add(pair=True)
+    for row, question in enumerate(tokenizer(questions, add_special_tokens=False)["input_ids"]):
+        room = max_length - specials - len(question)
+        if 0 < room <= doc_stride and len(tokenizer(contexts[row], add_special_tokens=False)["input_ids"]) > room:
+            raise DataError(
+                f"{source}: record {row}: the question takes {len(question)} of task.max_length={max_length} tokens, "
+                f"which leaves {room} for the context in each window, not more than task.doc_stride={doc_stride}",
+                hint="raise task.max_length, lower task.doc_stride, or shorten the question",
+            )
 
 
 def answer_tokens(encoded: Any, k: int, answer: Answer | None, cls: int) -> tuple[int, int]:

@@ -69,11 +69,16 @@ def test_resuming_a_finished_run_does_nothing(tmp_path, capsys):
     environment = read_json(run / "environment.json")
     assert environment["torch"] == torch.__version__
     assert {"ftcli", "transformers", "peft", "git_commit", "python"} <= set(environment)
-    before = (run / "metrics.json").read_text(), (run / "model" / "model.safetensors").stat().st_mtime_ns
+
+    def state():
+        return ((run / "metrics.json").read_text(), (run / "model" / "model.safetensors").stat().st_mtime_ns,
+                (run / ".hydra" / "overrides.yaml").read_text())  # the command export puts in the model card
+
+    before = state()
     assert main(["train", *STEPS, "trainer.max_steps=4", "trainer.resume=auto", f"hydra.run.dir={run}"]) == 0
     captured = capsys.readouterr()  # the console may be on stderr after an earlier `predict output=-`
     assert "already holds a finished run; nothing to resume" in " ".join((captured.out + captured.err).split())
-    assert ((run / "metrics.json").read_text(), (run / "model" / "model.safetensors").stat().st_mtime_ns) == before
+    assert state() == before
 
 
 def test_a_checkpoint_of_other_settings_is_refused(tmp_path):

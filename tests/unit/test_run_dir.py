@@ -10,7 +10,9 @@ import pytest
 from ftcli.config.schema import ModelConfig, TrainConfig, TrainerConfig
 from ftcli.errors import RunDirError
 from ftcli.methods.lora import LoraConfig
-from ftcli.run_dir import RunDir, read_config, staged_dir, write_config, write_text_atomic
+from ftcli.run_dir import (
+    DirState, RunDir, leave_as_found, read_config, staged_dir, write_config, write_text_atomic,
+)
 from ftcli.tasks.classification import ClassificationConfig
 
 
@@ -185,3 +187,74 @@ def test_read_config_unknown_method(tmp_path):
     )
     with pytest.raises(RunDirError, match=r"is not a valid ftcli training config: unknown method 'lorra'"):
         read_config(RunDir(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("config", "environment", "hint"),
+    [
+        ("method: {name: lora}\n", None, "it may come from an incompatible ftcli version"),
+        ("task: [sentiment]\nmethod: {name: lora}\n", '{"ftcli": "0.0.1"}', "written by ftcli 0.0.1 and this is ftcli"),
+        ("- a list\n", '{"ftcli": "%s"}', "written by this ftcli version"),
+    ],
+)
+def test_read_config_says_which_version_wrote_the_run(tmp_path, config, environment, hint):
+    from ftcli import __version__
+
+    (tmp_path / "config.yaml").write_text(config, encoding="utf-8")
+    if environment is not None:
+        (tmp_path / "environment.json").write_text(environment.replace("%s", __version__), encoding="utf-8")
+    with pytest.raises(RunDirError, match="is not a valid ftcli training config") as caught:
+        read_config(RunDir(tmp_path))
+    assert hint in caught.value.hint
+
+
+def refused_train(path):
+    """What Hydra and `train` write before `train` refuses: Hydra's record, the log, the environment."""
+    (path / ".hydra").mkdir(parents=True, exist_ok=True)
+    (path / ".hydra" / "overrides.yaml").write_text("- the refused command\n", encoding="utf-8")
+    (path / "train.log").write_text("", encoding="utf-8")
+    (path / "environment.json").write_text("{}", encoding="utf-8")
+
+
+def test_leave_as_found_puts_back_a_finished_run(tmp_path):
+    run = finished_run(tmp_path / "run")
+    (run.path / ".hydra").mkdir()
+    (run.path / ".hydra" / "overrides.yaml").write_text("- the command that made it\n", encoding="utf-8")
+    (run.path / "train_log.jsonl").write_text('{"step": 1}\n', encoding="utf-8")
+    before = DirState.capture(run.path)
+    refused_train(run.path)
+    (run.path / "train_log.jsonl").unlink()
+    leave_as_found(run.path, before, "train.log")
+    assert DirState.capture(run.path).files == before.files
+    assert sorted(p.name for p in run.path.iterdir()) == [
+        ".hydra", "config.yaml", "labels.json", "metrics.json", "model", "train_log.jsonl",
+    ]
+
+
+def test_leave_as_found_keeps_an_attempt_that_wrote_a_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints" / "step-1").mkdir(parents=True)
+    before = DirState.capture(run)
+    refused_train(run)
+    (run / "checkpoints" / "step-2").mkdir()
+    leave_as_found(run, before, "train.log")
+    assert (run / ".hydra" / "overrides.yaml").is_file() and (run / "environment.json").is_file()
+
+
+def test_leave_as_found_removes_only_the_attempts_own_debris(tmp_path):
+    made, used = tmp_path / "made", tmp_path / "used"
+    refused_train(made)
+    leave_as_found(made, DirState.capture(tmp_path / "not-there"), "train.log")
+    assert not made.exists()
+    refused_train(used)
+    (used / "notes.txt").write_text("mine", encoding="utf-8")  # not something a refused train writes
+    leave_as_found(used, None, "train.log")
+    assert (used / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+
+def test_leave_as_found_in_a_folder_without_a_run_removes_only_what_was_added(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")
+    before = DirState.capture(tmp_path)
+    refused_train(tmp_path)
+    leave_as_found(tmp_path, before, "train.log")
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
