@@ -185,6 +185,12 @@ def _parse_csv(text: str, source: str, what: str, delimiter: str) -> list[Row]:
         return []
     except csv.Error as exc:
         raise DataError(f"{what}={source}: line 1: {exc}") from exc
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:  # a row dict keeps one of them: the other column would vanish unseen
+        raise DataError(
+            f"{what}={source}: the header names {', '.join(map(repr, repeated))} more than once",
+            hint="give every column its own name in the first line",
+        )
     rows = []
     try:
         for values in reader:

@@ -234,3 +234,10 @@ def test_property_arbitrary_jsonl_text_gives_dicts_or_data_error(tmp_path_factor
         return
     assert isinstance(rows, list)
     assert all(isinstance(row, dict) for row in rows)
+
+
+def test_a_csv_header_naming_a_column_twice_is_refused(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("text,label,text\na,x,b\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"the header names 'text' more than once"):
+        read_rows(str(path), "data.train_file")
