@@ -196,3 +196,21 @@ def fit_max_length(model: Any, max_length: int, default: int, virtual_tokens: in
         )
     ui.info(f"task.max_length: {room} (the default {default}{plus} exceeds the model's {limit} positions)")
     return room
+
+
+def enable_gradient_checkpointing(model: Any) -> None:
+    """Recompute each layer's activations in the backward pass instead of keeping them.
+
+    The non-reentrant form needs no input that requires grad, so it works under frozen
+    embeddings (LoRA, adapters, prompts), and it replays the random state, so dropout and thus
+    the trained weights are the same as without it.
+    """
+    from ftcli.errors import ConfigError
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if not getattr(base, "supports_gradient_checkpointing", False):
+        raise ConfigError(
+            f"trainer.gradient_checkpointing=true: this {base.config.model_type} model does not support it",
+            hint="drop it, and save memory with a smaller trainer.batch_size and trainer.grad_accum_steps",
+        )
+    base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

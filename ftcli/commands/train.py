@@ -20,7 +20,9 @@ from ftcli.errors import Interrupted, ModelError, NothingToDo, RunDirError
 from ftcli.methods import METHODS, count_parameters, head_modules
 from ftcli.methods.base import lr_scale_of
 from ftcli.methods.prompt import virtual_tokens
-from ftcli.modeling import build_model, build_tokenizer, fit_max_length, sync_pad_token, with_absolute_path
+from ftcli.modeling import (
+    build_model, build_tokenizer, enable_gradient_checkpointing, fit_max_length, sync_pad_token, with_absolute_path,
+)
 from ftcli.resources import peak_memory_mb, reset_peak_memory, weights_mb
 from ftcli.environment import environment
 from ftcli.run_dir import ENVIRONMENT, LABELS, METRICS, RunDir, write_config, write_text_atomic
@@ -73,6 +75,8 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
 
     head = head_modules(model)
     model = method.apply(model, cfg.method, head)
+    if cfg.trainer.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
     params = count_parameters(model, head).as_dict()
     if not params["trainable"]:
         raise ModelError(

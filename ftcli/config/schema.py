@@ -33,7 +33,7 @@ class EvalStrategy(str, Enum):
 
 
 class Precision(str, Enum):
-    auto = "auto"  # bf16 autocast on GPUs that support it, fp32 elsewhere
+    auto = "auto"  # bf16 autocast on GPUs that support it, fp32 elsewhere (CPUs included)
     fp32 = "fp32"
     bf16 = "bf16"
     fp16 = "fp16"
@@ -142,6 +142,8 @@ class TrainerConfig:
     group_by_length: bool = True
     precision: Precision = Precision.auto
     fused_optimizer: bool = True  # fused AdamW when the build supports it
+    compile: bool = False  # torch.compile the training forward pass (compiles during the first steps)
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, slower steps
     save_every: Optional[int] = 500  # steps between checkpoints in <run dir>/checkpoints; null: none
     keep_checkpoints: int = 2  # newest checkpoints kept while training; all are removed once the run finishes
     resume: Optional[str] = None  # "auto": the run directory's newest checkpoint; or a checkpoints/step-<N> path

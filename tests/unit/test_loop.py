@@ -99,3 +99,32 @@ def test_out_of_memory_suggests_gradient_accumulation(tmp_path, error):
 def test_other_runtime_errors_are_not_called_out_of_memory(tmp_path):
     with pytest.raises(RuntimeError, match="shape mismatch"):
         train(Regressor(fail_with=RuntimeError("shape mismatch")), tmp_path)
+
+
+def test_compiled_training_keeps_plain_weight_names_in_checkpoints(tmp_path):
+    """trainer.compile compiles the forward pass only: checkpoints and results name the model's own weights."""
+    cfg = TrainerConfig(**{**vars(CFG), "compile": True, "max_steps": 4})
+    plain = TrainerConfig(**{**vars(CFG), "max_steps": 4})
+    torch.manual_seed(0)
+    compiled_model = Regressor()
+    torch.manual_seed(0)
+    plain_model = Regressor()
+    result = train(compiled_model, tmp_path / "compiled", cfg)
+    train(plain_model, tmp_path / "plain", plain)
+    assert result.steps == 4
+    saved = load_file(str(tmp_path / "compiled" / "checkpoints" / "step-2" / "trainable.safetensors"))
+    assert set(saved) == {"linear.weight", "linear.bias"}
+    for a, b in zip(compiled_model.parameters(), plain_model.parameters()):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize(("native", "expected"), [(True, "bf16"), (False, "no")])
+def test_bf16_only_where_the_hardware_has_it(monkeypatch, capsys, native, expected):
+    from ftcli.engine import loop
+
+    monkeypatch.setattr(loop, "native_bf16", lambda: native)
+    loop._bf16_fallback_notice.cache_clear()
+    assert loop.mixed_precision(Precision.bf16) == expected
+    captured = capsys.readouterr()
+    assert ("no bf16 instructions" in captured.out + captured.err) is (not native)
+    assert loop.mixed_precision(Precision.fp32) == "no"
