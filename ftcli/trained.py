@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ftcli.config.schema import TrainConfig
@@ -33,7 +33,6 @@ def load_trained(path: str | Path) -> TrainedRun:
     import torch
     import transformers
     from accelerate import PartialState
-    from transformers import AutoTokenizer
 
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
@@ -56,7 +55,7 @@ def load_trained(path: str | Path) -> TrainedRun:
     else:
         base = build_model(cfg.model, task.model_class(), labels, **task.model_config(cfg.task))
         model = _from_artifact(artifact, lambda: method.load(base, artifact))
-    tokenizer = prepare_tokenizer(_from_artifact(artifact, lambda: _load_tokenizer(AutoTokenizer, artifact)))
+    tokenizer = prepare_tokenizer(_from_artifact(artifact, lambda: _load_tokenizer(artifact)))
     sync_pad_token(model, tokenizer)
     model.to(PartialState().device).eval()
     return TrainedRun(cfg, labels, task, method, model, tokenizer)
@@ -74,7 +73,7 @@ def _read_labels(run: RunDir) -> list[str]:
     return labels
 
 
-def _load_tokenizer(auto_tokenizer: Any, folder: Path) -> Any:
+def _load_tokenizer(folder: Path) -> Any:
     """The tokenizer saved in `folder`; refused when its vocabulary files are gone.
 
     `AutoTokenizer` quietly builds a tokenizer with an empty vocabulary from a folder that holds
@@ -82,7 +81,9 @@ def _load_tokenizer(auto_tokenizer: Any, folder: Path) -> Any:
     """
     if not (folder / "tokenizer_config.json").is_file():
         raise RunDirError(f"{folder} holds no tokenizer (tokenizer_config.json is missing)", hint=DAMAGED_HINT)
-    tokenizer = auto_tokenizer.from_pretrained(folder)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
     vocab_files = {"tokenizer.json", *getattr(type(tokenizer), "vocab_files_names", {}).values()}
     if not any((folder / name).is_file() for name in vocab_files):
         raise RunDirError(

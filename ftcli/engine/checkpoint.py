@@ -124,6 +124,7 @@ def restore(checkpoint: Checkpoint, model: nn.Module, optimizer: Any, scheduler:
     with torch.no_grad():
         for name, tensor in saved.items():
             params[name].copy_(tensor)
+
     def load_states(file: Path) -> None:
         states = torch.load(file, weights_only=True)
         optimizer.load_state_dict(states["optimizer"])

@@ -14,7 +14,7 @@ import functools
 import math
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -153,7 +153,8 @@ def train_loop(
     callbacks.on_train_begin(total_steps)
     model.train()
     started = time.perf_counter()
-    with StopRequest() as stop, _finally(callbacks.on_train_end):
+    with StopRequest() as stop, ExitStack() as cleanup:
+        cleanup.callback(callbacks.on_train_end)  # the progress display stops however the loop ends
         while result.steps < total_steps and not result.stopped_early:
             batches.skip = skip
             loader.set_epoch(epoch)  # accelerate's loader passes its own epoch count on to the sampler
@@ -285,14 +286,6 @@ def _is_out_of_memory(exc: RuntimeError) -> bool:
     """CPU allocators raise a plain RuntimeError; CUDA ones torch.OutOfMemoryError."""
     text = str(exc)
     return "can't allocate memory" in text or "out of memory" in text.lower()
-
-
-@contextmanager
-def _finally(action: Callable[[], None]) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        action()
 
 
 @dataclass

@@ -16,6 +16,21 @@ def read_json(path):
     return json.loads(path.read_text())
 
 
+def assert_reloads_and_generates(run, tmp_path, validation, text):
+    """eval of the saved run scores what training scored; predict keeps the input's fields and
+    generates at most the 3 new tokens it is allowed."""
+    assert main(["eval", f"run_dir={run}", f"hydra.run.dir={tmp_path / 'e'}"]) == 0
+    assert read_json(tmp_path / "e" / "metrics.json")["validation"] == validation
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"text": text, "id": 7}) + "\n")
+    out = tmp_path / "out.jsonl"
+    assert main(["predict", f"run_dir={run}", f"input={source}", f"output={out}", "max_new_tokens=3",
+                 f"hydra.run.dir={tmp_path / 'p'}"]) == 0
+    [row] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert row["id"] == 7 and isinstance(row["generated"], str)
+    assert len(row["generated"].split()) <= 3 * 2  # at most 3 new tokens (a word piece may print as a word)
+
+
 @pytest.mark.parametrize(("task", "method", "scores"), [
     ("summarization", "full", {"rouge1", "rouge2", "rougeL", "rougeLsum"}),
     ("translation", "lora", {"bleu", "chrf"}),
@@ -26,16 +41,7 @@ def test_seq2seq_trains_evaluates_and_generates(tmp_path, task, method, scores):
     validation = read_json(run / "metrics.json")["validation"]
     assert scores <= set(validation) and validation["loss"] > 0
     assert read_json(run / "metrics.json")["train"]["steps"] == 4
-    assert main(["eval", f"run_dir={run}", f"hydra.run.dir={tmp_path / 'e'}"]) == 0
-    assert read_json(tmp_path / "e" / "metrics.json")["validation"] == validation
-    source = tmp_path / "in.jsonl"
-    source.write_text(json.dumps({"text": "My brother reads a book today.", "id": 7}) + "\n")
-    out = tmp_path / "out.jsonl"
-    assert main(["predict", f"run_dir={run}", f"input={source}", f"output={out}", "max_new_tokens=3",
-                 f"hydra.run.dir={tmp_path / 'p'}"]) == 0
-    [row] = [json.loads(line) for line in out.read_text().splitlines()]
-    assert row["id"] == 7 and isinstance(row["generated"], str)
-    assert len(row["generated"].split()) <= 3 * 2  # at most 3 new tokens (a word piece may print as a word)
+    assert_reloads_and_generates(run, tmp_path, validation, "My brother reads a book today.")
 
 
 def test_generation_settings_on_a_classification_run_are_refused(tmp_path):
@@ -59,12 +65,4 @@ def test_warm_started_minilm_trains_evaluates_and_generates(tmp_path):
     run = train(tmp_path / "run", "task=summarization", *WARMSTART)
     metrics = read_json(run / "metrics.json")
     assert {"rouge1", "rouge2", "rougeL"} <= set(metrics["validation"]) and metrics["train"]["steps"] == 1
-    assert main(["eval", f"run_dir={run}", f"hydra.run.dir={tmp_path / 'e'}"]) == 0
-    assert read_json(tmp_path / "e" / "metrics.json")["validation"] == metrics["validation"]
-    source = tmp_path / "in.jsonl"
-    source.write_text(json.dumps({"text": "The council opened a new bridge on Monday.", "id": 7}) + "\n")
-    out = tmp_path / "out.jsonl"
-    assert main(["predict", f"run_dir={run}", f"input={source}", f"output={out}", "max_new_tokens=3",
-                 f"hydra.run.dir={tmp_path / 'p'}"]) == 0
-    [row] = [json.loads(line) for line in out.read_text().splitlines()]
-    assert row["id"] == 7 and isinstance(row["generated"], str)
+    assert_reloads_and_generates(run, tmp_path, metrics["validation"], "The council opened a new bridge on Monday.")
