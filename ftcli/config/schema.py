@@ -128,6 +128,7 @@ class TrainerConfig:
     batch_size: int = 16
     eval_batch_size: int = 64
     grad_accum_steps: int = 1
+    max_tokens_per_batch: Optional[int] = None  # training batches by padded tokens instead of batch_size rows
     lr: Optional[float] = None  # null: the method's recommended rate (full 5e-5, lora 1e-3, freeze 1e-3)
     weight_decay: float = 0.01
     scheduler: Scheduler = Scheduler.linear
@@ -165,6 +166,7 @@ class TrainerConfig:
             "logging_steps": self.logging_steps,
             "keep_checkpoints": self.keep_checkpoints,
             **({"save_every": self.save_every} if self.save_every is not None else {}),
+            **({"max_tokens_per_batch": self.max_tokens_per_batch} if self.max_tokens_per_batch is not None else {}),
         }
         problems += [f"trainer.{k}={v} must be at least 1" for k, v in positive.items() if v < 1]
         if self.epochs <= 0 and not self.max_steps:

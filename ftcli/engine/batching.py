@@ -4,7 +4,9 @@ Padding to the longest sequence in a batch costs compute for every pad token; gr
 similar length into a batch removes most of it. Training keeps randomness by shuffling, then
 sorting only inside large "mega-batches" (50 batches) and shuffling the batch order again, the
 scheme of `transformers`' LengthGroupedSampler, rebuilt here so it is seeded per epoch and
-independent of any Trainer.
+independent of any Trainer. With a token budget instead of a batch size, batches are cut from
+the length-sorted rows once and only their order is shuffled each epoch (fairseq's scheme), so
+every epoch has the same number of steps.
 """
 
 from __future__ import annotations
@@ -51,6 +53,44 @@ class TrainBatches(Sampler[list[int]]):
             batches += _chunks(mega, self.batch_size)
         shuffled = torch.randperm(len(batches), generator=generator).tolist()
         yield from (batches[i] for i in shuffled)
+
+
+class TokenBudgetBatches(Sampler[list[int]]):
+    """Seeded batches of as many rows as fit in `max_tokens` padded tokens each.
+
+    A batch pads to its longest row, so it holds `max_tokens // longest` rows: many short ones or
+    a few long ones, for a steady cost per step. Rows of equal length are grouped in a seeded
+    random order; the batches are fixed for the run and shuffled each epoch.
+    """
+
+    def __init__(self, lengths: Sequence[int], max_tokens: int, seed: int) -> None:
+        self.lengths = list(lengths)
+        self.max_tokens = max_tokens
+        self.seed = seed
+        self.epoch = 0
+        self.skip = 0
+        if self.lengths and max(self.lengths) > max_tokens:
+            raise ValueError(f"a row of {max(self.lengths)} tokens does not fit in a budget of {max_tokens}")
+        tie_break = torch.randperm(len(self.lengths), generator=torch.Generator().manual_seed(seed)).tolist()
+        order = sorted(range(len(self.lengths)), key=lambda i: (-self.lengths[i], tie_break[i]))
+        self.batches: list[list[int]] = []
+        for i in order:
+            batch = self.batches[-1] if self.batches else None
+            if batch is None or (len(batch) + 1) * self.lengths[batch[0]] > max_tokens:
+                self.batches.append([i])
+            else:
+                batch.append(i)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        shuffled = torch.randperm(len(self.batches), generator=generator).tolist()
+        yield from (self.batches[i] for i in shuffled[self.skip:])
 
 
 def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:

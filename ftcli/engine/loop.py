@@ -23,7 +23,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ftcli.config.schema import EvalStrategy, Precision, TrainerConfig
-from ftcli.engine.batching import TrainBatches
+from ftcli.engine.attention import variable_length_attention
+from ftcli.engine.batching import TokenBudgetBatches, TrainBatches
 from ftcli.engine.optim import build_optimizer, build_scheduler
 from ftcli.engine.signals import StopRequest
 from ftcli.errors import ConfigError, Interrupted, TrainingError
@@ -123,7 +124,7 @@ def train_loop(
     accelerator = Accelerator(
         mixed_precision=mixed_precision(cfg.precision), gradient_accumulation_steps=cfg.grad_accum_steps
     )
-    batches = TrainBatches([len(f["input_ids"]) for f in features], cfg.batch_size, seed, cfg.group_by_length)
+    batches = _train_batches([len(f["input_ids"]) for f in features], cfg, seed)
     # its own generator: the loader then draws nothing from torch's global random state, which a
     # resumed run restores mid-epoch
     loader = DataLoader(features, batch_sampler=batches, collate_fn=collate, generator=torch.Generator().manual_seed(seed))
@@ -155,6 +156,7 @@ def train_loop(
     started = time.perf_counter()
     with StopRequest() as stop, ExitStack() as cleanup:
         cleanup.callback(callbacks.on_train_end)  # the progress display stops however the loop ends
+        cleanup.enter_context(variable_length_attention())
         while result.steps < total_steps and not result.stopped_early:
             batches.skip = skip
             loader.set_epoch(epoch)  # accelerate's loader passes its own epoch count on to the sampler
@@ -223,6 +225,18 @@ def train_loop(
     return result
 
 
+def _train_batches(lengths: list[int], cfg: TrainerConfig, seed: int) -> TrainBatches | TokenBudgetBatches:
+    if cfg.max_tokens_per_batch is None:
+        return TrainBatches(lengths, cfg.batch_size, seed, cfg.group_by_length)
+    try:
+        return TokenBudgetBatches(lengths, cfg.max_tokens_per_batch, seed)
+    except ValueError as exc:
+        raise ConfigError(
+            f"trainer.max_tokens_per_batch={cfg.max_tokens_per_batch}: {exc}",
+            hint=f"raise it to at least {max(lengths)}, or lower task.max_length",
+        ) from exc
+
+
 def _examples(batch: dict[str, torch.Tensor]) -> int:
     """Examples in a batch; a padding-free batch is one row of several, each starting at position 0."""
     if "position_ids" in batch and "attention_mask" not in batch:
@@ -270,9 +284,17 @@ def _out_of_memory_hint(cfg: TrainerConfig, batch: dict[str, torch.Tensor], step
     except (torch.OutOfMemoryError, RuntimeError) as exc:
         if not isinstance(exc, torch.OutOfMemoryError) and not _is_out_of_memory(exc):
             raise
+        shape = "x".join(str(n) for n in batch["input_ids"].shape)
+        if cfg.max_tokens_per_batch is not None:
+            raise TrainingError(
+                f"out of memory at step {step} with trainer.max_tokens_per_batch={cfg.max_tokens_per_batch} "
+                f"(a batch of {shape} tokens)",
+                hint=f"trainer.max_tokens_per_batch={max(1, cfg.max_tokens_per_batch // 2)} "
+                f"trainer.grad_accum_steps={cfg.grad_accum_steps * 2} trains on about the same tokens per step "
+                "in less memory; a smaller task.max_length or trainer.precision=bf16 also help",
+            ) from exc
         smaller = max(1, cfg.batch_size // 2)
         accumulate = cfg.grad_accum_steps * cfg.batch_size // smaller
-        shape = "x".join(str(n) for n in batch["input_ids"].shape)
         raise TrainingError(
             f"out of memory at step {step} with trainer.batch_size={cfg.batch_size} (a batch of {shape} tokens)",
             hint=(

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+from ftcli.engine.attention import variable_length_attention
 from ftcli.engine.inference import Outputs, run_inference
 
 LABEL_FIELDS = ("labels", "decoder_input_ids", "reference")
@@ -31,23 +32,24 @@ def task_outputs(
     features (evaluation), only in `predict`; its `logits` are then None. Every other task gets
     logits from `run_inference`.
     """
-    if not getattr(task, "generates", False):
-        return run_inference(model, features, collate, batch_size, autocast)
-    from ftcli.engine.generation import generate_ids, teacher_forced_loss
+    with variable_length_attention():  # see engine/attention.py
+        if not getattr(task, "generates", False):
+            return run_inference(model, features, collate, batch_size, autocast)
+        from ftcli.engine.generation import generate_ids, teacher_forced_loss
 
-    labelled = bool(features) and "labels" in features[0]
-    loss = teacher_forced_loss(model, features, collate, batch_size, autocast) if labelled else None
-    if labelled and not getattr(task_cfg, "generate_in_eval", True):
-        return Outputs(None, loss)
-    if hasattr(task, "prompts"):
-        prompts, prompt_collate = task.prompts(features), task.prompt_collator(tokenizer)
-    else:  # encoder-decoders generate from the features' own encoder inputs
-        prompts = [{k: v for k, v in f.items() if k not in LABEL_FIELDS} for f in features]
-        prompt_collate = collate
-    generation = {**task_cfg.generation.as_kwargs(), **_special_tokens(model, tokenizer, task, task_cfg)}
-    sequences = generate_ids(model, prompts, prompt_collate, batch_size, generation, autocast, streamer)
-    texts = tokenizer.batch_decode(sequences, skip_special_tokens=True)
-    return Outputs([text.strip() for text in texts], loss)
+        labelled = bool(features) and "labels" in features[0]
+        loss = teacher_forced_loss(model, features, collate, batch_size, autocast) if labelled else None
+        if labelled and not getattr(task_cfg, "generate_in_eval", True):
+            return Outputs(None, loss)
+        if hasattr(task, "prompts"):
+            prompts, prompt_collate = task.prompts(features), task.prompt_collator(tokenizer)
+        else:  # encoder-decoders generate from the features' own encoder inputs
+            prompts = [{k: v for k, v in f.items() if k not in LABEL_FIELDS} for f in features]
+            prompt_collate = collate
+        generation = {**task_cfg.generation.as_kwargs(), **_special_tokens(model, tokenizer, task, task_cfg)}
+        sequences = generate_ids(model, prompts, prompt_collate, batch_size, generation, autocast, streamer)
+        texts = tokenizer.batch_decode(sequences, skip_special_tokens=True)
+        return Outputs([text.strip() for text in texts], loss)
 
 
 def scores(task: Any, task_cfg: Any, outputs: Outputs, features: list[dict[str, Any]], labels: list[str]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ftcli.engine.attention import variable_length_attention
 from ftcli.engine.batching import sorted_batches
 
 IGNORE = -100
@@ -28,7 +29,7 @@ def word_log_likelihoods(model: Any, contexts: list[list[int]], words: list[list
     totals = np.zeros((len(contexts), len(words)))
     was_training = model.training
     model.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), variable_length_attention():
         for batch_idx in sorted_batches(lengths, batch_size):
             batch = [(contexts[pairs[i][0]], words[pairs[i][1]]) for i in batch_idx]
             scores = _seq2seq(model, batch, pad, device) if encoder_decoder else _causal(model, batch, pad, device)

@@ -11,7 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench.py"
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+SCRIPT = SCRIPTS / "bench.py"
 
 
 def test_bench_compares_both_trainers_and_predictors(tmp_path):
@@ -42,3 +43,25 @@ def test_bench_compares_both_trainers_and_predictors(tmp_path):
     predict_rows = [line for line in lines if line.startswith(("| transformers pipeline |", "| ftcli predict |"))]
     assert len(predict_rows) == 2 and all("| 20 |" in row for row in predict_rows)
     assert "same label for 100.00% of the sentences" in result.stdout
+
+
+def test_bench_levers_reports_both_passes_of_each_variant(tmp_path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from ftcli.modeling import embedded_tokenizer_path
+    from ftcli.testing import tiny_config
+
+    model = tmp_path / "tiny"
+    AutoModelForSequenceClassification.from_config(tiny_config("bert", num_labels=2)).save_pretrained(model)
+    AutoTokenizer.from_pretrained(embedded_tokenizer_path()).save_pretrained(model)
+    rows = [{"text": "word " * (1 + i % 9), "label": i % 2} for i in range(64)]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = subprocess.run(
+        [sys.executable, str(SCRIPTS / "bench_levers.py"), "--data-dir", str(tmp_path), "--model", str(model),
+         "--variants", "base,no_cudnn_attention,pad8", "--batches", "3", "--batch-size", "4"],
+        capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {line.split("|")[1].strip(): line for line in result.stdout.splitlines() if line.startswith("| ")}
+    assert rows["base"].count("| 1.00x |") == 2
+    assert {"no_cudnn_attention", "pad8"} <= set(rows)

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ftcli.config.schema import Scheduler, TrainerConfig
-from ftcli.engine.batching import TrainBatches, sorted_batches
+from ftcli.engine.batching import TokenBudgetBatches, TrainBatches, sorted_batches
 from ftcli.engine.optim import build_optimizer, build_scheduler
 
 LENGTHS = [(i * 37) % 50 + 1 for i in range(500)]
@@ -37,6 +37,38 @@ def test_length_grouping_cuts_padding():
     grouped = list(TrainBatches(LENGTHS, 16, seed=0, group_by_length=True))
     shuffled = list(TrainBatches(LENGTHS, 16, seed=0, group_by_length=False))
     assert padded_tokens(grouped, LENGTHS) < 0.75 * padded_tokens(shuffled, LENGTHS)
+
+
+def test_token_budget_batches_fit_the_budget_and_cover_every_index_once():
+    sampler = TokenBudgetBatches(LENGTHS, max_tokens=200, seed=0)
+    batches = list(sampler)
+    assert len(batches) == len(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(500))
+    assert all(max(LENGTHS[i] for i in b) * len(b) <= 200 for b in batches)
+    # as full as the budget allows: one more row of the batch's longest length would not fit
+    assert all((len(b) + 1) * max(LENGTHS[i] for i in b) > 200 for b in sampler.batches[:-1])  # in length order
+    longest, shortest = sampler.batches[0], sampler.batches[-1]
+    assert [LENGTHS[i] for i in longest] == [50] * 4  # a few long rows, or many short ones
+    assert len(shortest) > 20 and max(LENGTHS[i] for i in shortest) <= 200 // 20
+
+
+def test_token_budget_batches_keep_their_count_and_shuffle_their_order_per_epoch():
+    """Every epoch has the same number of steps (the schedule and resume depend on it)."""
+    sampler = TokenBudgetBatches(LENGTHS, 200, seed=0)
+    first = list(sampler)
+    sampler.set_epoch(1)
+    second = list(sampler)
+    assert len(first) == len(second) and first != second
+    assert sorted(map(sorted, first)) == sorted(map(sorted, second))
+    assert list(TokenBudgetBatches(LENGTHS, 200, seed=0)) == first
+    assert list(TokenBudgetBatches(LENGTHS, 200, seed=1)) != first
+    sampler.skip = 3
+    assert list(sampler) == second[3:]
+
+
+def test_a_row_longer_than_the_token_budget_is_refused():
+    with pytest.raises(ValueError, match="a row of 50 tokens does not fit in a budget of 49"):
+        TokenBudgetBatches(LENGTHS, 49, seed=0)
 
 
 def test_sorted_batches_are_longest_first_and_complete():

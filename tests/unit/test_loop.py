@@ -13,7 +13,7 @@ from torch import nn
 from ftcli.config.schema import EvalStrategy, Precision, TrainerConfig
 from ftcli.engine.checkpoint import list_checkpoints
 from ftcli.engine.loop import Checkpointing, train_loop
-from ftcli.errors import TrainingError
+from ftcli.errors import ConfigError, TrainingError
 
 
 class Regressor(nn.Module):
@@ -128,3 +128,41 @@ def test_bf16_only_where_the_hardware_has_it(monkeypatch, capsys, native, expect
     captured = capsys.readouterr()
     assert ("no bf16 instructions" in captured.out + captured.err) is (not native)
     assert loop.mixed_precision(Precision.fp32) == "no"
+
+
+BUDGET = TrainerConfig(**{**vars(CFG), "max_tokens_per_batch": 16, "max_steps": 10})  # rows of 4 tokens: 4 a batch
+
+
+def test_a_token_budget_run_resumes_to_the_same_weights(tmp_path):
+    """Budget batches are fixed for the run and shuffled per epoch, so a resume replays the same steps."""
+    from ftcli.engine.checkpoint import read_checkpoint
+
+    torch.manual_seed(0)
+    whole = Regressor()
+    result = train(whole, tmp_path / "whole", BUDGET)
+    assert result.steps == 10 and result.samples == 40  # into a second epoch of 8 batches
+    torch.manual_seed(0)
+    train(Regressor(), tmp_path / "first", BUDGET)
+    torch.manual_seed(1)  # the resume must not depend on the fresh model's draw
+    resumed = Regressor()
+    checkpoint = read_checkpoint(tmp_path / "first" / "checkpoints" / "step-2")
+    checkpoints = Checkpointing(tmp_path / "resumed", BUDGET.save_every, BUDGET.keep_checkpoints, {}, resume=checkpoint)
+    train_loop(resumed, FEATURES, collate, BUDGET, 0.01, 0, lambda m: {}, Quiet(), checkpoints=checkpoints)
+    for a, b in zip(whole.parameters(), resumed.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_a_token_budget_below_the_longest_row_is_refused(tmp_path):
+    cfg = TrainerConfig(**{**vars(BUDGET), "max_tokens_per_batch": 3})
+    with pytest.raises(ConfigError) as raised:
+        train(Regressor(), tmp_path, cfg)
+    assert raised.value.message == "trainer.max_tokens_per_batch=3: a row of 4 tokens does not fit in a budget of 3"
+    assert raised.value.hint == "raise it to at least 4, or lower task.max_length"
+
+
+def test_out_of_memory_with_a_token_budget_suggests_halving_it(tmp_path):
+    error = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    with pytest.raises(TrainingError) as raised:
+        train(Regressor(fail_with=error), tmp_path, BUDGET)
+    assert raised.value.message == "out of memory at step 1 with trainer.max_tokens_per_batch=16 (a batch of 4x4 tokens)"
+    assert raised.value.hint.startswith("trainer.max_tokens_per_batch=8 trainer.grad_accum_steps=2 trains on about")
