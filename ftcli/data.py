@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from ftcli.config.schema import DataConfig
-from ftcli.errors import DataError
+from ftcli.errors import DataError, first_line
 from ftcli.readers import Row, read_rows
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def _from_hub(cfg: DataConfig) -> Splits:
         available = datasets.get_dataset_split_names(cfg.dataset, cfg.dataset_config)
     except Exception as exc:  # datasets raises many types for a missing or unreachable dataset
         raise DataError(
-            f"data.dataset={cfg.dataset!r} could not be loaded: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+            f"data.dataset={cfg.dataset!r} could not be loaded: {first_line(exc)}",
             hint="check the id (and data.dataset_config); offline, download it once with network access "
             "or point data.train_file/validation_file at local files",
         ) from exc

@@ -17,6 +17,16 @@ EXIT_TRAINING = 7  # training failed: non-finite loss, or out of memory
 EXIT_INTERRUPTED = 130  # stopped by SIGINT/SIGTERM (128 + SIGINT, as shells report Ctrl-C)
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's first line, for a one-line message; its type name when it has no text.
+
+    Libraries (transformers, safetensors, datasets, OmegaConf) put the cause on the first line and
+    context or tracebacks of their own below it.
+    """
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class FtcliError(Exception):
     """Base class: an error with a message for a person and an optional hint."""
 

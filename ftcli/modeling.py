@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ftcli.config.schema import EMBEDDED_MODEL, ModelConfig
-from ftcli.errors import ModelError
+from ftcli.errors import ModelError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -126,22 +126,17 @@ def _loading(cfg: ModelConfig) -> Iterator[None]:
 
 def _load_error(name: str, exc: BaseException) -> ModelError:
     if Path(name).exists() or name.startswith(PACKAGE_PREFIX):
-        return ModelError(f"model.name_or_path={name!r} could not be loaded: {_first_line(exc)}")
+        return ModelError(f"model.name_or_path={name!r} could not be loaded: {first_line(exc)}")
     if name.startswith((".", "/", "~")):
         return ModelError(f"model.name_or_path={name!r}: no such folder", hint="check the path")
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
     where = "the Hub is unreachable (HF_HUB_OFFLINE is set)" if offline else "it could not be fetched from the Hub"
     return ModelError(
         f"model.name_or_path={name!r} is not a local folder, is not in the Hugging Face cache, and {where}: "
-        f"{_first_line(exc)}",
+        f"{first_line(exc)}",
         hint=f"check the id; to use it offline, download it once with network access "
         f"(`hf download {name}`) or point model.name_or_path at a local folder; model=minilm needs no network",
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def load_config(cfg: ModelConfig) -> Any:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ftcli.config.schema import TrainConfig
-from ftcli.errors import FtcliError, RunDirError
+from ftcli.errors import FtcliError, RunDirError, first_line
 from ftcli.methods import METHODS, Method
 from ftcli.modeling import build_model, prepare_tokenizer, sync_pad_token
 from ftcli.run_dir import LABELS, RunDir, read_config
@@ -99,5 +99,4 @@ def _from_artifact(folder: Path, load: Callable[[], T]) -> T:
     except FtcliError:
         raise
     except Exception as exc:  # transformers, peft and safetensors raise many unrelated types for a bad folder
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RunDirError(f"{folder} could not be loaded: {reason}", hint=DAMAGED_HINT) from exc
+        raise RunDirError(f"{folder} could not be loaded: {first_line(exc)}", hint=DAMAGED_HINT) from exc

@@ -27,12 +27,12 @@ def run(cfg: PredictConfig, output_dir: Path) -> Path | None:
             "stream=true writes the generated text to stdout as it is written, and output=- writes the jsonl there too",
             hint="give output= a file (the jsonl goes there), or drop stream=true",
         )
-    if cfg.output not in (None, "-") and Path(cfg.output).expanduser().is_dir():
-        raise ConfigError(
-            f"output={cfg.output} is a folder; predictions are written to one jsonl file",
-            hint=f"name a file, e.g. output={Path(cfg.output) / 'predictions.jsonl'}, or output=- for stdout",
-        )
     if cfg.output not in (None, "-"):
+        if Path(cfg.output).expanduser().is_dir():
+            raise ConfigError(
+                f"output={cfg.output} is a folder; predictions are written to one jsonl file",
+                hint=f"name a file, e.g. output={Path(cfg.output) / 'predictions.jsonl'}, or output=- for stdout",
+            )
         ensure_outside(Path(cfg.run_dir), Path(cfg.output), "output", str(Path(cfg.run_dir).resolve() / "predictions.jsonl"))
     if cfg.output == "-" or cfg.stream:
         ui.use_stderr()

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 
 from ftcli.config.schema import TrainConfig, plain
-from ftcli.errors import ConfigError
+from ftcli.errors import ConfigError, first_line
 from ftcli.registry import did_you_mean
 
 T = TypeVar("T")
@@ -56,7 +56,7 @@ def to_typed(cfg: DictConfig, schema: type[T]) -> T:
 
 def _problem(exc: OmegaConfBaseException) -> str:
     """The first line of an OmegaConf error, led by the setting it is about when the line does not name it."""
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    message = first_line(exc)
     key = getattr(exc, "full_key", None)
     return f"{key}: {message}" if key and str(key) not in message else message
 

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from ftcli.errors import RunDirError
+from ftcli.errors import RunDirError, first_line
 from ftcli.run_dir import staged_dir
 
 T = TypeVar("T")
@@ -150,7 +150,7 @@ def _load(checkpoint: Checkpoint, name: str, load: Callable[[Path], T]) -> T:
         if isinstance(exc, pickle.UnpicklingError):  # refused by weights_only=True before anything ran
             reason = "it holds Python objects besides tensors, which ftcli does not unpickle"
         else:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = first_line(exc)
         raise RunDirError(
             f"{checkpoint.path} is not a complete ftcli checkpoint: {name} could not be read ({reason})",
             hint=f"resume from an older one with trainer.resume={checkpoint.path.parent}/step-<N>, "

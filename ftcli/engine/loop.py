@@ -286,21 +286,17 @@ def _out_of_memory_hint(cfg: TrainerConfig, batch: dict[str, torch.Tensor], step
             raise
         shape = "x".join(str(n) for n in batch["input_ids"].shape)
         if cfg.max_tokens_per_batch is not None:
-            raise TrainingError(
-                f"out of memory at step {step} with trainer.max_tokens_per_batch={cfg.max_tokens_per_batch} "
-                f"(a batch of {shape} tokens)",
-                hint=f"trainer.max_tokens_per_batch={max(1, cfg.max_tokens_per_batch // 2)} "
-                f"trainer.grad_accum_steps={cfg.grad_accum_steps * 2} trains on about the same tokens per step "
-                "in less memory; a smaller task.max_length or trainer.precision=bf16 also help",
-            ) from exc
-        smaller = max(1, cfg.batch_size // 2)
-        accumulate = cfg.grad_accum_steps * cfg.batch_size // smaller
+            setting = f"trainer.max_tokens_per_batch={cfg.max_tokens_per_batch}"
+            fix = (f"trainer.max_tokens_per_batch={max(1, cfg.max_tokens_per_batch // 2)} "
+                   f"trainer.grad_accum_steps={cfg.grad_accum_steps * 2} trains on about the same tokens per step")
+        else:
+            smaller = max(1, cfg.batch_size // 2)
+            setting = f"trainer.batch_size={cfg.batch_size}"
+            fix = (f"trainer.batch_size={smaller} trainer.grad_accum_steps={cfg.grad_accum_steps * cfg.batch_size // smaller} "
+                   "trains with the same effective batch")
         raise TrainingError(
-            f"out of memory at step {step} with trainer.batch_size={cfg.batch_size} (a batch of {shape} tokens)",
-            hint=(
-                f"trainer.batch_size={smaller} trainer.grad_accum_steps={accumulate} trains with the same "
-                "effective batch in less memory; a smaller task.max_length or trainer.precision=bf16 also help"
-            ),
+            f"out of memory at step {step} with {setting} (a batch of {shape} tokens)",
+            hint=f"{fix} in less memory; a smaller task.max_length or trainer.precision=bf16 also help",
         ) from exc
 
 
