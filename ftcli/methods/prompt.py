@@ -6,9 +6,10 @@ classification on BERT-style encoders, not only causal LMs; the head trains and 
 the prompt. For token classification and question answering only prefix tuning fits: tokens
 added to the input would get outputs of their own (`check_per_token_outputs`). Virtual tokens
 take positions, so `task.max_length` plus `num_virtual_tokens` must fit the model's position
-table (`ftcli.modeling.fit_max_length`). Prefix tuning reaches the layers through `past_key_values`, so it needs a
-model whose forward takes them (`check_prefix_support`): BERT, RoBERTa, ELECTRA and decoders
-such as GPT-2 do; DistilBERT, ALBERT, DeBERTa-v2, MPNet and ModernBERT do not.
+table (`ftcli.modeling.fit_max_length`). Prefix tuning reaches the layers through the per-layer
+key/value cache, so it needs a model whose forward takes one (`check_prefix_support`; under either
+of its names, `ftcli.methods.prefix_cache`): BERT, RoBERTa, ELECTRA and decoders such as GPT-2 do;
+DistilBERT, ALBERT, DeBERTa-v2, MPNet and ModernBERT do not.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ from ftcli.config.schema import MethodConfig
 from ftcli.errors import ConfigError, ModelError
 from ftcli.methods.base import METHODS
 from ftcli.methods.peft_adapter import PeftMethod, task_type
+from ftcli.methods.prefix_cache import accept_past_key_values, prefix_receivers, takes_prefix
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from torch import nn
 
 
@@ -129,7 +133,12 @@ class PrefixTuning(PromptMethod):
 
     def apply(self, model: nn.Module, cfg: PrefixTuningConfig, head: list[str]) -> nn.Module:
         check_prefix_support(model)
+        accept_past_key_values(model)
         return super().apply(model, cfg, head)
+
+    def load(self, base: nn.Module, directory: Path) -> nn.Module:
+        accept_past_key_values(base)
+        return super().load(base, directory)
 
     def peft_config(self, model: nn.Module, cfg: PrefixTuningConfig, head: list[str]) -> Any:
         import peft
@@ -178,25 +187,19 @@ def check_per_token_outputs(model: nn.Module, name: str) -> None:
 def check_prefix_support(model: nn.Module) -> None:
     """Fail before training when PEFT could not hand this model a prefix.
 
-    PEFT passes the prefix as `past_key_values` to the task model's forward or, when that does not
-    take them, to its backbone's (the first `PreTrainedModel` child); this is the same test. A model
-    that fails it would stop inside PEFT, at wrap time (DistilBERT) or at the first batch (ALBERT,
-    DeBERTa-v2, MPNet, ModernBERT), with a message that names no alternative.
+    PEFT passes the prefix to the task model's forward or, when that does not take it, to its
+    backbone's, as the per-layer key/value cache (`ftcli.methods.prefix_cache`). A model whose
+    forwards take no cache would stop inside PEFT, at wrap time (DistilBERT) or at the first batch
+    (ALBERT, DeBERTa-v2, MPNet, ModernBERT), with a message that names no alternative.
     """
-    import inspect
-
-    from transformers import PreTrainedModel
-
-    backbone = next((child for _, child in model.named_children() if isinstance(child, PreTrainedModel)), None)
-    modules = [m for m in (model, backbone) if m is not None]
-    if any("past_key_values" in inspect.signature(m.forward).parameters for m in modules):
+    if takes_prefix(model):
         return
     model_type = model.config.model_type
-    names = [f"{type(m).__name__}.forward" for m in modules]
-    takes = f"neither {' nor '.join(names)} accepts them" if len(names) > 1 else f"{names[0]} does not accept them"
+    names = [f"{type(m).__name__}.forward" for m in prefix_receivers(model)]
+    takes = f"neither {' nor '.join(names)} accepts one" if len(names) > 1 else f"{names[0]} does not accept one"
     raise ModelError(
         f"method=prefix_tuning cannot be used with this {model_type} model: PEFT hands the prefix to every "
-        f"layer as past_key_values, and {takes}",
+        f"layer as its key/value cache (past_key_values), and {takes}",
         hint=f"methods that work with {model_type}: {', '.join(_prefix_alternatives(model))}; "
         "prompt_tuning and p_tuning learn virtual tokens on the input instead of on every layer",
     )

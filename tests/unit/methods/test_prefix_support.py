@@ -83,3 +83,62 @@ def test_prefix_check_passes_models_that_take_a_prefix(request, arch, batch):
         wrapped.prompt_encoder["default"].embedding.weight.normal_(0, 1.0)
         after = wrapped(**batch).logits
     assert (after - before).abs().max() > 1e-4  # the prefix reaches the attention
+
+
+def test_the_cache_argument_is_found_under_either_name(tiny_bert):
+    """transformers names the per-layer cache `past_key_values` or, from 5.24 on, `cache`."""
+    from torch import nn
+
+    from ftcli.methods.prefix_cache import cache_argument
+
+    class OldStyle(nn.Module):
+        def forward(self, input_ids=None, past_key_values=None):
+            return input_ids
+
+    class NewStyle(nn.Module):
+        def forward(self, input_ids=None, cache=None):
+            return input_ids
+
+    assert cache_argument(OldStyle()) == "past_key_values"
+    assert cache_argument(NewStyle()) == "cache"
+    assert cache_argument(nn.Linear(2, 2)) is None
+    assert cache_argument(tiny_bert.bert) in ("past_key_values", "cache")
+
+
+def test_a_backbone_without_the_old_name_still_gets_the_prefix(batch):
+    """A backbone whose forward takes only `cache` and rejects `past_key_values` (as after the alias
+    is removed) receives the prefix through it, so the prefix changes the logits."""
+    from transformers import BertForSequenceClassification, BertModel
+
+    from ftcli.testing import tiny_config
+
+    class CacheOnly(BertModel):
+        def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, cache=None, **kwargs):
+            if "past_key_values" in kwargs:
+                raise TypeError("past_key_values is no argument of this model")
+            return super().forward(input_ids=input_ids, attention_mask=attention_mask,
+                                   token_type_ids=token_type_ids, cache=cache, **kwargs)
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(tiny_config("bert", num_labels=2))
+    model.bert = CacheOnly(model.config, add_pooling_layer=True)
+    wrapped = METHODS.get("prefix_tuning").impl.apply(model, PrefixTuningConfig(num_virtual_tokens=5),
+                                                      head_modules(model)).eval()
+    with torch.no_grad():
+        before = wrapped(**batch).logits
+        wrapped.prompt_encoder["default"].embedding.weight.normal_(0, 1.0)
+        after = wrapped(**batch).logits
+    assert (after - before).abs().max() > 1e-4
+
+
+def test_a_copy_of_an_adapted_model_runs_its_own_weights(tiny_bert, batch):
+    """The forward that takes past_key_values is bound to its module, so a deep copy uses the copy's weights."""
+    import copy
+
+    from ftcli.methods.prefix_cache import accept_past_key_values
+
+    accept_past_key_values(tiny_bert)
+    twin = copy.deepcopy(tiny_bert)
+    with torch.no_grad():
+        twin.bert.embeddings.word_embeddings.weight.zero_()
+        assert not torch.equal(twin(**batch).logits, tiny_bert(**batch).logits)
