@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ftcli import __version__
-from ftcli.argv import normalise
-from ftcli.errors import EXIT_CONFIG, EXIT_DATA, EXIT_MODEL, EXIT_OK, EXIT_RUN_DIR, EXIT_USAGE
+from ftcli.argv import normalise, unknown_flags
+from ftcli.errors import EXIT_CONFIG, EXIT_DATA, EXIT_MODEL, EXIT_OK, EXIT_RUN_DIR
 
 # Exit codes of a `train` refused before it trained: config, data, model or run directory.
 REFUSALS = (EXIT_OK, EXIT_CONFIG, EXIT_DATA, EXIT_MODEL, EXIT_RUN_DIR)  # EXIT_OK: NothingToDo
@@ -54,19 +54,43 @@ def main(argv: list[str] | None = None) -> int:
 
         print_command_help(job.config_name, config_dir(), job.usage)
         return 0
+    if unknown_flags(args[1:]):
+        return _unknown_flags(job, command, args[1:])
     return _run(job, overrides)
 
 
 def _unknown_command(command: str, commands: list[str]) -> int:
-    from ftcli import ui
+    from ftcli.errors import UsageError
     from ftcli.registry import did_you_mean
 
-    ui.print_error(
-        "usage error",
+    return _report(UsageError(
         f"unknown command {command!r}{did_you_mean(command, commands)}",
-        f"usage: ftcli {{{','.join(commands)}}} [key=value ...]; `ftcli --help` lists the commands",
-    )
-    return EXIT_USAGE
+        hint=f"usage: ftcli {{{','.join(commands)}}} [key=value ...]; `ftcli --help` lists the commands",
+    ))
+
+
+def _unknown_flags(job: Any, command: str, words: list[str]) -> int:
+    """Refuse `--flags` that are not Hydra's, with the `key=value` override each one most likely meant."""
+    import shlex
+
+    from ftcli.argv import flag_as_override, without_flags
+    from ftcli.config.store import register_configs
+    from ftcli.errors import UsageError
+    from ftcli.precheck import known_settings
+
+    flags = unknown_flags(words)
+    register_configs()
+    settings, groups = known_settings(job, normalise(command, without_flags(words, flags), config_dir()), config_dir())
+    meant = {flag: flag_as_override(flag, settings, groups) for flag in flags}
+    named = ", ".join(flag.flag + (f" (did you mean {' or '.join(o)}?)" if o else "") for flag, o in meant.items())
+    message = f"unknown flag{'s' if len(flags) > 1 else ''} {named}: ftcli takes settings as key=value"
+    hint = f"`ftcli {job.usage} --help` lists the groups and settings; Hydra's flags (--cfg job, -m, --help) work as usual"
+    if all(len(o) == 1 for o in meant.values()):
+        fixed = list(words)
+        for flag in reversed(flags):
+            fixed[flag.at:flag.at + flag.size] = meant[flag]
+        hint = " ".join(shlex.quote(word) for word in ["ftcli", command, *fixed])
+    return _report(UsageError(message, hint=hint))
 
 
 def _run(job: Any, overrides: list[str]) -> int:
@@ -100,7 +124,19 @@ def _run(job: Any, overrides: list[str]) -> int:
     finally:
         sys.argv = saved_argv
         GlobalHydra.instance().clear()
+        _close_job_logs()
     return 0
+
+
+def _close_job_logs() -> None:
+    """A job's log file ends with the job: what this process prints later (the next command of a
+    test or script) does not land in a finished run's log."""
+    import logging
+
+    for handler in list(logging.root.handlers):
+        if isinstance(handler, logging.FileHandler):
+            handler.close()
+            logging.root.removeHandler(handler)
 
 
 def _run_dir_before(job: Any, overrides: list[str]) -> Any:

@@ -39,6 +39,13 @@ class FtcliError(Exception):
         self.hint = hint
 
 
+class UsageError(FtcliError):
+    """A command line ftcli cannot read: an unknown command or flag."""
+
+    exit_code = EXIT_USAGE
+    title = "usage error"
+
+
 class ConfigError(FtcliError):
     """One or more problems with the composed config, reported together."""
 

@@ -10,6 +10,25 @@ HIDDEN_GROUPS = {"hydra", "schema", "local"}
 
 
 EXAMPLES = {
+    "eval": (
+        "Examples:\n"
+        "  ftcli eval run_dir=outputs/train/<run>\n"
+        "  ftcli eval run_dir=<run> data.validation_file=dev.jsonl\n"
+        "  ftcli eval run_dir=<run> data.test_file=test.csv data.text_column=body"
+    ),
+    "predict": (
+        "Examples:\n"
+        "  ftcli predict run_dir=outputs/train/<run> input=reviews.txt output=preds.jsonl\n"
+        "  cat reviews.txt | ftcli predict run_dir=<run> input=- output=-\n"
+        "  ftcli predict run_dir=<run> input=dev.jsonl prediction_prefix=pred_\n"
+        "  ftcli predict run_dir=<run> input=questions.txt output=out.jsonl stream=true"
+    ),
+    "export": (
+        "Examples:\n"
+        "  ftcli export run_dir=outputs/train/<run> merge=true output=my-model\n"
+        "  ftcli export run_dir=<run> output=my-adapter\n"
+        "  ftcli export run_dir=<run> merge=true output=my-model overwrite=true"
+    ),
     "eval_prompting": (
         "Examples:\n"
         "  ftcli eval task=prompting model=gpt2 task.shots=4\n"
@@ -17,13 +36,12 @@ EXAMPLES = {
         "  ftcli eval task=prompting model=Qwen/Qwen2.5-0.5B data.validation_file=dev.jsonl data.train_file=train.jsonl"
     ),
 }
-DEFAULT_EXAMPLES = (
+DEFAULT_EXAMPLES = (  # `train`'s
     "Examples:\n"
     "  ftcli train task=sentiment method=lora trainer.epochs=2\n"
+    "  ftcli train data.train_file=train.csv data.validation_file=dev.csv\n"
     "  ftcli train -m method=full,lora trainer.lr=2e-5,1e-4\n"
-    "  ftcli eval run_dir=outputs/train/<run>\n"
-    "  ftcli eval task=prompting model=gpt2 task.shots=4\n"
-    "  ftcli predict run_dir=outputs/train/<run> input=reviews.txt output=-"
+    "  ftcli train task=sentiment --cfg job"
 )
 
 

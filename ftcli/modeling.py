@@ -140,9 +140,14 @@ def _load_error(name: str, exc: BaseException) -> ModelError:
 
 
 def load_config(cfg: ModelConfig) -> Any:
-    """The model's `transformers` config, without its weights (tiny models' from their recipe)."""
+    """The model's `transformers` config, without its weights (tiny models' from their recipe,
+    warm-started ones' as the encoder-decoder config they are built with)."""
     from transformers import AutoConfig
 
+    from ftcli import warmstart
+
+    if warmstart.is_warmstart(cfg.name_or_path):
+        return warmstart.load_config(cfg)
     if cfg.name_or_path.startswith(TINY_PREFIX):
         from ftcli.testing import tiny_config
 
@@ -151,6 +156,88 @@ def load_config(cfg: ModelConfig) -> Any:
         return AutoConfig.from_pretrained(
             resolve(cfg.name_or_path), revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
         )
+
+
+# The heads a task asks for (by its Auto class), what carries one, and the models that do.
+HEADS: dict[str, tuple[str, str]] = {
+    "AutoModelForSeq2SeqLM": (
+        "an encoder-decoder",
+        "model=minilm2minilm or model=tiny_t5 (offline), or a hub encoder-decoder such as google-t5/t5-small, "
+        "facebook/bart-base or Helsinki-NLP/opus-mt-en-fr",
+    ),
+    "AutoModelForCausalLM": (
+        "a causal language model",
+        "model=minilm, tiny_gpt2 or tiny_llama (offline), or a hub causal LM such as Qwen/Qwen2.5-0.5B or gpt2",
+    ),
+    "AutoModelForSequenceClassification": (
+        "a model with a sequence-classification head",
+        "model=minilm (offline), or a hub encoder such as distilbert/distilbert-base-uncased",
+    ),
+    "AutoModelForTokenClassification": (
+        "a model with a token-classification head",
+        "model=minilm (offline), or a hub encoder such as distilbert/distilbert-base-uncased",
+    ),
+    "AutoModelForQuestionAnswering": (
+        "a model with a span-prediction head",
+        "model=minilm (offline), or a hub encoder such as distilbert/distilbert-base-uncased",
+    ),
+}
+
+
+def architecture(config: Any) -> str:
+    """What the model is, as a phrase: "an encoder-decoder", "encoder-only" or "a decoder".
+
+    Only configs of models that can also run as a decoder (BERT-likes) have an `is_decoder` field;
+    a model with no causal-LM class is an encoder too (DistilBERT).
+    """
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    if getattr(config, "is_encoder_decoder", False):
+        return "an encoder-decoder"
+    if getattr(config, "is_decoder", False):
+        return "a decoder"
+    if hasattr(config, "is_decoder") or config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return "encoder-only"
+    return "a decoder"
+
+
+def head_need(model_class: type) -> str:
+    """What a model must be to carry `model_class`'s head: "an encoder-decoder", ..."""
+    return _head(model_class)[0]
+
+
+def _head(model_class: type) -> tuple[str, str]:
+    """`HEADS`' entry for `model_class`, or a plain one for an Auto class it does not list."""
+    return HEADS.get(
+        model_class.__name__, (f"a model that {model_class.__name__} loads", "a model of another architecture")
+    )
+
+
+def can_carry(config: Any, model_class: type) -> bool:
+    """Whether `model_class` has a model for this config (or the model's own code provides one)."""
+    mapping = getattr(model_class, "_model_mapping", {})
+    return type(config) in mapping or model_class.__name__ in (getattr(config, "auto_map", None) or {})
+
+
+def check_head(cfg: ModelConfig, config: Any, model_class: type, task_name: str) -> None:
+    """Refuse, before any weights load, a model whose architecture has no `model_class` head.
+
+    `config` is the model's (`load_config`). `transformers` would fail later with "Unrecognized
+    configuration class", which names neither the setting nor a model that works.
+    """
+    from ftcli import warmstart
+
+    if warmstart.is_warmstart(cfg.name_or_path):  # a more specific message of its own
+        warmstart.check_model_class(cfg, model_class)
+        return
+    if can_carry(config, model_class):
+        return
+    need, models = _head(model_class)
+    raise ModelError(
+        f"model.name_or_path={cfg.name_or_path!r}: task={task_name} needs {need}, and this "
+        f"{config.model_type} model is {architecture(config)} ({model_class.__name__} has no class for it)",
+        hint=f"use {models}",
+    )
 
 
 POSITION_TABLES = ("position_embeddings", "wpe", "embed_positions")

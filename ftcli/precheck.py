@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
@@ -48,6 +49,39 @@ def check_overrides(command: str | Job, argv: list[str], config_dir: Path) -> No
                 raise ConfigError(problem, hint=_hint(target.usage, job)) from exc
             if args.cfg is None:
                 to_typed(cfg, getattr(schema, target.schema))
+
+
+def known_settings(job: Job, overrides: list[str], config_dir: Path) -> tuple[dict[str, Any], list[str]]:
+    """Every setting of the job's config (dotted key → default) and its config groups.
+
+    Composed with `overrides` when they compose, so `method=lora --rank 8` finds `method.rank`;
+    else with the defaults alone. `<group>.name` keys are left out: the group choice sets them.
+    """
+    from omegaconf import OmegaConf
+
+    for given in (overrides, []):
+        try:
+            with initialize_config_dir(str(config_dir), version_base="1.3", job_name=job.config_name):
+                cfg = compose(config_name=job.config_name, overrides=given, return_hydra_config=True)
+        except Exception:  # malformed overrides: they are reported once the flags are fixed
+            continue
+        groups = [group for group in cfg.hydra.runtime.choices if not group.startswith("hydra")]
+        raw = OmegaConf.to_container(cfg, resolve=False)
+        raw.pop("hydra", None)
+        settings = {key: value for key, value in _flatten(raw).items() if key not in {f"{g}.name" for g in groups}}
+        return {**settings, "hydra.run.dir": None}, groups
+    return {}, []
+
+
+def _flatten(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as `{"a.b": value}`."""
+    flat: dict[str, Any] = {}
+    for key, value in node.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _expand(overrides: list[str]) -> list[list[str]]:

@@ -38,8 +38,8 @@ Row = dict[str, Any]
 def read_rows(path: str, what: str, text_column: str = "text") -> list[Row]:
     """Read a local file (or '-' for stdin) into a list of dicts.
 
-    `.txt` files (and stdin that is not jsonl) give one row per non-empty line under
-    `text_column`. `what` names the setting the path came from, for error messages.
+    `.txt` files (and stdin that is not jsonl) give one row per line under `text_column`
+    (`text_lines`). `what` names the setting the path came from, for error messages.
     """
     if path == "-":
         stdin = getattr(sys.stdin, "buffer", None)  # bytes, so that bad UTF-8 gets the same message as in a file
@@ -95,7 +95,20 @@ def _rows_from_text(text: str, source: str, fmt: str, what: str, text_column: st
         return _parse_csv(text, source, what, "\t" if fmt == "tsv" else ",")
     if fmt == "conll":
         return _parse_conll(text, source, what)
-    return [{text_column: line} for line in (raw.strip() for raw in text.split("\n")) if line]
+    return [{text_column: line} for line in text_lines(text)]
+
+
+def text_lines(text: str) -> list[str]:
+    """Every line of a text file as it is, without its line ending (`\n` or `\r\n`).
+
+    Blank lines stay rows and no line is stripped, so output row N belongs to input line N + 1;
+    a final line ending adds no row. Only `\n` ends a line: `str.splitlines` would also break at
+    U+2028, U+0085 and other characters that are text.
+    """
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 def _parse_jsonl(text: str, source: str, what: str) -> list[Row]:

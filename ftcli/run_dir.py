@@ -6,6 +6,7 @@ Layout (documented in the README):
     labels.json        {"labels": [...]}: label names in id order
     metrics.json       {"<split>": {metric: value}}: final scores, one object per split
     train_log.jsonl    one JSON object per logged step and per evaluation
+    train.log          Hydra's job log: what ftcli printed, warnings and errors, timestamped
     environment.json   the versions of Python, ftcli (and its git commit) and its libraries
     model/             full and freeze: `save_pretrained` folder with the tokenizer
     adapter/           adapter methods: PEFT adapter folder (head included) with the tokenizer
@@ -13,8 +14,9 @@ Layout (documented in the README):
     .hydra/            Hydra's record of the composed config and the overrides
 
 Files are written to a temporary name and renamed, and artefact folders are built beside their
-final name and swapped in, so a killed run never leaves a half-written file or folder. A `train`
-refused before it trains puts back what Hydra and it wrote first (`leave_as_found`).
+final name and swapped in, so a killed run never leaves a half-written file or folder; both get
+the modes the user's umask gives a plain `open()` or `mkdir()`, not the temporary files' 0600.
+A `train` refused before it trains puts back what Hydra and it wrote first (`leave_as_found`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ftcli.errors import RunDirError
+from ftcli.jsonl import jsonl_line
 
 CONFIG = "config.yaml"
 LABELS = "labels.json"
@@ -98,7 +101,7 @@ class RunDir:
 
     def append_log(self, record: dict[str, Any]) -> None:
         with self.log_file.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+            handle.write(jsonl_line(record) + "\n")
 
     def save_artifact(self, name: str, write: Callable[[Path], None]) -> Path:
         """Build folder `name` with `write(tmp_dir)`, then swap it in whole."""
@@ -123,9 +126,37 @@ def ensure_outside(run_path: Path, target: Path, setting: str, example: str) -> 
 
 
 def _umask() -> int:
+    """The process's umask, which `open()` and `mkdir()` apply to what they create.
+
+    Linux reports it in /proc/self/status; elsewhere it is read by setting and restoring it, which
+    other threads could see for that instant.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def give_normal_modes(folder: Path) -> None:
+    """Give `folder` and everything in it the modes a plain `mkdir()` and `open()` would, under the umask.
+
+    `tempfile.mkdtemp` makes folders 0700, and files written to a temporary name and renamed into
+    place keep `mkstemp`'s 0600 (safetensors writes its files that way), which would hide a run's
+    weights from the other users of a shared machine whatever their umask allows.
+    """
+    mask = _umask()
+    os.chmod(folder, 0o777 & ~mask)
+    for root, dirs, files in os.walk(folder):
+        for names, mode in ((dirs, 0o777), (files, 0o666)):
+            for name in names:
+                path = os.path.join(root, name)
+                if not os.path.islink(path):  # chmod would follow it out of the folder
+                    os.chmod(path, mode & ~mask)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -149,12 +180,13 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
 
 @contextmanager
 def staged_dir(final: Path) -> Iterator[Path]:
-    """A temporary folder beside `final` that replaces it only if the block succeeds."""
+    """A temporary folder beside `final` that replaces it only if the block succeeds, with the
+    modes a plain `mkdir()` and `open()` would have given it and what the block wrote."""
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())
+        give_normal_modes(tmp)
         old = None
         if final.exists():
             old = final.with_name(f".{final.name}.old")

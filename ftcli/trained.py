@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from ftcli.config.schema import TrainConfig
 from ftcli.errors import FtcliError, RunDirError, first_line
 from ftcli.methods import METHODS, Method
-from ftcli.modeling import build_model, prepare_tokenizer, sync_pad_token
+from ftcli.modeling import build_model, load_config, prepare_tokenizer, sync_pad_token
 from ftcli.run_dir import LABELS, RunDir, read_config
 from ftcli.tasks import TASKS, Task
 
@@ -53,7 +53,8 @@ def load_trained(path: str | Path) -> TrainedRun:
     if method.artifact == "model":
         model = _from_artifact(artifact, lambda: task.model_class().from_pretrained(artifact, dtype=torch.float32))
     else:
-        base = build_model(cfg.model, task.model_class(), labels, **task.model_config(cfg.task))
+        settings = task.model_config(cfg.task, load_config(cfg.model))
+        base = build_model(cfg.model, task.model_class(), labels, **settings)
         model = _from_artifact(artifact, lambda: method.load(base, artifact))
     tokenizer = prepare_tokenizer(_from_artifact(artifact, lambda: _load_tokenizer(artifact)))
     sync_pad_token(model, tokenizer)

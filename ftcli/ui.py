@@ -1,11 +1,14 @@
-"""Everything a person sees: the config tree, progress, tables and error panels.
+"""Everything a person sees: the start summary, progress, tables and error panels.
 
 The only module that imports rich. Status output goes to stdout, or to stderr when a command
-writes its data to stdout (`predict output=-`), so piped output stays clean.
+writes its data to stdout (`predict output=-`), so piped output stays clean. Each status line is
+also logged as plain text to the `ftcli.ui` logger, whose records reach the job's log file
+(`<run dir>/train.log`) and not the terminal, which has them already (`NotPrinted`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Any
@@ -15,37 +18,52 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
-from rich.tree import Tree
+from rich.text import Text
 
-console = Console(highlight=False)
+# emoji=False: model names such as `warmstart:package:...` hold `:name:` runs that rich would draw as emoji
+console = Console(highlight=False, emoji=False)
+status_log = logging.getLogger(__name__)
+status_log.addHandler(logging.NullHandler())  # outside a job nothing is logged, not even to logging's last resort
+
+
+class NotPrinted(logging.Filter):
+    """Keeps the `ftcli.ui` records off a console handler: they were printed already."""
+
+    def filter(self, entry: logging.LogRecord) -> bool:
+        return entry.name != status_log.name
+
+
+def _log(message: str, markup: bool = True, level: int = logging.INFO) -> None:
+    """`message` as plain text in the job's log (rich markup removed)."""
+    status_log.log(level, Text.from_markup(message).plain if markup else message)
 
 
 def use_stderr() -> None:
     """Send all status output to stderr from now on."""
     global console
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, emoji=False)
 
 
-def print_config(config: dict[str, Any], title: str = "config") -> None:
-    tree = Tree(f"[bold]{title}[/]")
-    _add_branches(tree, config)
-    console.print(tree)
+def print_summary(title: str, rows: dict[str, str]) -> None:
+    """What a command is about to do: a title, then one aligned `name  value` line per row.
 
-
-def _add_branches(tree: Tree, node: dict[str, Any]) -> None:
-    for key, value in node.items():
-        if isinstance(value, dict):
-            _add_branches(tree.add(f"[bold cyan]{key}[/]"), value)
-        else:
-            tree.add(f"{key}: [green]{value!r}[/]" if isinstance(value, str) else f"{key}: {value}")
+    The few settings a person checks before a run; the whole config is in `--cfg job` and in the
+    run's config.yaml.
+    """
+    width = max(map(len, rows), default=0)
+    console.print(f"[bold]{escape(title)}[/]")
+    for name, value in rows.items():
+        console.print(f"  [cyan]{name.ljust(width)}[/]  {escape(value)}")
+    _log("\n".join([title, *(f"  {name.ljust(width)}  {value}" for name, value in rows.items())]), markup=False)
 
 
 def info(message: str, markup: bool = True) -> None:
     console.print(message, markup=markup)
+    _log(message, markup)
 
 
 def print_parameters(counts: dict[str, Any], method: str) -> None:
-    console.print(
+    info(
         f"[bold]{method}[/]: {counts['trainable']:,} trainable parameters "
         f"({counts['trainable_percent']:.2f}% of {counts['total']:,}); "
         f"{counts['trainable_without_head']:,} without the task head"
@@ -56,9 +74,10 @@ def print_costs(train: dict[str, Any]) -> None:
     """Wall time, peak memory and artefact size of a finished run, on one line."""
     gpu = f", peak GPU {train['peak_gpu_mb']:,.0f} MB" if "peak_gpu_mb" in train else ""
     artifact = f", artefact {train['artifact_mb']:,.2f} MB" if "artifact_mb" in train else ""
-    console.print(
+    info(
         f"wall {train['wall_seconds']:,.1f} s ({train['samples_per_second']:,.1f} samples/s), "
-        f"peak RSS {train['peak_rss_mb']:,.0f} MB{gpu}{artifact}"
+        f"peak RSS {train['peak_rss_mb']:,.0f} MB{gpu}{artifact}",
+        markup=False,
     )
 
 
@@ -73,6 +92,12 @@ def print_metrics(metrics: dict[str, dict[str, Any]], title: str = "metrics") ->
     for name in names:
         table.add_row(name, *[_fmt(metrics[s].get(name)) for s in splits])
     console.print(table)
+    _log("\n".join([f"{title}:", *(f"  {split}: {_scalars(metrics[split], names)}" for split in splits)]), markup=False)
+
+
+def _scalars(values: dict[str, Any], names: list[str]) -> str:
+    """`name value` pairs of the scalar metrics among `names`, for the log."""
+    return "  ".join(f"{name} {_fmt(values[name])}" for name in names if isinstance(values.get(name), (int, float)))
 
 
 def _scalar_in_any(metrics: dict[str, dict[str, Any]], key: str) -> bool:
@@ -86,8 +111,10 @@ def _fmt(value: Any) -> str:
 
 
 def print_error(title: str, message: str, hint: str | None) -> None:
-    body = message + (f"\n\n[bold]fix:[/] {hint}" if hint else "")
-    Console(stderr=True, highlight=False).print(Panel(body, title=f"[bold red]{title}[/]", title_align="left", expand=False))
+    """The error panel; message and hint are shown as written (a `[query,value]` in them is text, not markup)."""
+    body = escape(message) + (f"\n\n[bold]fix:[/] {escape(hint)}" if hint else "")
+    Console(stderr=True, highlight=False, emoji=False).print(Panel(body, title=f"[bold red]{title}[/]", title_align="left", expand=False))
+    _log(f"{title}: {message}" + (f" (fix: {hint})" if hint else ""), markup=False, level=logging.ERROR)
 
 
 def print_usage(commands: dict[str, str]) -> None:
@@ -123,6 +150,7 @@ class TrainProgress:
         self.last_print = 0.0
 
     def on_train_begin(self, total_steps: int) -> None:
+        _log(f"training: {total_steps} steps", markup=False)
         self.progress.start()
         self.task = self.progress.add_task("train", total=total_steps, status="")
 
@@ -130,6 +158,7 @@ class TrainProgress:
         status = None
         if record is not None:
             status = f"loss {record['loss']:.4f}  lr {record['lr']:.2e}  {record['samples_per_second']:.1f} samples/s"
+            _log(f"step {step}: {status}", markup=False)
         self.progress.update(self.task, completed=step, **({"status": status} if status else {}))
         if record is not None and not console.is_terminal and time.monotonic() - self.last_print > 5:
             self.progress.console.print(f"step {step}: {status}")
@@ -139,6 +168,13 @@ class TrainProgress:
         scalars = {k: v for k, v in record["eval"].items() if isinstance(v, (int, float))}
         shown = "  ".join(f"{k} {v:.4f}" for k, v in scalars.items() if k in ("loss", "accuracy", "f1_macro", "f1"))
         self.progress.console.print(f"[bold]eval[/] step {step} (epoch {record['epoch']:.2f}): {shown}")
+        _log(f"eval step {step} (epoch {record['epoch']:.2f}): {_scalars(scalars, list(scalars))}", markup=False)
 
     def on_train_end(self) -> None:
         self.progress.stop()
+
+
+def warn(message: str) -> None:
+    """A warning in the status output (`message` is plain text), logged at WARNING level too."""
+    console.print(f"[yellow]warning:[/] {escape(message)}")
+    _log(message, markup=False, level=logging.WARNING)

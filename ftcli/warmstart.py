@@ -46,29 +46,61 @@ def encoder_model_config(cfg: ModelConfig) -> ModelConfig:
     return replace(cfg, name_or_path=encoder_reference(cfg.name_or_path))
 
 
-def build_model(cfg: ModelConfig, model_class: type, labels: list[str], **config: Any) -> Any:
-    """The warm-started `EncoderDecoderModel` in float32, ready for training and `generate()`.
+def check_model_class(cfg: ModelConfig, model_class: type) -> None:
+    """Refuse a task whose Auto class cannot load an encoder-decoder back (only `AutoModelForSeq2SeqLM`
+    can), or a saved run could not be reloaded."""
+    from transformers import EncoderDecoderConfig
 
-    `model_class` is the task's Auto class; it must be one that loads encoder-decoders back
-    (`AutoModelForSeq2SeqLM`), or a saved run could not be reloaded. `config` sets more fields
-    of the encoder-decoder config.
-    """
-    import warnings
-
-    import torch
-    from transformers import AutoConfig, AutoTokenizer, EncoderDecoderConfig, EncoderDecoderModel
-
-    from ftcli.modeling import _loading, resolve
-    from ftcli.testing import TINY_SEED
-
-    encoder_cfg = encoder_model_config(cfg)
     if EncoderDecoderConfig not in getattr(model_class, "_model_mapping", {}):
         raise ModelError(
             f"model.name_or_path={cfg.name_or_path!r} builds an encoder-decoder, which "
             f"{getattr(model_class, '__name__', model_class)} cannot hold",
             hint="use it with task=summarization or task=translation; for other tasks use the encoder itself "
-            f"(model.name_or_path={encoder_cfg.name_or_path})",
+            f"(model.name_or_path={encoder_model_config(cfg).name_or_path})",
         )
+
+
+def load_config(cfg: ModelConfig) -> Any:
+    """The `EncoderDecoderConfig` that `build_model` gives its model, without loading any weights."""
+    from transformers import EncoderDecoderConfig
+
+    from ftcli.modeling import _loading
+
+    encoder_cfg = encoder_model_config(cfg)
+    with _loading(encoder_cfg):
+        return EncoderDecoderConfig.from_encoder_decoder_configs(*_half_configs(cfg))
+
+
+def _half_configs(cfg: ModelConfig) -> tuple[Any, Any]:
+    """The encoder's config, and the same config as a decoder with cross-attention."""
+    from transformers import AutoConfig
+
+    from ftcli.modeling import resolve
+
+    path = resolve(encoder_model_config(cfg).name_or_path)
+    shared = dict(revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
+    encoder_config = AutoConfig.from_pretrained(path, **shared)
+    decoder_config = AutoConfig.from_pretrained(path, **shared)
+    decoder_config.is_decoder, decoder_config.add_cross_attention = True, True
+    return encoder_config, decoder_config
+
+
+def build_model(cfg: ModelConfig, model_class: type, labels: list[str], **config: Any) -> Any:
+    """The warm-started `EncoderDecoderModel` in float32, ready for training and `generate()`.
+
+    `model_class` is the task's Auto class (see `check_model_class`). `config` sets more fields
+    of the encoder-decoder config.
+    """
+    import warnings
+
+    import torch
+    from transformers import AutoTokenizer, EncoderDecoderModel
+
+    from ftcli.modeling import _loading, resolve
+    from ftcli.testing import TINY_SEED
+
+    check_model_class(cfg, model_class)
+    encoder_cfg = encoder_model_config(cfg)
     path = resolve(encoder_cfg.name_or_path)
     shared = dict(revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
     with _loading(encoder_cfg):
@@ -82,9 +114,7 @@ def build_model(cfg: ModelConfig, model_class: type, labels: list[str], **config
                 hint="warmstart: needs a BERT-style tokenizer",
             )
         # explicit configs, so that `revision` and `trust_remote_code` reach the weights too
-        encoder_config = AutoConfig.from_pretrained(path, **shared)
-        decoder_config = AutoConfig.from_pretrained(path, **shared)
-        decoder_config.is_decoder, decoder_config.add_cross_attention = True, True
+        encoder_config, decoder_config = _half_configs(cfg)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(TINY_SEED)  # the new weights: the same on every build
             model = EncoderDecoderModel.from_encoder_decoder_pretrained(

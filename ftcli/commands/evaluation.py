@@ -12,6 +12,8 @@ from ftcli.data import load_splits
 from ftcli.engine.task_outputs import scores, task_outputs
 from ftcli.engine.loop import autocast_for
 from ftcli.run_dir import METRICS, RunDir
+from ftcli.summary import SHOWN, data_source, overrides_row, run_rows
+from ftcli.tasks.notes import report, token_room
 from ftcli.trained import load_trained
 
 SOURCE_KEYS = ("dataset", "validation_file", "test_file")
@@ -24,15 +26,23 @@ def run(cfg: EvalConfig, output_dir: Path) -> dict[str, Any]:
     train_cfg = trained.cfg
     set_seed(train_cfg.seed)  # sampled generation scores the same on every eval
     data, own_data = eval_data(train_cfg.data, cfg.data)
+    ui.print_summary(
+        f"ftcli eval of {cfg.run_dir} → {output_dir}",
+        {**run_rows(train_cfg), "data": data_source(data, train_cfg.task.name, own_data),
+         **overrides_row(cfg, (*SHOWN, "run_dir"))},
+    )
     splits = load_splits(data, train_cfg.task.name, train_cfg.seed, training=False, use_sample=own_data)
     batch_size = cfg.batch_size or train_cfg.trainer.eval_batch_size
     collate = trained.task.collator(trained.tokenizer, train_cfg.task)
     device = next(trained.model.parameters()).device
+    room = token_room(trained.model, trained.method, train_cfg.method)
     metrics = {}
     for split, rows in splits.rows.items():
         features = trained.task.encode(
             rows, trained.tokenizer, train_cfg.task, data, trained.labels, splits.sources[split]
         )
+        report(features, len(rows), split, splits.sources[split], train_cfg.task.max_length, room, "eval",
+               length_fixed=True)
         outputs = task_outputs(
             trained.task, train_cfg.task, trained.model, trained.tokenizer, features, collate, batch_size,
             autocast_for(train_cfg.trainer.precision, device),

@@ -10,7 +10,10 @@ from ftcli import __version__, ui
 from ftcli.config.schema import ExportConfig
 from ftcli.errors import ConfigError, RunDirError
 from ftcli.methods import METHODS
+from ftcli.modeling import load_config
+from ftcli.portable import make_portable, public_name
 from ftcli.run_dir import RunDir, ensure_outside, read_config, staged_dir, write_text_atomic
+from ftcli.summary import SHOWN, overrides_row, run_rows
 from ftcli.trained import TrainedRun, load_trained
 
 
@@ -36,12 +39,17 @@ def run(cfg: ExportConfig, output_dir: Path) -> Path:
         )
     merged = adapter and cfg.merge
     trained = load_trained(cfg.run_dir)
+    ui.print_summary(
+        f"ftcli export of {cfg.run_dir} → {target}",
+        {**run_rows(trained.cfg), **overrides_row(cfg, (*SHOWN, "run_dir", "output"))},
+    )
     with staged_dir(target) as folder:
         if merged:
             trained.model.merge_and_unload().save_pretrained(folder, safe_serialization=True)
         else:
             method.save(trained.model, folder, trained.cfg.method)
         trained.tokenizer.save_pretrained(folder)
+        make_portable(folder)
         write_text_atomic(folder / "README.md", model_card(trained, run, merged))
     kind = {"peft": "PEFT adapter", "ftcli": "ftcli adapter"}.get(_library(trained, merged), "transformers model")
     ui.info(f"exported a {kind} to [bold]{target}[/]")
@@ -74,15 +82,16 @@ def model_card(trained: TrainedRun, run: RunDir, merged: bool) -> str:
     command = "ftcli train " + " ".join(_overrides(overrides)) if overrides.exists() else "(not recorded)"
     data = cfg.data.dataset or cfg.data.train_file or f"the bundled {cfg.task.name} sample"
     head = trained.task.model_class().__name__.removeprefix("AutoModel")  # ForSequenceClassification, ...
+    library, base = _library(trained, merged), public_name(cfg.model.name_or_path)
     lines = [
         "---",
-        "library_name: " + _library(trained, merged),
+        "library_name: " + library,
         "pipeline_tag: " + TASK_PIPELINE_TAGS.get(cfg.task.name, PIPELINE_TAGS.get(head, "text-classification")),
         "tags: [ftcli, " + cfg.method.name + "]",
         "---",
         f"# {cfg.task.name} {HEAD_NOUNS.get(head, 'classifier')} ({cfg.method.name})",
         "",
-        f"- base model: `{cfg.model.name_or_path}`",
+        f"- base model: `{base}`",
         f"- method: `{cfg.method.name}`" + (" (merged into the weights)" if merged else ""),
         *([f"- labels: {', '.join(trained.labels)}"] if trained.labels else []),
         f"- training data: `{data}`",
@@ -97,8 +106,9 @@ def model_card(trained: TrainedRun, run: RunDir, merged: bool) -> str:
         "",
         "## Loading",
         "",
+        *([HEAD_NOTE, ""] if library == "peft" and trained.labels else []),
         "```python",
-        *_loading_snippet(_library(trained, merged), cfg.model.name_or_path, len(trained.labels), head),
+        *_loading_snippet(library, base, head, trained.labels, _base_settings(trained)),
         "```",
         "",
     ]
@@ -114,25 +124,58 @@ def _library(trained: TrainedRun, merged: bool) -> str:
     return "ftcli" if isinstance(trained.method, NativeMethod) else "peft"
 
 
-def _loading_snippet(library: str, base: str, num_labels: int, head: str) -> list[str]:
-    """How to load the folder, with the task's Auto class (`head` is e.g. `ForTokenClassification`)."""
+HEAD_NOTE = (
+    "PEFT builds the base model named in `adapter_config.json` with the labels passed below, then loads the "
+    "adapter, whose trained head replaces the base model's. A base checkpoint without such a head makes "
+    "transformers report the head as newly initialized before the adapter's takes its place."
+)
+
+
+def _base_settings(trained: TrainedRun) -> dict[str, Any]:
+    """The task's model-config settings beyond the labels (`problem_type`, `is_decoder`), as ftcli
+    built the base model with them (`ftcli.trained.load_trained`)."""
+    return trained.task.model_config(trained.cfg.task, load_config(trained.cfg.model))
+
+
+def _loading_snippet(library: str, base: str, head: str, labels: list[str], settings: dict[str, Any]) -> list[str]:
+    """How to load the folder, with the task's Auto class (`head` is e.g. `ForTokenClassification`).
+
+    An adapter's base model is built with the run's labels and settings, which the base
+    checkpoint's config does not hold; PEFT's loaders pass keyword arguments on to the base
+    model's `from_pretrained`.
+    """
     if library == "ftcli":
         return [
             f"from transformers import AutoModel{head}",
             "from ftcli.methods.native import load_adapter",
-            f"base = AutoModel{head}.from_pretrained({base!r}"
-            + (f", num_labels={num_labels})" if num_labels else ")"),
+            *_from_pretrained(f"base = AutoModel{head}", repr(base), labels, settings),
             "model = load_adapter(base, FOLDER)",
         ]
     if library == "peft":
         return [
             f"from peft import AutoPeftModel{head}",
-            f"model = AutoPeftModel{head}.from_pretrained(FOLDER)",
+            *_from_pretrained(f"model = AutoPeftModel{head}", "FOLDER", labels, settings),
         ]
     return [
         f"from transformers import AutoModel{head}, AutoTokenizer",
         f"model = AutoModel{head}.from_pretrained(FOLDER)",
         "tokenizer = AutoTokenizer.from_pretrained(FOLDER)",
+    ]
+
+
+def _from_pretrained(call: str, source: str, labels: list[str], settings: dict[str, Any]) -> list[str]:
+    """`call.from_pretrained(source, ...)` with the labels and settings as keyword arguments."""
+    arguments = [f"{key}={value!r}" for key, value in settings.items()]
+    if labels:
+        arguments = ["id2label=dict(enumerate(labels))", "label2id={name: i for i, name in enumerate(labels)}",
+                     *arguments]
+    if not arguments:
+        return [f"{call}.from_pretrained({source})"]
+    return [
+        *([f"labels = {labels!r}"] if labels else []),
+        f"{call}.from_pretrained(",
+        *(f"    {argument}," for argument in (source, *arguments)),
+        ")",
     ]
 
 

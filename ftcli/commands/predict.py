@@ -1,8 +1,13 @@
-"""`ftcli predict`: label inputs with a finished run; one jsonl line per input, in input order."""
+"""`ftcli predict`: label inputs with a finished run; one jsonl line per input, in input order.
+
+Each output line is the input row, untouched, plus the prediction's fields (`Task.prediction_fields`,
+with `prediction_prefix=` in front) and, on the rows they concern, `"truncated": true` (the input
+was cut at task.max_length) and `"empty": true` (it has no text). An input row that already holds
+one of those names is refused before the model runs, rather than overwritten.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from dataclasses import replace
@@ -14,11 +19,16 @@ from ftcli.config.schema import DataConfig, PredictConfig
 from ftcli.engine.loop import autocast_for
 from ftcli.engine.task_outputs import task_outputs
 from ftcli.errors import ConfigError
-from ftcli.readers import read_rows
+from ftcli.jsonl import jsonl_line
+from ftcli.readers import Row, read_rows
 from ftcli.run_dir import ensure_outside, write_text_atomic
+from ftcli.summary import SHOWN, overrides_row, run_rows
+from ftcli.tasks.notes import report, token_room
 from ftcli.trained import TrainedRun, load_trained
 
 log = logging.getLogger(__name__)
+MARKS = ("truncated", "empty")  # added to the rows they concern: the input was cut, or has no text
+PREFIXES = ("pred_", "predicted_", "ftcli_")  # suggested when the output's names are taken
 
 
 def run(cfg: PredictConfig, output_dir: Path) -> Path | None:
@@ -48,12 +58,23 @@ def run(cfg: PredictConfig, output_dir: Path) -> Path | None:
     if cfg.text_pair_column:
         data = replace(data, text_pair_column=cfg.text_pair_column)
     trained = _with_generation(trained, cfg)
+    output = "stdout" if cfg.output == "-" else cfg.output or str(output_dir / "predictions.jsonl")
+    ui.print_summary(
+        f"ftcli predict with {cfg.run_dir} → {output}",
+        {**run_rows(trained.cfg), "input": "stdin" if cfg.input == "-" else cfg.input,
+         **overrides_row(cfg, (*SHOWN, "run_dir", "input", "output"))},
+    )
     from accelerate.utils import set_seed
 
     set_seed(cfg.seed)  # sampled generation (do_sample=true) repeats with the same seed
     rows = read_rows(cfg.input, "input", data.text_column)
+    fields = (*trained.task.prediction_fields(trained.cfg.task), *MARKS)
+    _refuse_taken_fields(rows, fields, cfg)
     predictions = _predict(trained, rows, data, cfg)
-    lines = "".join(json.dumps({**row, **pred}, ensure_ascii=False) + "\n" for row, pred in zip(rows, predictions))
+    lines = "".join(
+        jsonl_line({**row, **{cfg.prediction_prefix + k: v for k, v in pred.items()}}) + "\n"
+        for row, pred in zip(rows, predictions)
+    )
     if cfg.output == "-":
         sys.stdout.write(lines)
         sys.stdout.flush()
@@ -77,6 +98,9 @@ def _predict(trained: TrainedRun, rows: list[dict[str, Any]], data: DataConfig, 
     features = trained.task.encode(
         rows, trained.tokenizer, trained.cfg.task, data, trained.labels, f"input={cfg.input}", with_labels=False
     )
+    room = token_room(trained.model, trained.method, trained.cfg.method)
+    notes = report(features, len(rows), f"input={cfg.input}", f"input={cfg.input}", trained.cfg.task.max_length,
+                   room, "predict", length_fixed=True)
     device = next(trained.model.parameters()).device
     outputs = task_outputs(
         trained.task, trained.cfg.task, trained.model, trained.tokenizer, features,
@@ -84,10 +108,30 @@ def _predict(trained: TrainedRun, rows: list[dict[str, Any]], data: DataConfig, 
         autocast_for(trained.cfg.trainer.precision, device), _streamer(trained.tokenizer) if cfg.stream else None,
     )
     predictions = trained.task.predictions(outputs.logits, features, trained.cfg.task, trained.labels)
-    replaced = sorted(set(rows[0]) & set(predictions[0]))
-    if replaced:
-        log.warning("input field(s) %s are replaced by the prediction in the output", ", ".join(replaced))
-    return predictions
+    return [
+        {**prediction, **({"truncated": True} if note.cut else {}), **({"empty": True} if note.empty else {})}
+        for prediction, note in zip(predictions, notes)
+    ]
+
+
+def _refuse_taken_fields(rows: list[Row], fields: tuple[str, ...], cfg: PredictConfig) -> None:
+    """A ConfigError when an input row already holds a field the prediction would be written to.
+
+    Overwriting it would lose the input's value (a gold `label`, say) without a word, so the
+    output's names are moved aside with `prediction_prefix=` instead.
+    """
+    written = {cfg.prediction_prefix + field for field in fields}
+    for index, row in enumerate(rows):
+        taken = sorted(written.intersection(row))
+        if taken:
+            names = {name for row in rows for name in row}
+            prefix = next((p for p in PREFIXES if not names.intersection(p + f for f in fields)), PREFIXES[-1])
+            raise ConfigError(
+                f"input={cfg.input}: record {index} already has the field(s) {', '.join(map(repr, taken))}, "
+                "which predict writes its prediction to",
+                hint=f"keep the input's fields and name the prediction's apart: prediction_prefix={prefix} writes "
+                f"{', '.join(prefix + field for field in fields)}",
+            )
 
 
 def _streamer(tokenizer: Any) -> Any:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ftcli import ui
-from ftcli.config.schema import PromptingEvalConfig, plain
+from ftcli.config.schema import PromptingEvalConfig
 from ftcli.data import load_splits, with_absolute_paths
+from ftcli.jsonl import jsonl_line
 from ftcli.modeling import build_model, build_tokenizer, fit_max_length, load_config, sync_pad_token
 from ftcli.run_dir import METRICS, RunDir, write_text_atomic
+from ftcli.summary import data_source, overrides_row
 from ftcli.tasks import TASKS
 
 
@@ -20,7 +21,15 @@ def run(cfg: PromptingEvalConfig, output_dir: Path) -> dict[str, Any]:
     started = time.perf_counter()
     cfg = replace(cfg, data=with_absolute_paths(cfg.data))
     task, prompting = cfg.task, TASKS.get("prompting").impl
-    ui.print_config(plain(cfg), title=f"ftcli eval task=prompting → {output_dir}")
+    ui.print_summary(
+        f"ftcli eval task=prompting → {output_dir}",
+        {
+            "model": cfg.model.name_or_path,
+            "task": f"prompting ({task.shots}-shot)" if task.shots else "prompting (zero-shot)",
+            "data": data_source(cfg.data, task.sample),
+            **overrides_row(cfg),
+        },
+    )
     needs_train = task.shots > 0 or not (task.label_words or cfg.data.label_names)
     splits = load_splits(cfg.data, task.sample, cfg.seed, training=needs_train)
     train = splits.rows.get("train")
@@ -44,8 +53,7 @@ def run(cfg: PromptingEvalConfig, output_dir: Path) -> dict[str, Any]:
         for row, row_scores in zip(splits[split], scores):
             best = int(row_scores.argmax())
             scored = {name: round(float(v), 4) for name, v in zip(labels, row_scores)}
-            lines.append(json.dumps({"split": split, **row, "prediction": labels[best], "scores": scored},
-                                    ensure_ascii=False))
+            lines.append(jsonl_line({"split": split, **row, "prediction": labels[best], "scores": scored}))
     metrics["prompting"] = {"model": cfg.model.name_or_path, "shots": task.shots, "template": task.template,
                             "wall_seconds": round(time.perf_counter() - started, 2)}
     run_dir = RunDir(output_dir)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ftcli import ui
-from ftcli.config.schema import TrainConfig, plain
+from ftcli.config.schema import EMBEDDED_MODEL, ModelConfig, TrainConfig, plain
 from ftcli.data import load_splits, with_absolute_paths
 from ftcli.engine.task_outputs import scores, task_outputs
 from ftcli.engine.checkpoint import checkpoints_dir, list_checkpoints, resume_point
@@ -21,12 +21,16 @@ from ftcli.methods import METHODS, count_parameters, head_modules
 from ftcli.methods.base import lr_scale_of
 from ftcli.methods.prompt import virtual_tokens
 from ftcli.modeling import (
-    build_model, build_tokenizer, enable_gradient_checkpointing, fit_max_length, sync_pad_token, with_absolute_path,
+    architecture, build_model, build_tokenizer, can_carry, check_head, enable_gradient_checkpointing, fit_max_length,
+    head_need, load_config, sync_pad_token, with_absolute_path,
 )
+from ftcli.portable import make_portable
 from ftcli.resources import peak_memory_mb, reset_peak_memory, weights_mb
 from ftcli.environment import environment
 from ftcli.run_dir import ENVIRONMENT, LABELS, METRICS, RunDir, write_config, write_text_atomic
+from ftcli.summary import data_source, overrides_row, run_rows
 from ftcli.tasks import TASKS
+from ftcli.tasks.notes import report, token_room
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +55,23 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     resume = _resume_point(run_dir, cfg.trainer.resume, resumable, cfg.overwrite)
     _start_log(run_dir, resume)
     run_dir.write_json(ENVIRONMENT, environment())
-    ui.print_config(plain(cfg), title=f"ftcli train → {output_dir}")
+    ui.print_summary(
+        f"ftcli train → {output_dir}",
+        {**run_rows(cfg), "data": data_source(cfg.data, cfg.task.name), **overrides_row(cfg)},
+    )
     if resume is not None:
         ui.info(f"resuming from {resume.path} (step {resume.step})")
+    model_config = load_config(cfg.model)
+    check_head(cfg.model, model_config, task.model_class(), cfg.task.name)
+    note = _picked_model_note(cfg, task.model_class())
+    if note:
+        ui.info(note)
 
     splits = load_splits(cfg.data, cfg.task.name, cfg.seed, training=True)
     labels = task.label_names(splits, cfg.task, cfg.data)
     set_seed(cfg.seed)
     tokenizer = build_tokenizer(cfg.model)
-    model = build_model(cfg.model, task.model_class(), labels, **task.model_config(cfg.task))
+    model = build_model(cfg.model, task.model_class(), labels, **task.model_config(cfg.task, model_config))
     sync_pad_token(model, tokenizer)
     max_length = fit_max_length(
         model, cfg.task.max_length, type(cfg.task)().max_length, virtual_tokens(method, cfg.method)
@@ -70,6 +82,10 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
         for split, rows in splits.rows.items()
     }
     ui.info(", ".join(f"{split}: {len(rows)} rows ({splits.sources[split]})" for split, rows in splits.rows.items()))
+    room = token_room(model, method, cfg.method)
+    for split, rows in splits.rows.items():
+        report(features[split], len(rows), split, splits.sources[split], cfg.task.max_length, room,
+               "train" if split == "train" else "eval")
     if labels:
         ui.info(f"labels: {', '.join(labels)}")
 
@@ -126,6 +142,33 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     ui.print_metrics({k: v for k, v in metrics.items() if k != "train"}, title="final metrics (best checkpoint)")
     ui.info(f"run directory: [bold]{output_dir}[/]")
     return metrics
+
+
+def _picked_model_note(cfg: TrainConfig, model_class: type) -> str | None:
+    """Why the model is not the default one, when the task's config picked it because none was named.
+
+    A task whose head the default model cannot carry names the offline model that can in its
+    defaults list (`configs/task/summarization.yaml`); a model named on the command line wins.
+    """
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized() or cfg.model.name_or_path == EMBEDDED_MODEL:
+        return None
+    hydra = HydraConfig.get()
+    if any(_names_model(override) for override in hydra.overrides.task):
+        return None
+    default = load_config(ModelConfig(EMBEDDED_MODEL))
+    if can_carry(default, model_class):
+        return None
+    return (
+        f"model: {hydra.runtime.choices.get('model')} (task={cfg.task.name} needs {head_need(model_class)}; "
+        f"the default minilm is {architecture(default)})"
+    )
+
+
+def _names_model(override: str) -> bool:
+    """Whether a command-line override names the model: `model=...` or `model.name_or_path=...`."""
+    return override.lstrip("+~").partition("=")[0] in ("model", "model.name_or_path")
 
 
 def _resumable(cfg: TrainConfig) -> dict[str, Any]:
@@ -213,6 +256,7 @@ def _save(run_dir: RunDir, cfg: TrainConfig, method: Any, model: Any, tokenizer:
     def write(directory: Path) -> None:
         method.save(model, directory, cfg.method)
         tokenizer.save_pretrained(directory)
+        make_portable(directory)
 
     write_config(run_dir, cfg)
     run_dir.write_json(LABELS, {"labels": labels})

@@ -247,6 +247,7 @@ class PredictConfig:
     output: Optional[str] = None  # a .jsonl path or '-' for stdout; default: predictions.jsonl in the job dir
     text_column: Optional[str] = None  # default: the run's data.text_column
     text_pair_column: Optional[str] = None  # pair_classification; default: the run's data.text_pair_column
+    prediction_prefix: str = ""  # put in front of every field predict writes: pred_ gives pred_label, pred_probs, ...
     num_beams: Optional[int] = None  # generation tasks: default the run's task.generation settings
     max_new_tokens: Optional[int] = None
     do_sample: Optional[bool] = None

@@ -49,6 +49,7 @@ class LoopState:
     running_loss: float = 0.0
     running_count: int = 0
     best_value: float | None = None
+    best_loss: float | None = None  # the best evaluation's validation loss, which breaks ties
     best_step: int | None = None
     bad_evals: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)

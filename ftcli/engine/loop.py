@@ -3,7 +3,8 @@
 `accelerate` owns devices, mixed precision and gradient accumulation, so the same loop runs on
 CPU, one GPU, or under `accelerate launch`. Losses stay on the device between log steps (no
 per-step host sync). The best weights by `trainer.metric_for_best` are kept and restored at the
-end; early stopping ends the run after `early_stopping_patience` evaluations without gain.
+end (a tie goes to the lower validation loss, then to the earlier evaluation); early stopping ends
+the run after `early_stopping_patience` evaluations without gain.
 Ctrl-C or SIGTERM ends the run after the current step with a checkpoint (`ftcli.engine.signals`);
 a non-finite loss or a step that does not fit in memory ends it with what to change.
 """
@@ -147,6 +148,7 @@ def train_loop(
         state = resume.state
         best.state = restore(resume, accelerator.unwrap_model(model), optimizer, scheduler)
         best.value, best.step, best.bad_evals = state.best_value, state.best_step, state.bad_evals
+        best.loss = state.best_loss
         result.steps, result.samples, result.train_seconds = state.step, state.samples, state.train_seconds
         result.history = list(state.history)
         running_loss += state.running_loss
@@ -223,6 +225,12 @@ def train_loop(
     best.restore(accelerator.unwrap_model(model))
     result.best_step, result.best_metric = best.step, best.value
     return result
+
+
+def _loss_of(metrics: dict[str, Any]) -> float | None:
+    """The validation loss of an evaluation, when it has one (splits without labels have none)."""
+    loss = metrics.get("loss")
+    return float(loss) if isinstance(loss, (int, float)) and math.isfinite(loss) else None
 
 
 def _train_batches(lengths: list[int], cfg: TrainerConfig, seed: int) -> TrainBatches | TokenBudgetBatches:
@@ -332,7 +340,8 @@ class Checkpointing:
         state = LoopState(
             step=result.steps, epoch=epoch, batches_in_epoch=consumed, samples=result.samples,
             train_seconds=result.train_seconds, running_loss=running_loss, running_count=running_count,
-            best_value=best.value, best_step=best.step, bad_evals=best.bad_evals, history=result.history,
+            best_value=best.value, best_loss=best.loss, best_step=best.step, bad_evals=best.bad_evals,
+            history=result.history,
             config=self.config,
         )
         if accelerator.is_main_process:
@@ -342,11 +351,17 @@ class Checkpointing:
 
 
 class _Best:
-    """Tracks the best evaluation and a CPU copy of the trainable weights at that point."""
+    """Tracks the best evaluation and a CPU copy of the trainable weights at that point.
+
+    Evaluations are ranked by `trainer.metric_for_best`; on a tie the lower validation `loss`
+    wins, then the earlier evaluation. A metric such as accuracy on a small validation split ties
+    often, and the loss still tells the better fitted of the tied weights apart.
+    """
 
     def __init__(self, cfg: TrainerConfig) -> None:
         self.cfg = cfg
         self.value: float | None = None
+        self.loss: float | None = None  # the validation loss of the best evaluation, for ties
         self.step: int | None = None
         self.state: dict[str, torch.Tensor] | None = None
         self.bad_evals = 0
@@ -360,15 +375,22 @@ class _Best:
                 f"trainer.metric_for_best={name!r} is not among the validation metrics",
                 hint=f"choose one of: {', '.join(numeric)}",
             )
-        value = float(metrics[name])
-        better = self.value is None or (value > self.value if self.cfg.maximize else value < self.value)
-        if better:
-            self.value, self.step, self.bad_evals = value, step, 0
+        value, loss = float(metrics[name]), _loss_of(metrics)
+        if self._beats(value, loss):
+            self.value, self.loss, self.step, self.bad_evals = value, loss, step, 0
             self.state = {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if p.requires_grad}
         else:
             self.bad_evals += 1
         patience = self.cfg.early_stopping_patience
         return patience is not None and self.bad_evals >= patience
+
+    def _beats(self, value: float, loss: float | None) -> bool:
+        """Whether an evaluation scoring `value` (validation loss `loss`) is better than the best so far."""
+        if self.value is None:
+            return True
+        if value != self.value:
+            return value > self.value if self.cfg.maximize else value < self.value
+        return loss is not None and self.loss is not None and loss < self.loss
 
     def restore(self, model: nn.Module) -> None:
         if self.state is None:

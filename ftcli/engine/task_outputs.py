@@ -9,6 +9,7 @@ from typing import Any
 
 from ftcli.engine.attention import variable_length_attention
 from ftcli.engine.inference import Outputs, run_inference
+from ftcli.tasks.notes import NOTE
 
 LABEL_FIELDS = ("labels", "decoder_input_ids", "reference")
 
@@ -44,7 +45,7 @@ def task_outputs(
         if hasattr(task, "prompts"):
             prompts, prompt_collate = task.prompts(features), task.prompt_collator(tokenizer)
         else:  # encoder-decoders generate from the features' own encoder inputs
-            prompts = [{k: v for k, v in f.items() if k not in LABEL_FIELDS} for f in features]
+            prompts = [{k: v for k, v in f.items() if k not in (*LABEL_FIELDS, NOTE)} for f in features]
             prompt_collate = collate
         generation = {**task_cfg.generation.as_kwargs(), **_special_tokens(model, tokenizer, task, task_cfg)}
         sequences = generate_ids(model, prompts, prompt_collate, batch_size, generation, autocast, streamer)

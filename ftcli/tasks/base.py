@@ -19,8 +19,9 @@ class Task(Protocol):
 
     `encode` turns rows into features; everything downstream (`metrics`, `predictions`) gets
     those same features back, so a task can keep what it needs to read its outputs (gold labels,
-    which token starts which word, character offsets) in them. The collator passes only the
-    model's inputs on to the model.
+    which token starts which word, character offsets) in them, and each feature holds a
+    `ftcli.tasks.notes.RowNote` saying whether its row was cut or empty. The collator passes only
+    the model's inputs on to the model.
     """
 
     def best_metric(self, task: TaskConfig) -> str:
@@ -29,8 +30,9 @@ class Task(Protocol):
     def model_class(self) -> type:
         """The `transformers` Auto class that builds the model with this task's head."""
 
-    def model_config(self, task: TaskConfig) -> dict[str, Any]:
-        """Model-config settings the head needs beyond its labels (e.g. `problem_type`)."""
+    def model_config(self, task: TaskConfig, model: Any) -> dict[str, Any]:
+        """Model-config settings the head needs beyond its labels (e.g. `problem_type`); `model` is the
+        model's `transformers` config (`ftcli.modeling.load_config`), for settings that depend on it."""
 
     def label_names(self, splits: Splits, task: TaskConfig, data: DataConfig) -> list[str]:
         """The ordered label set (from config or the training data)."""
@@ -57,6 +59,10 @@ class Task(Protocol):
         labels: list[str],
     ) -> list[dict[str, Any]]:
         """The fields `predict` adds to each input row."""
+
+    def prediction_fields(self, task: TaskConfig) -> tuple[str, ...]:
+        """Every field name `predictions` may return, so that `predict` can refuse input rows that
+        already hold one before any model runs."""
 
 
 TASKS: Registry[Task] = Registry("task")

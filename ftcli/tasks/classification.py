@@ -26,6 +26,7 @@ from ftcli.data import Splits, require_columns
 from ftcli.errors import DataError
 from ftcli.readers import Row
 from ftcli.tasks.base import TASKS
+from ftcli.tasks.notes import WithoutNotes, add_notes, cut_rows, is_blank
 
 
 INTEGER = re.compile(r"-?[0-9]+")
@@ -65,7 +66,7 @@ class SequenceClassification:
 
         return AutoModelForSequenceClassification
 
-    def model_config(self, task: ClassificationConfig) -> dict[str, Any]:
+    def model_config(self, task: ClassificationConfig, model: Any) -> dict[str, Any]:
         """Settings of the model config this task needs beyond the labels: the loss to train with."""
         return {"problem_type": f"{task.problem.value}_classification" if task.problem is not Problem.regression
                 else "regression"}
@@ -118,6 +119,8 @@ class SequenceClassification:
             texts.append(_texts(rows, data.text_pair_column, source, "data.text_pair_column"))
         encoded = tokenizer(*texts, truncation=True, max_length=task.max_length)
         features = [{key: encoded[key][i] for key in encoded} for i in range(len(rows))]
+        add_notes(features, cut_rows(tokenizer, encoded, task.max_length, *texts),
+                  [any(is_blank(column[i]) for column in texts) for i in range(len(rows))])
         if with_labels:
             target = self._target(task, data, labels, source)
             for index, (feature, row) in enumerate(zip(features, rows)):
@@ -143,7 +146,7 @@ class SequenceClassification:
     def collator(self, tokenizer: Any, task: ClassificationConfig) -> Any:
         from transformers import DataCollatorWithPadding
 
-        return DataCollatorWithPadding(tokenizer)
+        return WithoutNotes(DataCollatorWithPadding(tokenizer))
 
     def metrics(
         self, logits: np.ndarray, features: list[dict[str, Any]], task: ClassificationConfig, labels: list[str]
@@ -157,6 +160,10 @@ class SequenceClassification:
             return metrics.multilabel_metrics((_sigmoid(logits) >= task.threshold).astype(int),
                                               references.astype(int), labels)
         return metrics.classification_metrics(logits.argmax(-1), references, labels)
+
+    def prediction_fields(self, task: ClassificationConfig) -> tuple[str, ...]:
+        return {Problem.single_label: ("label", "probs"), Problem.multi_label: ("labels", "probs"),
+                Problem.regression: (SCORE,)}[task.problem]
 
     def predictions(
         self, logits: np.ndarray, features: list[dict[str, Any]], task: ClassificationConfig, labels: list[str]

@@ -22,6 +22,7 @@ from ftcli.config.schema import DataConfig, TaskConfig
 from ftcli.readers import Row
 from ftcli.tasks.base import TASKS
 from ftcli.tasks.chat import Columns, Renderer, RowFormat, Segment, Template, conversation
+from ftcli.tasks.notes import NOTE, RowNote, is_blank
 from ftcli.tasks.seq2seq import GenerationConfig
 
 log = logging.getLogger(__name__)
@@ -61,12 +62,19 @@ class Instruction:
 
         return AutoModelForCausalLM
 
-    def model_config(self, task: InstructionConfig) -> dict[str, Any]:
-        # is_decoder: a BERT-like checkpoint (the embedded MiniLM) becomes a left-to-right LM with
-        # causal attention; causal LMs are decoders already. `transformers` reads packed position
-        # ids as separate sequences only when the forward pass keeps no KV cache; with one, packed
-        # examples would attend to each other.
-        return {"is_decoder": True, **({"use_cache": False} if task.packing else {})}
+    def model_config(self, task: InstructionConfig, model: Any) -> dict[str, Any]:
+        """A left-to-right language model: `is_decoder` for encoders that can be one, and no KV cache
+        when packing.
+
+        Only configs of models that run either way (BERT-likes: the embedded MiniLM) have an
+        `is_decoder` field; set, it gives them causal attention. Causal LMs (GPT-2, Llama, Qwen)
+        are decoders already and have no such field, so `from_pretrained` would hand it to their
+        constructor, which refuses it. `transformers` reads packed position ids as separate
+        sequences only when the forward pass keeps no KV cache; with one, packed examples would
+        attend to each other.
+        """
+        encoder = hasattr(model, "is_decoder") and not getattr(model, "is_encoder_decoder", False)
+        return {**({"is_decoder": True} if encoder else {}), **({"use_cache": False} if task.packing else {})}
 
     def label_names(self, splits: Any, task: InstructionConfig, data: DataConfig) -> list[str]:
         return []  # the vocabulary is the label set
@@ -97,7 +105,10 @@ class Instruction:
             turns = conversation(row, task.format, columns, task.system_prompt, where)
             if not with_labels:
                 context = turns[:-1] if turns[-1]["role"] == "assistant" else turns
-                features.append({"input_ids": _tail(renderer.prompt(context), task.max_length)})
+                prompt = renderer.prompt(context)
+                empty = all(is_blank(turn["content"]) for turn in context if turn["role"] == "user")
+                features.append({"input_ids": _tail(prompt, task.max_length),
+                                 NOTE: RowNote(index, len(prompt) > task.max_length, empty)})
                 continue
             segments = renderer.segments(turns, where)
             ids, mask = fit(segments, task.max_length)
@@ -153,6 +164,9 @@ class Instruction:
     def predictions(self, generated: list[str], features: list[dict[str, Any]], task: InstructionConfig,
                     labels: list[str]) -> list[dict[str, Any]]:
         return [{"generated": text} for text in generated]
+
+    def prediction_fields(self, task: InstructionConfig) -> tuple[str, ...]:
+        return ("generated",)
 
 
 def fit(segments: list[Segment], max_length: int) -> tuple[list[int], list[bool]]:

@@ -29,6 +29,7 @@ from ftcli.tasks import alignment
 from ftcli.tasks.alignment import token_labels, word_spans
 from ftcli.tasks.base import TASKS
 from ftcli.tasks.entities import entity_spans
+from ftcli.tasks.notes import NOTE, add_notes, is_blank
 from ftcli.tasks.tag_schemes import (
     OUTSIDE,
     TagError,
@@ -88,7 +89,7 @@ class TokenClassification:
 
         return AutoModelForTokenClassification
 
-    def model_config(self, task: NerConfig) -> dict[str, Any]:
+    def model_config(self, task: NerConfig, model: Any) -> dict[str, Any]:
         return {}
 
     def label_names(self, splits: Splits, task: NerConfig, data: DataConfig) -> list[str]:
@@ -126,11 +127,11 @@ class TokenClassification:
             require_columns(rows, _columns(task), source)
         inputs = [_words(row, index, task, data, source, raw_allowed=not with_labels) for index, row in enumerate(rows)]
         if not with_labels:
-            return _tokenize(inputs, tokenizer, task.max_length)
+            return _noted(_tokenize(inputs, tokenizer, task.max_length), inputs)
         gold = [_gold_tags(row, index, len(inputs[index]), task, data, source) for index, row in enumerate(rows)]
         if task.scheme is TagScheme.auto:
             _log_scheme(rows, task, data, source)
-        features = _tokenize(inputs, tokenizer, task.max_length)
+        features = _noted(_tokenize(inputs, tokenizer, task.max_length), inputs)
         ids, inside = {label: i for i, label in enumerate(labels)}, inside_of(labels)
         for index, (feature, tags) in enumerate(zip(features, gold)):
             words = feature[ALIGNMENT] = replace(feature[ALIGNMENT], gold=tags)
@@ -185,22 +186,20 @@ class TokenClassification:
                     {"text": text, "type": span.type, "start": start, "end": end, "score": round(span.score, 6)}
                 )
             results.append({"entities": entities} if words.text is not None else {"tags": tags, "entities": entities})
-        truncated = sum(feature[ALIGNMENT].truncated for feature in features)
-        if truncated:
-            log.warning(
-                "%d input(s) are longer than task.max_length tokens: their words past it are tagged O", truncated
-            )
         return results
+
+    def prediction_fields(self, task: NerConfig) -> tuple[str, ...]:
+        return ("tags", "entities")
 
 
 class ModelInputs:
-    """A collator that passes each feature's model inputs on and leaves its `Words` behind."""
+    """A collator that passes each feature's model inputs on and leaves its `Words` and `RowNote` behind."""
 
     def __init__(self, collate: Any) -> None:
         self.collate = collate
 
     def __call__(self, features: list[dict[str, Any]]) -> Any:
-        return self.collate([{k: v for k, v in f.items() if k != ALIGNMENT} for f in features])
+        return self.collate([{k: v for k, v in f.items() if k not in (ALIGNMENT, NOTE)} for f in features])
 
 
 def _columns(task: NerConfig) -> dict[str, str]:
@@ -232,6 +231,11 @@ def _tokenize(inputs: list[list[str] | str], tokenizer: Any, max_length: int) ->
             features[i] = {key: encoded[key][k] for key in encoded if key != "offset_mapping"}
             features[i][ALIGNMENT] = words
     return features
+
+
+def _noted(features: list[dict[str, Any]], inputs: list[list[str] | str]) -> list[dict[str, Any]]:
+    """The features with each row's `RowNote`: cut when words fell past task.max_length, empty without words."""
+    return add_notes(features, [f[ALIGNMENT].truncated for f in features], [is_blank(given) for given in inputs])
 
 
 def _words(

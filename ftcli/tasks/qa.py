@@ -27,6 +27,7 @@ from ftcli.data import Splits, require_columns, text_field
 from ftcli.errors import DataError, ModelError
 from ftcli.readers import Row
 from ftcli.tasks.base import TASKS
+from ftcli.tasks.notes import NOTE, RowNote, is_blank
 from ftcli.tasks.qa_spans import Span, SpanRules, best_span
 from ftcli.tasks.qa_windows import WINDOW, Answer, Window, build_windows
 
@@ -75,7 +76,7 @@ class QuestionAnswering:
 
         return AutoModelForQuestionAnswering
 
-    def model_config(self, task: QaConfig) -> dict[str, Any]:
+    def model_config(self, task: QaConfig, model: Any) -> dict[str, Any]:
         return {}
 
     def label_names(self, splits: Splits, task: QaConfig, data: DataConfig) -> list[str]:
@@ -109,6 +110,9 @@ class QuestionAnswering:
             if with_labels else None
         )
         features = build_windows(tokenizer, questions, contexts, task.max_length, task.doc_stride, answers, source)
+        for feature in features:  # windows cut nothing: a long context is read whole, window by window
+            row = feature[WINDOW].row
+            feature[NOTE] = RowNote(row, empty=is_blank(questions[row]) or is_blank(contexts[row]))
         if len(features) > len(rows):
             log.info("%s: %d rows became %d windows of task.max_length=%d tokens", source, len(rows),
                      len(features), task.max_length)
@@ -136,15 +140,18 @@ class QuestionAnswering:
         spans: list[Span] = [best_span(windows, row_logits, task.rules) for windows, row_logits in rows]
         return [span.as_prediction() for span in spans]
 
+    def prediction_fields(self, task: QaConfig) -> tuple[str, ...]:
+        return ("answer", "score", "start", "end")
+
 
 class ModelInputs:
-    """A collator that passes each feature's model inputs on and leaves its `Window` behind."""
+    """A collator that passes each feature's model inputs on and leaves its `Window` and `RowNote` behind."""
 
     def __init__(self, collate: Any) -> None:
         self.collate = collate
 
     def __call__(self, features: list[dict[str, Any]]) -> Any:
-        return self.collate([{k: v for k, v in f.items() if k != WINDOW} for f in features])
+        return self.collate([{k: v for k, v in f.items() if k not in (WINDOW, NOTE)} for f in features])
 
 
 def _rows(logits: list[np.ndarray], features: list[dict[str, Any]]) -> list[tuple[list[Window], list[np.ndarray]]]:

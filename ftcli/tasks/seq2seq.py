@@ -16,6 +16,7 @@ from ftcli.config.schema import DataConfig, TaskConfig
 from ftcli.data import require_columns, text_field
 from ftcli.readers import Row
 from ftcli.tasks.base import TASKS
+from ftcli.tasks.notes import NOTE, add_notes, cut_rows, is_blank
 
 
 @dataclass
@@ -85,7 +86,7 @@ class Seq2Seq:
 
         return AutoModelForSeq2SeqLM
 
-    def model_config(self, task: Seq2SeqConfig) -> dict[str, Any]:
+    def model_config(self, task: Seq2SeqConfig, model: Any) -> dict[str, Any]:
         return {}
 
     def label_names(self, splits: Any, task: Seq2SeqConfig, data: DataConfig) -> list[str]:
@@ -105,9 +106,12 @@ class Seq2Seq:
         if with_labels:
             columns["task.target_column"] = task.target_column
         require_columns(rows, columns, source)
-        sources = [task.source_prefix + text_field(row, data.text_column, index, source) for index, row in enumerate(rows)]
+        texts = [text_field(row, data.text_column, index, source) for index, row in enumerate(rows)]
+        sources = [task.source_prefix + text for text in texts]
         encoded = tokenizer(sources, truncation=True, max_length=task.max_length, return_token_type_ids=False)
         features = [{key: encoded[key][i] for key in encoded} for i in range(len(rows))]
+        add_notes(features, cut_rows(tokenizer, encoded, task.max_length, sources, return_token_type_ids=False),
+                  [is_blank(text) for text in texts])
         if with_labels:
             targets = [text_field(row, task.target_column, index, source) for index, row in enumerate(rows)]
             ids = tokenizer(text_target=targets, truncation=True, max_length=task.max_target_length,
@@ -121,7 +125,7 @@ class Seq2Seq:
         from transformers import DataCollatorForSeq2Seq
 
         pad = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
-        return lambda features: pad([{k: v for k, v in f.items() if k != "reference"} for f in features])
+        return lambda features: pad([{k: v for k, v in f.items() if k not in ("reference", NOTE)} for f in features])
 
     def metrics(self, generated: list[str], features: list[dict[str, Any]], task: Seq2SeqConfig,
                 labels: list[str]) -> dict[str, Any]:
@@ -133,6 +137,9 @@ class Seq2Seq:
     def predictions(self, generated: list[str], features: list[dict[str, Any]], task: Seq2SeqConfig,
                     labels: list[str]) -> list[dict[str, Any]]:
         return [{"generated": text} for text in generated]
+
+    def prediction_fields(self, task: Seq2SeqConfig) -> tuple[str, ...]:
+        return ("generated",)
 
 
 def _without_start(ids: list[int], tokenizer: Any) -> list[int]:

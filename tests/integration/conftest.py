@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -24,8 +26,47 @@ def train(run_dir: Path, *overrides: str) -> Path:
     return run_dir
 
 
+class TrainedRuns(Mapping[str, Path]):
+    """One finished tiny run per method on the bundled sentiment sample, trained when first asked for.
+
+    A method that fails to train fails the tests that read its run, and only those: its failure is
+    kept and raised again for each of them, and the other methods' runs are unaffected. Under
+    pytest-xdist the runs live in a folder all workers share, and a lock per method makes one
+    worker train it while the others wait and read the result.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.failures: dict[str, str] = {}
+
+    def __getitem__(self, method: str) -> Path:
+        from filelock import FileLock
+
+        if method not in METHODS:
+            raise KeyError(method)
+        if method in self.failures:
+            pytest.fail(self.failures[method], pytrace=False)
+        run = self.root / method
+        with FileLock(str(self.root / f"{method}.lock")):
+            if not (run / "metrics.json").is_file():
+                try:
+                    train(run, f"method={method}", "overwrite=true")
+                except AssertionError as exc:
+                    self.failures[method] = f"the tiny method={method} run could not be trained: {exc}"
+                    raise
+        return run
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(METHODS)
+
+    def __len__(self) -> int:
+        return len(METHODS)
+
+
 @pytest.fixture(scope="session")
-def trained_runs(tmp_path_factory) -> dict[str, Path]:
-    """One finished tiny run per method on the bundled sentiment sample."""
-    root = tmp_path_factory.mktemp("runs")
-    return {method: train(root / method, f"method={method}") for method in METHODS}
+def trained_runs(tmp_path_factory) -> TrainedRuns:
+    """Finished tiny runs by method name, shared by every test of the session (and every xdist worker)."""
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "trained-runs"
+    root.mkdir(exist_ok=True)
+    return TrainedRuns(root)

@@ -1,9 +1,11 @@
-"""The `ftcli` entry point as a user meets it: help, usage errors, exit codes, sweeps, stdin/stdout."""
+"""The `ftcli` entry point as a user meets it: help, usage errors, exit codes, sweeps, stdin/stdout,
+what a run prints first and what its log file holds."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +15,7 @@ import pytest
 from ftcli.cli import main
 from ftcli.errors import EXIT_CONFIG, EXIT_DATA, EXIT_MODEL, EXIT_USAGE
 
-from tests.integration.conftest import SMOKE
+from tests.integration.conftest import SMOKE, train
 
 
 def ftcli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -162,3 +164,64 @@ def test_multirun_over_precision_and_accumulation(tmp_path):
                  "trainer.grad_accum_steps=1,2", f"hydra.sweep.dir={tmp_path}"])
     assert code == 0
     assert sorted(p.name for p in tmp_path.iterdir() if (p / "metrics.json").is_file()) == ["0", "1", "2", "3"]
+
+
+def panel_text(capsys) -> str:
+    return " ".join(capsys.readouterr().err.replace("│", " ").split())
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        (["--epochs", "3"], "unknown flag --epochs (did you mean trainer.epochs=3?)"),
+        (["--lr=1e-4"], "unknown flag --lr (did you mean trainer.lr=1e-4?)"),
+        (["--method", "lora"], "unknown flag --method (did you mean method=lora?)"),
+        (["--bogus"], "unknown flag --bogus: ftcli takes settings as key=value"),
+    ],
+)
+def test_an_unknown_flag_gets_the_usage_panel_with_the_override_it_means(tmp_path, capsys, words, expected):
+    code = main(["train", *words, f"hydra.run.dir={tmp_path / 'run'}"])
+    message = panel_text(capsys)
+    assert code == EXIT_USAGE
+    assert "usage error" in message and expected in message
+    assert "[--hydra-help]" not in message  # not argparse's usage
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_unknown_flag_hint_is_the_corrected_command(tmp_path, capsys):
+    code = main(["train", "task=ner", "--epochs", "3", "--learning-rate", "2e-5", "-m"])
+    message = panel_text(capsys)
+    assert code == EXIT_USAGE
+    assert "unknown flags --epochs (did you mean trainer.epochs=3?), --learning-rate (did you mean trainer.lr=2e-5?)" in message
+    assert "fix: ftcli train task=ner trainer.epochs=3 trainer.lr=2e-5 -m" in message
+    assert main(["eval", "task=prompting", "--shots", "4"]) == EXIT_USAGE
+    assert "did you mean task.shots=4?" in panel_text(capsys)
+
+
+def test_train_starts_with_a_short_summary(tmp_path):
+    """Before anything else (here a data error), a few lines: model, task, method, data, the overrides as
+    resolved, the run directory; the whole config is for `--cfg job`."""
+    run = tmp_path / "run"
+    result = ftcli("train", *SMOKE, "data.train_file=nope.jsonl", "trainer.lr=1e-4", f"hydra.run.dir={run}")
+    assert result.returncode == EXIT_DATA
+    assert "data.train_file=nope.jsonl: no such file" in result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) <= 6, result.stdout
+    assert lines[0] == f"ftcli train → {run}"
+    rows = dict(line.split(None, 1) for line in lines[1:])
+    assert rows == {
+        "model": "tiny:bert", "task": "sentiment", "method": "full", "data": "train nope.jsonl",
+        "overrides": "debug=smoke trainer.eval_batch_size=16 trainer.lr=0.0001",
+    }
+
+
+def test_the_log_file_records_the_run(tmp_path, capsys):
+    run = train(tmp_path / "run")
+    captured = capsys.readouterr()
+    log = (run / "train.log").read_text()
+    validation = json.loads((run / "metrics.json").read_text())["validation"]
+    assert re.match(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+\]\[ftcli\.ui\]\[INFO\] ftcli train → ", log)
+    for text in ("  model      tiny:bert", "train: 64 rows", "trainable parameters", "step 4: loss", "eval step 4",
+                 "final metrics (best checkpoint):", f"accuracy {validation['accuracy']:.4f}", f"run directory: {run}"):
+        assert text in log, text
+    assert "ftcli.ui" not in captured.out + captured.err  # printed once: the log's copy stays off the terminal

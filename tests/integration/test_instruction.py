@@ -102,3 +102,63 @@ def test_exported_instruction_runs_are_text_generation_models(tmp_path):
     assert "pipeline_tag: text-generation" in card and "# instruction language model (lora)" in card
     assert "- labels:" not in card
     assert AutoModelForCausalLM.from_pretrained(out).config.model_type == "gpt2"
+
+
+# Causal LMs as `save_pretrained` writes them, loaded from their folder like any downloaded model:
+# their configs have no `is_decoder` field, which only BERT-like encoders take
+SAVED = {
+    "llama": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                  intermediate_size=37, max_position_embeddings=512),
+    "gpt2": dict(n_embd=32, n_layer=2, n_head=2, n_inner=37, n_positions=512),
+    "qwen2": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                  intermediate_size=37, max_position_embeddings=512),
+}
+
+
+@pytest.fixture(scope="module")
+def saved_models(tmp_path_factory):
+    """A folder per architecture holding a small random causal LM and the embedded tokenizer."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from ftcli.modeling import embedded_tokenizer_path
+
+    folders = {}
+    for arch, settings in SAVED.items():
+        folder = tmp_path_factory.mktemp(arch)
+        AutoConfig.for_model(arch).save_pretrained(folder)
+        AutoTokenizer.from_pretrained(embedded_tokenizer_path()).save_pretrained(folder)
+        # the tokenizer as the folder loads it: for a qwen2 folder transformers makes it a
+        # Qwen2Tokenizer, whatever tokenizer_config.json says, and that adds an <|endoftext|> token
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        special = {"pad_token_id": tokenizer.pad_token_id, "bos_token_id": tokenizer.cls_token_id,
+                   "eos_token_id": tokenizer.eos_token_id or tokenizer.sep_token_id}
+        config = AutoConfig.for_model(arch, vocab_size=len(tokenizer), **special, **settings)
+        assert not hasattr(config, "is_decoder")
+        torch.manual_seed(0)
+        AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+        folders[arch] = folder
+    return folders
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+@pytest.mark.parametrize("arch", list(SAVED))
+def test_a_saved_causal_lm_trains_evaluates_predicts_and_exports_from_its_folder(tmp_path, saved_models, arch, method):
+    from transformers import AutoModelForCausalLM
+
+    run = train(tmp_path / "run", f"model.name_or_path={saved_models[arch]}", f"method={method}", *FAST,
+                "data.max_eval_samples=8")
+    validation = read_json(run / "metrics.json")["validation"]
+    assert set(validation) == SCORES
+    assert main(["eval", f"run_dir={run}", f"hydra.run.dir={tmp_path / 'e'}"]) == 0
+    assert read_json(tmp_path / "e" / "metrics.json")["validation"] == validation
+    source = tmp_path / "in.txt"
+    source.write_text("What is the capital of France?\n")
+    out = tmp_path / "out.jsonl"
+    assert main(["predict", f"run_dir={run}", f"input={source}", f"output={out}", "max_new_tokens=3",
+                 f"hydra.run.dir={tmp_path / 'p'}"]) == 0
+    assert isinstance(json.loads(out.read_text())["generated"], str)
+    exported = tmp_path / "exported"
+    assert main(["export", f"run_dir={run}", f"output={exported}", f"merge={str(method == 'lora').lower()}",
+                 f"hydra.run.dir={tmp_path / 'x'}"]) == 0
+    assert AutoModelForCausalLM.from_pretrained(exported).config.model_type == arch

@@ -66,14 +66,16 @@ def test_predict_agrees_with_eval(trained_runs, tmp_path, method):
     source.write_text("".join(json.dumps(r) + "\n" for r in gold))
     out = tmp_path / "preds.jsonl"
     assert main(["eval", f"run_dir={run}", f"data.validation_file={source}", f"hydra.run.dir={tmp_path / 'e'}"]) == 0
-    assert main(["predict", f"run_dir={run}", f"input={source}", f"output={out}", f"hydra.run.dir={tmp_path / 'p'}"]) == 0
+    assert main(["predict", f"run_dir={run}", f"input={source}", f"output={out}", "prediction_prefix=pred_",
+                 f"hydra.run.dir={tmp_path / 'p'}"]) == 0
     predictions = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [p["text"] for p in predictions] == [g["text"] for g in gold]  # input order and fields kept
-    assert all(abs(sum(p["probs"].values()) - 1) < 1e-4 for p in predictions)
+    assert len(predictions) == len(gold)
+    assert [{k: p[k] for k in g} for p, g in zip(predictions, gold)] == gold  # input order and fields kept
+    assert all(abs(sum(p["pred_probs"].values()) - 1) < 1e-4 for p in predictions)
     labels = ["negative", "positive"]
     matrix = [[0, 0], [0, 0]]
     for g, p in zip(gold, predictions):
-        matrix[labels.index(g["label"])][labels.index(p["label"])] += 1
+        matrix[labels.index(g["label"])][labels.index(p["pred_label"])] += 1
     evaluated = read_json(tmp_path / "e" / "metrics.json")["validation"]
     assert evaluated["confusion_matrix"] == matrix
     assert evaluated["confusion_matrix"] == read_json(run / "metrics.json")["validation"]["confusion_matrix"]
@@ -91,7 +93,7 @@ def test_gpt2_classifier_trains_and_reloads(tmp_path, method):
 def test_predict_reads_txt_and_csv(trained_runs, tmp_path):
     run = trained_runs["lora"]
     txt = tmp_path / "in.txt"
-    txt.write_text("great value\n\nawful service\n")
+    txt.write_text("great value\n\nawful service\n")  # the blank line is an input too: output lines match input lines
     csv_file = tmp_path / "in.csv"
     csv_file.write_text('id,body\n1,"great, really"\n2,awful\n')
     for source, extra in ((txt, []), (csv_file, ["text_column=body"])):
@@ -99,7 +101,9 @@ def test_predict_reads_txt_and_csv(trained_runs, tmp_path):
         assert main(["predict", f"run_dir={run}", f"input={source}", f"output={out}", *extra,
                      f"hydra.run.dir={tmp_path / source.suffix[1:]}"]) == 0
         rows = [json.loads(line) for line in out.read_text().splitlines()]
-        assert len(rows) == 2 and all(r["label"] in ("negative", "positive") for r in rows)
+        assert len(rows) == (3 if source == txt else 2) and all(r["label"] in ("negative", "positive") for r in rows)
+    assert [r.get("empty", False) for r in map(json.loads, (tmp_path / "in-txt.jsonl").read_text().splitlines())] == [
+        False, True, False]
     assert [r["id"] for r in map(json.loads, (tmp_path / "in-csv.jsonl").read_text().splitlines())] == ["1", "2"]
 
 

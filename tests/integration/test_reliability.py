@@ -191,6 +191,9 @@ CASES = [
     Case("text-not-string", ("train", "data.train_file={data}/train.jsonl"), EXIT_DATA,
          "{data}/train.jsonl: record 2: 'text' is int, not text",
          files={"train.jsonl": HEAD + jsonl({"text": 5, "label": "positive"}) + TAIL}),
+    Case("all-text-empty", ("train", "data.train_file={data}/train.jsonl"), EXIT_DATA,
+         "train ({data}/train.jsonl): all 18 rows have empty text fix: check that data.text_column",
+         files={"train.jsonl": jsonl(*({**row, "text": " "} for row in ROWS))}),
     Case("label-missing", ("train", "data.train_file={data}/train.jsonl", "data.validation_file={data}/dev.jsonl"),
          EXIT_DATA, "{data}/train.jsonl: record 2 has no label (label is None)",
          files={"train.jsonl": HEAD + '{"text": "so-so", "label": null}\n' + TAIL,
@@ -213,6 +216,10 @@ CASES = [
     Case("predict-missing-column", ("predict", "run_dir={run}", "input={data}/in.jsonl"), EXIT_DATA,
          "data.text_column='text' is not a column of input={data}/in.jsonl; columns found: review",
          run="full", files={"in.jsonl": jsonl({"review": "great"})}),
+    Case("predict-field-taken", ("predict", "run_dir={run}", "input={data}/in.jsonl"), EXIT_CONFIG,
+         "input={data}/in.jsonl: record 0 already has the field(s) 'label', which predict writes its prediction to "
+         "fix: keep the input's fields and name the prediction's apart: prediction_prefix=pred_ writes pred_label,",
+         run="full", files={"in.jsonl": jsonl({"text": "great", "label": 1})}),
     Case("predict-output-folder", ("predict", "run_dir={run}", "input={data}/in.txt", "output={data}"), EXIT_CONFIG,
          "output={data} is a folder; predictions are written to one jsonl file", run="full",
          files={"in.txt": "great\n"}),
@@ -226,6 +233,9 @@ CASES = [
          "and the Hub is unreachable (HF_HUB_OFFLINE is set)"),
     Case("model-folder-missing", ("train", "model.name_or_path={data}/no-model"), EXIT_MODEL,
          "model.name_or_path='{data}/no-model': no such folder"),
+    Case("model-without-the-head", ("train", "task=summarization"), EXIT_MODEL,
+         "model.name_or_path='tiny:bert': task=summarization needs an encoder-decoder, and this bert model is "
+         "encoder-only (AutoModelForSeq2SeqLM has no class for it) fix: use model=minilm2minilm or model=tiny_t5"),
     Case("base-model-not-cached", ("eval", "run_dir={run}"), EXIT_MODEL,
          "model.name_or_path='some-org/no-such-model' is not a local folder", run="lora",
          damage=(edit("config.yaml", "name_or_path: tiny:bert", "name_or_path: some-org/no-such-model"),)),
@@ -409,12 +419,12 @@ def test_the_doc_table_lists_every_case():
     assert rows == [(case.id, case.code) for case in CASES]
 
 
-def test_saved_runs_hold_safetensors_and_no_pickles(trained_runs):
+@pytest.mark.parametrize("method", METHODS)
+def test_saved_runs_hold_safetensors_and_no_pickles(trained_runs, method):
     """No method writes weights in a format that can carry code (`.bin`, `.pt`, `.pkl`, `.ckpt`)."""
-    for method in METHODS:
-        files = [p for p in trained_runs[method].rglob("*") if p.is_file()]
-        assert any(p.suffix == ".safetensors" for p in files), method
-        assert not [p for p in files if p.suffix in {".bin", ".pt", ".pth", ".pkl", ".ckpt"}], method
+    files = [p for p in trained_runs[method].rglob("*") if p.is_file()]
+    assert any(p.suffix == ".safetensors" for p in files), method
+    assert not [p for p in files if p.suffix in {".bin", ".pt", ".pth", ".pkl", ".ckpt"}], method
 
 
 def test_remote_code_is_off_unless_asked_for(trained_runs):

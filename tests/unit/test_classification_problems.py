@@ -55,7 +55,7 @@ def test_multi_label_names_are_the_union_and_targets_are_multi_hot(tokenizer):
     assert labels == ["money", "politics", "sports"]
     features = CLASSIFY.encode(splits["train"], tokenizer, MULTI, DataConfig(), labels, "train.jsonl")
     assert [f["labels"] for f in features] == [[1.0, 0.0, 1.0], [0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
-    assert CLASSIFY.model_config(MULTI) == {"problem_type": "multi_label_classification"}
+    assert CLASSIFY.model_config(MULTI, None) == {"problem_type": "multi_label_classification"}
     assert CLASSIFY.best_metric(MULTI) == "f1_micro"
 
 
@@ -94,7 +94,7 @@ def test_regression_targets_are_numbers_and_bad_ones_name_the_record(tokenizer):
     for bad in ("high", None, float("nan"), True):
         with pytest.raises(DataError, match=r"record 1 has label=.*needs a finite number"):
             CLASSIFY.encode(splits_of([1.0, bad])["train"], tokenizer, REGRESSION, DataConfig(), ["score"], "f")
-    assert CLASSIFY.model_config(REGRESSION) == {"problem_type": "regression"}
+    assert CLASSIFY.model_config(REGRESSION, None) == {"problem_type": "regression"}
 
 
 def test_regression_metrics_by_hand():

@@ -11,6 +11,7 @@ from ftcli.errors import DataError
 from ftcli.readers import read_rows
 from ftcli.tasks import TASKS
 from ftcli.tasks.classification import ClassificationConfig, SequenceClassification
+from ftcli.tasks.notes import NOTE, RowNote
 
 TASK = SequenceClassification()
 CONFIG = ClassificationConfig()
@@ -70,12 +71,34 @@ def test_encode_maps_labels_and_tokenizes(tokenizer):
     features = encode(rows, tokenizer, ["neg", "pos"])
     assert [f["labels"] for f in features] == [1, 0]
     assert features[0]["input_ids"] == tokenizer("good movie")["input_ids"]
-    assert set(features[0]) == {"input_ids", "token_type_ids", "attention_mask", "labels"}
+    assert set(features[0]) == {"input_ids", "token_type_ids", "attention_mask", "labels", NOTE}
+    assert set(TASK.collator(tokenizer, CONFIG)(features)) == {"input_ids", "token_type_ids", "attention_mask", "labels"}
 
 
 def test_encode_truncates_to_max_length(tokenizer):
     features = encode([{"text": "word " * 50, "label": "a"}], tokenizer, ["a"])
     assert len(features[0]["input_ids"]) == 8
+
+
+def test_encode_notes_which_rows_were_cut_or_empty(tokenizer):
+    """Six words and [CLS]/[SEP] are exactly 8 tokens, not cut; seven are."""
+    rows = [{"text": "a b c d e f"}, {"text": "a b c d e f g"}, {"text": ""}, {"text": " \t "}]
+    notes = [f[NOTE] for f in encode(rows, tokenizer, ["a"], with_labels=False)]
+    assert notes == [RowNote(0), RowNote(1, cut=True), RowNote(2, empty=True), RowNote(3, empty=True)]
+
+
+def test_pairs_are_cut_or_empty_when_either_text_is():
+    from transformers import AutoTokenizer
+
+    from ftcli.modeling import embedded_tokenizer_path
+    from ftcli.tasks.classification import PairClassificationConfig
+
+    rows = [{"text": "a b", "text_pair": "c"}, {"text": "a b c d", "text_pair": "e f g"}, {"text": "a", "text_pair": " "}]
+    features = SequenceClassification(pairs=True).encode(
+        rows, AutoTokenizer.from_pretrained(embedded_tokenizer_path()), PairClassificationConfig(max_length=8),
+        DataConfig(), ["a"], "f.jsonl", with_labels=False,
+    )
+    assert [(f[NOTE].cut, f[NOTE].empty) for f in features] == [(False, False), (True, False), (False, True)]
 
 
 def test_encode_integer_labels(tokenizer):

@@ -13,6 +13,7 @@ from ftcli.errors import DataError, ModelError
 from ftcli.tasks import TASKS
 from ftcli.tasks.chat import Segment
 from ftcli.tasks.instruction import IGNORE, InstructionConfig, fit
+from ftcli.tasks.notes import NOTE, RowNote
 
 TASK = TASKS.get("instruction").impl
 ROWS = [
@@ -99,7 +100,7 @@ def test_template_chat_needs_a_chat_template(tokenizer):
 
 def test_predict_input_is_all_prompt(tokenizer):
     [plain_text, row] = encode(tokenizer, [{"text": "hello"}, ROWS[0]], with_labels=False)
-    assert set(row) == {"input_ids"}
+    assert set(row) == {"input_ids", NOTE}
     assert tokenizer.decode(row["input_ids"]).endswith("# # # response :")  # the reference is left out
     assert tokenizer.decode(plain_text["input_ids"]) == "# # # instruction : hello # # # response :"
 
@@ -155,7 +156,9 @@ def causal_lm(request):
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
 def test_packing_gives_the_same_loss_as_padding(tokenizer, arch):
-    causal_lm = tiny_lm(arch, **TASK.model_config(InstructionConfig(packing=True)))
+    from ftcli.testing import tiny_config
+
+    causal_lm = tiny_lm(arch, **TASK.model_config(InstructionConfig(packing=True), tiny_config(arch)))
     features = encode(tokenizer, ROWS)
     padded = TASK.collator(tokenizer, InstructionConfig())(features)
     packed = TASK.collator(tokenizer, InstructionConfig(packing=True))(features)
@@ -203,9 +206,10 @@ def test_perplexity_is_exp_of_the_loss():
 @pytest.mark.parametrize("name", ["tiny:bert", "tiny:gpt2"])
 def test_models_built_for_instruction_read_left_to_right(name):
     from ftcli.config.schema import ModelConfig
-    from ftcli.modeling import build_model
+    from ftcli.modeling import build_model, load_config
 
-    model = build_model(ModelConfig(name), TASK.model_class(), [], **TASK.model_config(InstructionConfig())).eval()
+    settings = TASK.model_config(InstructionConfig(), load_config(ModelConfig(name)))
+    model = build_model(ModelConfig(name), TASK.model_class(), [], **settings).eval()
     ids = torch.tensor([[5, 6, 7, 8, 9]])
     changed = ids.clone()
     changed[0, -1] = 42
@@ -213,6 +217,19 @@ def test_models_built_for_instruction_read_left_to_right(name):
         before, after = model(input_ids=ids).logits, model(input_ids=changed).logits
     assert torch.allclose(before[0, :-1], after[0, :-1], atol=1e-6)  # a later token changes no earlier position
     assert not torch.allclose(before[0, -1], after[0, -1])
+
+
+@pytest.mark.parametrize(("arch", "settings"), [
+    ("bert", {"is_decoder": True}),  # an encoder made a left-to-right LM
+    ("gpt2", {}), ("llama", {}), ("qwen2", {}),  # decoders already, whose configs have no is_decoder field
+])
+def test_only_an_encoder_is_made_a_decoder(arch, settings):
+    from transformers import AutoConfig
+
+    assert TASK.model_config(InstructionConfig(), AutoConfig.for_model(arch)) == settings
+    assert TASK.model_config(InstructionConfig(packing=True), AutoConfig.for_model(arch)) == {
+        **settings, "use_cache": False,
+    }
 
 
 def test_generation_stops_at_the_end_of_an_assistant_turn(tokenizer):
@@ -226,3 +243,10 @@ def test_generation_stops_at_the_end_of_an_assistant_turn(tokenizer):
     assert TASK.stop_ids(tokenizer, InstructionConfig()) == sorted({tokenizer.sep_token_id, end})
     feature = encode(tokenizer, ROWS[:1])[0]
     assert trained_text(tokenizer, feature) == "paris <|im_end|>"  # the model learns to write the stop token
+
+
+def test_predict_prompts_cut_or_empty_are_noted(tokenizer):
+    rows = [{"text": "hello"}, {"text": "word " * 40}, {"prompt": "  "}]
+    features = encode(tokenizer, rows, with_labels=False, max_length=16)
+    assert [f[NOTE] for f in features] == [RowNote(0), RowNote(1, cut=True), RowNote(2, empty=True)]
+    assert all(len(f["input_ids"]) <= 16 for f in features)

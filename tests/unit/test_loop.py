@@ -1,4 +1,4 @@
-"""The training loop's failure paths on a tiny regression model: non-finite loss, out of memory."""
+"""The training loop on a tiny regression model: failure paths (non-finite loss, out of memory) and the best checkpoint."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from torch import nn
 
 from ftcli.config.schema import EvalStrategy, Precision, TrainerConfig
 from ftcli.engine.checkpoint import list_checkpoints
-from ftcli.engine.loop import Checkpointing, train_loop
+from ftcli.engine.loop import Checkpointing, _Best, train_loop
 from ftcli.errors import ConfigError, TrainingError
 
 
@@ -166,3 +166,53 @@ def test_out_of_memory_with_a_token_budget_suggests_halving_it(tmp_path):
         train(Regressor(fail_with=error), tmp_path, BUDGET)
     assert raised.value.message == "out of memory at step 1 with trainer.max_tokens_per_batch=16 (a batch of 4x4 tokens)"
     assert raised.value.hint.startswith("trainer.max_tokens_per_batch=8 trainer.grad_accum_steps=2 trains on about")
+
+
+def best_of(evaluations: list[dict[str, float]], metric: str = "accuracy") -> _Best:
+    """The best of `evaluations` at steps 1, 2, ...; the model's weight holds the step it was evaluated at."""
+    best, model = _Best(TrainerConfig(metric_for_best=metric)), nn.Linear(1, 1)
+    for step, metrics in enumerate(evaluations, start=1):
+        with torch.no_grad():
+            model.weight.fill_(step)
+        best.update(metrics, step, model)
+    return best
+
+
+@pytest.mark.parametrize(
+    ("metric", "evaluations", "kept"),
+    [
+        ("accuracy", [{"accuracy": 0.5, "loss": 0.7}, {"accuracy": 0.5, "loss": 0.6}], 2),  # tie: lower loss wins
+        ("accuracy", [{"accuracy": 0.5, "loss": 0.6}, {"accuracy": 0.5, "loss": 0.6}], 1),  # full tie: earliest
+        ("accuracy", [{"accuracy": 0.5, "loss": 0.6}, {"accuracy": 0.5, "loss": 0.7}], 1),
+        ("accuracy", [{"accuracy": 0.5, "loss": 0.9}, {"accuracy": 0.4, "loss": 0.1}], 1),  # the metric comes first
+        ("perplexity", [{"perplexity": 3.0, "loss": 1.2}, {"perplexity": 3.0, "loss": 1.1}], 2),  # lower is better
+        ("perplexity", [{"perplexity": 3.0, "loss": 1.1}, {"perplexity": 3.0, "loss": 1.1}], 1),
+        ("perplexity", [{"perplexity": 3.0, "loss": 0.1}, {"perplexity": 2.0, "loss": 1.1}], 2),
+        ("mse", [{"mse": 0.2, "loss": None}, {"mse": 0.2, "loss": 0.1}], 1),  # no loss to compare: earliest
+    ],
+)
+def test_a_tie_of_the_best_metric_goes_to_the_lower_loss_then_the_earliest(metric, evaluations, kept):
+    best = best_of(evaluations, metric)
+    assert best.step == kept and best.state["weight"].item() == kept
+    assert best.loss == evaluations[kept - 1]["loss"]
+    assert best.bad_evals == len(evaluations) - kept
+
+
+def test_a_resumed_run_breaks_ties_with_the_loss_it_saved(tmp_path):
+    """The best evaluation's loss is in the checkpoint: after a resume a tie still compares against it
+    (a best without a loss would keep step 2 against any tie)."""
+    from ftcli.engine.checkpoint import read_checkpoint
+
+    scripted = iter([{"accuracy": 0.5, "loss": 0.6}, {"accuracy": 0.5, "loss": 0.7}, {"accuracy": 0.5, "loss": 0.65}])
+    cfg = TrainerConfig(**{**vars(CFG), "max_steps": 6, "eval_strategy": EvalStrategy.steps, "eval_steps": 2,
+                           "metric_for_best": "accuracy"})
+    checkpoints = Checkpointing(tmp_path, cfg.save_every, cfg.keep_checkpoints, {})
+    first = train_loop(Regressor(), FEATURES, collate, cfg, 0.01, 0, lambda m: next(scripted), Quiet(),
+                       checkpoints=checkpoints)
+    assert first.best_step == 2
+    checkpoint = read_checkpoint(tmp_path / "checkpoints" / "step-4")
+    assert (checkpoint.state.best_value, checkpoint.state.best_loss, checkpoint.state.best_step) == (0.5, 0.6, 2)
+    resumed_scripted = iter([{"accuracy": 0.5, "loss": 0.55}])
+    resumed = train_loop(Regressor(), FEATURES, collate, cfg, 0.01, 0, lambda m: next(resumed_scripted), Quiet(),
+                         checkpoints=Checkpointing(tmp_path / "resumed", None, 2, {}, resume=checkpoint))
+    assert resumed.best_step == 6 and resumed.best_metric == 0.5

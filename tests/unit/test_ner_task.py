@@ -13,6 +13,7 @@ from ftcli.errors import ConfigError, DataError
 from ftcli.tasks import TASKS
 from ftcli.tasks.alignment import IGNORE
 from ftcli.tasks.ner import ALIGNMENT, NerConfig, TokenClassification
+from ftcli.tasks.notes import NOTE, RowNote
 from ftcli.tasks.tag_schemes import TagScheme
 
 TASK = TokenClassification()
@@ -227,12 +228,18 @@ def test_predictions_for_mixed_rows_keep_row_order(tokenizer):
     assert predictions[1]["entities"][0]["text"] == "Ada"
 
 
-def test_truncated_input_still_gets_a_tag_per_word(tokenizer, caplog):
+def test_truncated_input_still_gets_a_tag_per_word(tokenizer):
     features = encode([{"tokens": WORDS}], tokenizer, NerConfig(max_length=4), with_labels=False)
-    with caplog.at_level(logging.WARNING, logger="ftcli.tasks.ner"):
-        [prediction] = TASK.predictions([logits_for(4, {1: B_PER, 2: I_PER})], features, NerConfig(), LABELS)
+    [prediction] = TASK.predictions([logits_for(4, {1: B_PER, 2: I_PER})], features, NerConfig(), LABELS)
     assert prediction["tags"] == ["B-PER", "I-PER", "O", "O", "O"]
-    assert "1 input(s) are longer than task.max_length" in caplog.text
+    assert features[0][NOTE] == RowNote(0, cut=True)
+
+
+def test_rows_without_words_or_text_are_noted_empty(tokenizer):
+    rows = [{"tokens": []}, {"tokens": ["Ada"]}, {"text": "  "}, {"text": "Ada sang"}]
+    features = encode(rows, tokenizer, with_labels=False)
+    assert [f[NOTE].empty for f in features] == [True, False, True, False]
+    assert "row_note" not in TASK.collator(tokenizer, NerConfig())(features)
 
 
 def test_raw_text_truncation_is_noticed(tokenizer):

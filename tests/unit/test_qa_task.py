@@ -8,6 +8,7 @@ import pytest
 from ftcli.config.schema import DataConfig
 from ftcli.errors import DataError
 from ftcli.tasks import TASKS
+from ftcli.tasks.notes import NOTE, RowNote, row_notes
 from ftcli.tasks.qa import LABELS, QaConfig, QuestionAnswering
 from ftcli.tasks.qa_spans import SpanRules, best_span
 from ftcli.tasks.qa_windows import WINDOW, Window
@@ -90,6 +91,15 @@ def test_unanswerable_rows_point_every_window_at_cls_and_keep_no_gold(tokenizer)
 def test_predict_rows_need_no_answers_and_get_no_targets(tokenizer):
     features = encode([{"question": QUESTION, "context": CONTEXT}], tokenizer, with_labels=False)
     assert len(features) == 2 and "start_positions" not in features[0] and features[0][WINDOW].gold is None
+
+
+def test_long_contexts_are_read_whole_and_blank_questions_or_contexts_noted(tokenizer):
+    rows = [{"question": QUESTION, "context": CONTEXT}, {"question": " ", "context": CONTEXT},
+            {"question": QUESTION, "context": ""}]
+    features = encode(rows, tokenizer, with_labels=False)
+    assert len(features) > len(rows)  # windows
+    assert not any(f[NOTE].cut for f in features)
+    assert row_notes(features, len(rows)) == [RowNote(0), RowNote(1, empty=True), RowNote(2, empty=True)]
 
 
 def test_the_collator_pads_model_inputs_and_drops_windows(tokenizer):

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ftcli.errors import DataError
-from ftcli.readers import read_rows
+from ftcli.readers import read_rows, text_lines
 
 
 def write(tmp_path, name: str, text: str):
@@ -111,10 +111,28 @@ def test_tsv(tmp_path):
     assert read_rows(path, "w") == [{"text": "a, b", "label": "1"}]
 
 
-def test_txt_one_row_per_nonempty_stripped_line(tmp_path):
+def test_txt_one_row_per_line_as_written(tmp_path):
+    """Blank lines stay rows and nothing is stripped, so output rows line up with input lines."""
     path = write(tmp_path, "d.txt", "  first  \n\n   \nsecond\n")
-    assert read_rows(path, "w") == [{"text": "first"}, {"text": "second"}]
-    assert read_rows(path, "w", text_column="sentence") == [{"sentence": "first"}, {"sentence": "second"}]
+    assert read_rows(path, "w") == [{"text": "  first  "}, {"text": ""}, {"text": "   "}, {"text": "second"}]
+    assert read_rows(path, "w", text_column="sentence")[0] == {"sentence": "  first  "}
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [
+        ("", []),
+        ("\n", [""]),
+        ("a", ["a"]),
+        ("a\n", ["a"]),
+        ("a\n\n", ["a", ""]),
+        ("a\r\nb\r\n", ["a", "b"]),
+        ("a\u2028b\x85c\u2029\n", ["a\u2028b\x85c\u2029"]),  # text, not line breaks
+        ("\ttab \n", ["\ttab "]),
+    ],
+)
+def test_txt_lines_lose_only_their_line_ending(text, lines):
+    assert text_lines(text) == lines
 
 
 def test_parquet(tmp_path):
@@ -196,9 +214,9 @@ def test_unsupported_suffix(tmp_path):
     assert info.value.hint == "use one of: .jsonl, .json, .csv, .tsv, .txt, .parquet, .conll, .iob, .bio"
 
 
-def test_stdin_plain_lines(monkeypatch):
+def test_stdin_plain_lines_are_rows_as_written(monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO("first line\n\n second \n"))
-    assert read_rows("-", "input") == [{"text": "first line"}, {"text": "second"}]
+    assert read_rows("-", "input") == [{"text": "first line"}, {"text": ""}, {"text": " second "}]
 
 
 def test_stdin_jsonl(monkeypatch):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -152,6 +153,50 @@ def test_staged_dir_keeps_old_folder_when_block_fails(tmp_path):
     assert os.listdir(final) == ["old.bin"]
     assert (final / "old.bin").read_text(encoding="utf-8") == "old"
     assert os.listdir(tmp_path) == ["model"]
+
+
+@pytest.fixture(params=[(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)], ids=["umask022", "umask077"])
+def umask(request):
+    """Runs the test under a umask; gives the modes a plain open() and mkdir() make under it."""
+    mask, file_mode, dir_mode = request.param
+    before = os.umask(mask)
+    yield file_mode, dir_mode
+    os.umask(before)
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def test_write_text_atomic_follows_the_umask(tmp_path, umask):
+    file_mode, _ = umask
+    write_text_atomic(tmp_path / "f.txt", "x")
+    assert mode(tmp_path / "f.txt") == file_mode
+
+
+def test_staged_dir_gives_what_it_holds_the_umask_modes(tmp_path, umask):
+    """Temporary files renamed into place (as safetensors writes them) and mkdtemp folders keep
+    0600 and 0700; the swapped-in folder gets the modes a plain open() and mkdir() give."""
+    import tempfile
+
+    file_mode, dir_mode = umask
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not ours", encoding="utf-8")
+    outside.chmod(0o600)
+    with staged_dir(tmp_path / "model") as tmp:
+        fd, name = tempfile.mkstemp(dir=tmp)
+        os.close(fd)
+        os.replace(name, tmp / "weights.safetensors")
+        sub = Path(tempfile.mkdtemp(dir=tmp))
+        fd, _ = tempfile.mkstemp(dir=sub)
+        os.close(fd)
+        (tmp / "link").symlink_to(outside)
+    final = tmp_path / "model"
+    assert mode(final) == dir_mode
+    for root, dirs, files in os.walk(final):
+        assert all(mode(Path(root) / d) == dir_mode for d in dirs)
+        assert all(mode(Path(root) / f) == file_mode for f in files if f != "link")
+    assert mode(outside) == 0o600  # a link in the folder is not followed
 
 
 def test_staged_dir_failure_without_existing_folder_creates_nothing(tmp_path):

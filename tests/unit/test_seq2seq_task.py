@@ -8,6 +8,7 @@ from ftcli.config.schema import DataConfig
 from ftcli.errors import DataError
 from ftcli.metrics import load_metric
 from ftcli.tasks import TASKS
+from ftcli.tasks.notes import NOTE
 from ftcli.tasks.seq2seq import GenerationConfig, Seq2SeqConfig
 
 TASK = TASKS.get("summarization").impl
@@ -35,6 +36,13 @@ def test_encode_adds_the_prefix_and_the_target_ids(tokenizer):
 def test_predict_rows_need_no_target(tokenizer):
     [feature] = TASK.encode([{"text": "a story"}], tokenizer, Seq2SeqConfig(), DataConfig(), [], "x", with_labels=False)
     assert "labels" not in feature
+
+
+def test_sources_cut_or_empty_are_noted_without_the_prefix(tokenizer):
+    rows = [{"text": "a b c"}, {"text": "a b c d e f g h"}, {"text": " "}]
+    cfg = Seq2SeqConfig(max_length=9, source_prefix="summarize: ")  # the prefix and [CLS]/[SEP] take 6 tokens
+    features = TASK.encode(rows, tokenizer, cfg, DataConfig(), [], "x", with_labels=False)
+    assert [(f[NOTE].cut, f[NOTE].empty) for f in features] == [(False, False), (True, False), (False, True)]
 
 
 def test_missing_or_non_text_target_names_the_record(tokenizer):
