@@ -85,8 +85,24 @@ def _dependencies_without_tomllib(pyproject_text: str) -> list[str]:
     body = table and re.search(r"^dependencies\s*=\s*\[(.*?)^\s*\]", table.group(1), re.M | re.S)
     if not body:
         return []
-    text = "\n".join(re.sub(r"#[^\"']*$", "", line) for line in body.group(1).splitlines())
-    return [double or single for double, single in re.findall(r"\"([^\"]*)\"|'([^']*)'", text)]
+    return [string for line in body.group(1).splitlines() for string in _quoted_strings(line)]
+
+
+def _quoted_strings(line: str) -> list[str]:
+    """The quoted strings of one TOML line, up to a `#` outside them (a comment may hold quotes)."""
+    strings, quote, current = [], "", ""
+    for char in line:
+        if quote:
+            if char == quote:
+                strings.append(current)
+                quote, current = "", ""
+            else:
+                current += char
+        elif char in "\"'":
+            quote = char
+        elif char == "#":
+            break
+    return strings
 
 
 def normalise(name: str) -> str:

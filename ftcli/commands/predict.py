@@ -124,7 +124,7 @@ def _refuse_taken_fields(rows: list[Row], fields: tuple[str, ...], cfg: PredictC
     for index, row in enumerate(rows):
         taken = sorted(written.intersection(row))
         if taken:
-            names = {name for row in rows for name in row}
+            names = {name for other in rows for name in other}
             prefix = next((p for p in PREFIXES if not names.intersection(p + f for f in fields)), PREFIXES[-1])
             raise ConfigError(
                 f"input={cfg.input}: record {index} already has the field(s) {', '.join(map(repr, taken))}, "
