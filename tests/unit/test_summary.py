@@ -34,5 +34,8 @@ def test_values_are_written_as_overrides(value, expected):
     assert _flow(value) == expected
 
 
-def test_outside_a_hydra_job_there_are_no_overrides():
+def test_outside_a_hydra_job_there_are_no_overrides(monkeypatch):
+    from hydra.core.hydra_config import HydraConfig
+
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)  # an earlier in-process job leaves its config set
     assert given_overrides({"seed": 1}) == []
