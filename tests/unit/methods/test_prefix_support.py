@@ -73,18 +73,23 @@ def test_the_hint_says_when_lora_needs_targets():
     assert "lora (with method.target_modules), ia3 (with method.target_modules)" in info.value.hint
 
 
-@pytest.mark.parametrize("arch", ["tiny_bert", "tiny_gpt2"])
-def test_prefix_check_passes_models_that_take_a_prefix(request, arch, batch):
-    """BERT's classifier forward has no past_key_values, but its backbone's does; GPT-2's has both."""
-    model = request.getfixturevalue(arch)
-    check_prefix_support(model)
+def prefix_changes_logits(model, batch) -> bool:
+    """Wrap `model` for prefix tuning and tell whether a new random prefix changes its logits."""
     wrapped = METHODS.get("prefix_tuning").impl.apply(model, PrefixTuningConfig(num_virtual_tokens=5),
                                                       head_modules(model)).eval()
     with torch.no_grad():
         before = wrapped(**batch).logits
         wrapped.prompt_encoder["default"].embedding.weight.normal_(0, 1.0)
         after = wrapped(**batch).logits
-    assert (after - before).abs().max() > 1e-4  # the prefix reaches the attention
+    return bool((after - before).abs().max() > 1e-4)
+
+
+@pytest.mark.parametrize("arch", ["tiny_bert", "tiny_gpt2"])
+def test_prefix_check_passes_models_that_take_a_prefix(request, arch, batch):
+    """BERT's classifier forward has no past_key_values, but its backbone's does; GPT-2's has both."""
+    model = request.getfixturevalue(arch)
+    check_prefix_support(model)
+    assert prefix_changes_logits(model, batch)  # the prefix reaches the attention
 
 
 def test_the_cache_argument_is_found_under_either_name(tiny_bert):
@@ -126,13 +131,7 @@ def test_a_backbone_without_the_old_name_still_gets_the_prefix(batch):
     torch.manual_seed(0)
     model = BertForSequenceClassification(tiny_config("bert", num_labels=2))
     model.bert = CacheOnly(model.config, add_pooling_layer=True)
-    wrapped = METHODS.get("prefix_tuning").impl.apply(model, PrefixTuningConfig(num_virtual_tokens=5),
-                                                      head_modules(model)).eval()
-    with torch.no_grad():
-        before = wrapped(**batch).logits
-        wrapped.prompt_encoder["default"].embedding.weight.normal_(0, 1.0)
-        after = wrapped(**batch).logits
-    assert (after - before).abs().max() > 1e-4
+    assert prefix_changes_logits(model, batch)
 
 
 def test_a_copy_of_an_adapted_model_runs_its_own_weights(tiny_bert, batch):
