@@ -14,7 +14,7 @@ run pytest offline, and end with one table of versions, results and times.
     python scripts/check_deps.py --ends lowest --fast -- tests/unit    # extra pytest arguments after --
     python scripts/check_deps.py --torch 2.14.1 --keep --workdir /tmp/deps
 
-Each venv takes a few GB (torch) and a few minutes to build; they are removed at the end unless
+Each venv takes about 2 GB (torch) and a few minutes to build; they are removed at the end unless
 `--keep`, the logs stay in `--workdir`. Standard library only; Python 3.10 or newer (on 3.10,
 without tomllib, the dependency list is read with a small parser). Exit code 0 when every end
 installed and passed.
@@ -54,7 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--torch", default=DEFAULT_TORCH, help="the torch version installed first at both ends")
     parser.add_argument("--python", default=sys.executable, help="the interpreter the venvs are built with")
     parser.add_argument("--workdir", type=Path, default=None, help="where venvs and logs go (default: a temp dir)")
-    parser.add_argument("--keep", action="store_true", help="keep the venvs (a few GB each)")
+    parser.add_argument("--keep", action="store_true", help="keep the venvs (about 2 GB each)")
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = parser.parse_args(argv)
     args.ends = [end.strip() for end in args.ends.split(",") if end.strip()]
