@@ -27,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -193,21 +194,26 @@ def venv_env(venv: Path) -> dict[str, str]:
 def run_logged(command: list[str], log: Path, env: dict[str, str], echo: bool = False) -> tuple[int, str]:
     """Run a command in the checkout, appending its output to `log` (and to stdout with `echo`).
 
-    Returns the exit code and the last non-empty line, which for pytest is its summary."""
+    Returns the exit code and the last non-empty line, which for pytest is its summary. A stop
+    (Ctrl-C, or SIGTERM, which main turns into SystemExit) ends the command too, not only this script."""
     last = ""
-    with log.open("a", encoding="utf-8") as out:
+    with log.open("a", encoding="utf-8", buffering=1) as out:  # line by line, so a killed run keeps its log
         out.write(f"$ {' '.join(command)}\n")
-        out.flush()
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                    text=True, errors="replace")
         assert process.stdout is not None
-        for line in process.stdout:
-            out.write(line)
-            if echo:
-                print(line, end="", flush=True)
-            if line.strip():
-                last = line.strip()
-        return process.wait(), last
+        try:
+            for line in process.stdout:
+                out.write(line)
+                if echo:
+                    print(line, end="", flush=True)
+                if line.strip():
+                    last = line.strip()
+            return process.wait(), last
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                process.wait()
 
 
 def build_venv(args: argparse.Namespace, end: str, venv: Path, constraints: list[str], log: Path) -> bool:
@@ -296,6 +302,11 @@ def table(results: list[EndResult]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # so run_logged ends its child
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # started in the background (`&`, nohup): the children would inherit an ignored Ctrl-C, and
+        # the suite tests what training does on one
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     dependencies = project_dependencies((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     try:
         constraints = {"lowest": lowest_constraints(dependencies, args.torch), "newest": newest_constraints(args.torch)}
