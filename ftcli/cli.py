@@ -74,7 +74,7 @@ def _unknown_flags(job: Any, command: str, words: list[str]) -> int:
     import shlex
 
     from ftcli.argv import flag_as_override, without_flags
-    from ftcli.config.store import register_configs
+    from ftcli.registered import register_configs
     from ftcli.errors import UsageError
     from ftcli.precheck import known_settings
 
@@ -97,7 +97,7 @@ def _run(job: Any, overrides: list[str]) -> int:
     import hydra
     from hydra.core.global_hydra import GlobalHydra
 
-    from ftcli.config.store import register_configs
+    from ftcli.registered import register_configs
     from ftcli.errors import FtcliError
 
     register_configs()
@@ -183,7 +183,7 @@ def _run_job(job: Any, cfg: Any, before: Any = None) -> Any:
     from hydra.core.hydra_config import HydraConfig
 
     from ftcli.config import schema
-    from ftcli.config.checks import to_typed
+    from ftcli.registered import to_typed
     from ftcli.errors import FtcliError
 
     # Deprecation notices that libraries raise against each other are not the user's to act on.

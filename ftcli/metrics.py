@@ -13,7 +13,7 @@ import re
 import string
 import warnings
 from collections import Counter
-from typing import Any
+from typing import Any, ClassVar
 
 import datasets
 import evaluate
@@ -22,22 +22,37 @@ import numpy as np
 from ftcli.errors import ConfigError
 
 
-class ClassificationMetrics(evaluate.Metric):
+class BundledMetric(evaluate.Metric):
+    """A metric module computed locally; each subclass declares what its `evaluate.MetricInfo` says.
+
+    `summary` and `inputs` are the info's description and inputs description; `prediction` and
+    `reference` are the `datasets` features of one prediction and one reference.
+    """
+
+    summary: ClassVar[str]
+    inputs: ClassVar[str]
+    prediction: ClassVar[Any]
+    reference: ClassVar[Any]
+
+    def _info(self) -> evaluate.MetricInfo:
+        return evaluate.MetricInfo(
+            description=self.summary,
+            citation="",
+            inputs_description=self.inputs,
+            features=datasets.Features({"predictions": self.prediction, "references": self.reference}),
+        )
+
+
+class ClassificationMetrics(BundledMetric):
     """Accuracy, macro precision/recall/F1, per-class F1 and the confusion matrix in one pass.
 
     Pass `labels` (the class ids in label order) and `label_names` so per-class figures are
     keyed by name and classes absent from the references still get a row.
     """
 
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description="Single-label classification metrics computed with scikit-learn.",
-            citation="",
-            inputs_description="predictions and references: integer class ids",
-            features=datasets.Features(
-                {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
-            ),
-        )
+    summary = "Single-label classification metrics computed with scikit-learn."
+    inputs = "predictions and references: integer class ids"
+    prediction, reference = datasets.Value("int64"), datasets.Value("int64")
 
     def _compute(
         self,
@@ -67,7 +82,7 @@ class ClassificationMetrics(evaluate.Metric):
         }
 
 
-class EntityMetrics(evaluate.Metric):
+class EntityMetrics(BundledMetric):
     """Entity-level micro precision/recall/F1, the same per entity type, and tag accuracy, with seqeval.
 
     An entity counts as found only when its type and its exact word span match. `strict=False`
@@ -76,16 +91,10 @@ class EntityMetrics(evaluate.Metric):
     a row, also those absent from both sides.
     """
 
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description="Entity-level sequence labelling metrics computed with seqeval.",
-            citation="",
-            inputs_description="predictions and references: one list of IOB2 tags per sequence",
-            features=datasets.Features({
-                "predictions": datasets.Sequence(datasets.Value("string")),
-                "references": datasets.Sequence(datasets.Value("string")),
-            }),
-        )
+    summary = "Entity-level sequence labelling metrics computed with seqeval."
+    inputs = "predictions and references: one list of IOB2 tags per sequence"
+    prediction = datasets.Sequence(datasets.Value("string"))
+    reference = datasets.Sequence(datasets.Value("string"))
 
     def _compute(
         self,
@@ -122,19 +131,13 @@ class EntityMetrics(evaluate.Metric):
         }
 
 
-class MultiLabelMetrics(evaluate.Metric):
+class MultiLabelMetrics(BundledMetric):
     """Exact-match accuracy, micro and macro precision/recall/F1 and per-class F1 for multi-hot rows."""
 
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description="Multi-label classification metrics computed with scikit-learn.",
-            citation="",
-            inputs_description="predictions and references: one 0/1 row per example, one column per class",
-            features=datasets.Features({
-                "predictions": datasets.Sequence(datasets.Value("int64")),
-                "references": datasets.Sequence(datasets.Value("int64")),
-            }),
-        )
+    summary = "Multi-label classification metrics computed with scikit-learn."
+    inputs = "predictions and references: one 0/1 row per example, one column per class"
+    prediction = datasets.Sequence(datasets.Value("int64"))
+    reference = datasets.Sequence(datasets.Value("int64"))
 
     def _compute(
         self, predictions: list[list[int]], references: list[list[int]], label_names: list[str] | None = None
@@ -156,18 +159,12 @@ class MultiLabelMetrics(evaluate.Metric):
         return scores
 
 
-class RegressionMetrics(evaluate.Metric):
+class RegressionMetrics(BundledMetric):
     """MSE, RMSE, MAE and Pearson/Spearman correlation (scikit-learn and scipy)."""
 
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description="Regression metrics computed with scikit-learn and scipy.",
-            citation="",
-            inputs_description="predictions and references: one number per example",
-            features=datasets.Features(
-                {"predictions": datasets.Value("float64"), "references": datasets.Value("float64")}
-            ),
-        )
+    summary = "Regression metrics computed with scikit-learn and scipy."
+    inputs = "predictions and references: one number per example"
+    prediction, reference = datasets.Value("float64"), datasets.Value("float64")
 
     def _compute(self, predictions: list[float], references: list[float]) -> dict[str, Any]:
         from scipy.stats import pearsonr, spearmanr
@@ -212,7 +209,7 @@ def answer_f1(prediction: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-class SquadMetrics(evaluate.Metric):
+class SquadMetrics(BundledMetric):
     """Exact match and F1 of extractive answers, SQuAD v2 style, each in [0, 1].
 
     The Hub's `squad`/`squad_v2` metrics are not used because `evaluate.load` fetches their code
@@ -223,17 +220,12 @@ class SquadMetrics(evaluate.Metric):
     `NoAns_*` give the same figures over each kind.
     """
 
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description="SQuAD v2 exact match and token F1, computed locally.",
-            citation="",
-            inputs_description="predictions: one answer string per question ('' for no answer); "
-            "references: the list of gold answer strings per question ([] when unanswerable)",
-            features=datasets.Features({
-                "predictions": datasets.Value("string"),
-                "references": datasets.Sequence(datasets.Value("string")),
-            }),
-        )
+    summary = "SQuAD v2 exact match and token F1, computed locally."
+    inputs = (
+        "predictions: one answer string per question ('' for no answer); "
+        "references: the list of gold answer strings per question ([] when unanswerable)"
+    )
+    prediction, reference = datasets.Value("string"), datasets.Sequence(datasets.Value("string"))
 
     def _compute(self, predictions: list[str], references: list[list[str]]) -> dict[str, Any]:
         exact, f1, answerable = [], [], []
@@ -259,20 +251,16 @@ def _squad_scores(prefix: str, exact: list[float], f1: list[float]) -> dict[str,
     }
 
 
-class RougeMetrics(evaluate.Metric):
+class RougeMetrics(BundledMetric):
     """ROUGE-1, ROUGE-2, ROUGE-L and ROUGE-Lsum F-measures (0-1), averaged over examples, with rouge-score.
 
     Tokens are stemmed (Porter), as in the `evaluate` rouge module; ROUGE-Lsum splits summaries
     into sentences at newlines.
     """
 
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description="ROUGE computed with rouge-score.",
-            citation="",
-            inputs_description="predictions and references: one string per example",
-            features=datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
-        )
+    summary = "ROUGE computed with rouge-score."
+    inputs = "predictions and references: one string per example"
+    prediction, reference = datasets.Value("string"), datasets.Value("string")
 
     def _compute(self, predictions: list[str], references: list[str]) -> dict[str, Any]:
         from rouge_score import rouge_scorer
@@ -286,16 +274,12 @@ class RougeMetrics(evaluate.Metric):
         return {kind: total / len(predictions) if predictions else 0.0 for kind, total in totals.items()}
 
 
-class BleuMetrics(evaluate.Metric):
+class BleuMetrics(BundledMetric):
     """Corpus BLEU and chrF (0-100) with sacrebleu's default tokenisation, one reference per example."""
 
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description="BLEU and chrF computed with sacrebleu.",
-            citation="",
-            inputs_description="predictions and references: one string per example",
-            features=datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
-        )
+    summary = "BLEU and chrF computed with sacrebleu."
+    inputs = "predictions and references: one string per example"
+    prediction, reference = datasets.Value("string"), datasets.Value("string")
 
     def _compute(self, predictions: list[str], references: list[str]) -> dict[str, Any]:
         import sacrebleu

@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ftcli.commands import Job, job_for
 from ftcli.config import schema
-from ftcli.config.checks import to_typed
+from ftcli.registered import to_typed
 from ftcli.errors import ConfigError
 from ftcli.registry import did_you_mean
 

@@ -19,11 +19,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-# (command, override) -> (config name, module, schema class name): a command line that holds the
-# override runs a different config and module under the same command.
-VARIANTS: dict[tuple[str, str], tuple[str, str, str]] = {
-    ("eval", "task=prompting"): ("eval_prompting", "ftcli.commands.prompting", "PromptingEvalConfig"),
-}
+SCORE_MODULE, SCORE_SCHEMA = "ftcli.commands.score", "ScoreConfig"  # `eval task=<scorer>`
 
 
 @dataclass(frozen=True)
@@ -33,7 +29,7 @@ class Job:
     config_name: str
     module: str
     schema: str
-    usage: str  # the words that pick it: "train", "eval task=prompting"
+    usage: str  # the words that pick it: "train", "eval task=<scorer>"
 
     @property
     def runner(self) -> Callable[[Any, Any], Any]:
@@ -41,9 +37,24 @@ class Job:
 
 
 def job_for(command: str, overrides: list[str]) -> Job:
-    """`ftcli eval task=prompting ...` scores a model without a run directory; every other line is the command itself."""
-    for (name, override), (config_name, module, schema) in VARIANTS.items():
-        if name == command and override in overrides:
-            return Job(config_name, module, schema, f"{command} {override}")
+    """The job a command line runs: the command itself, except that `ftcli eval task=<scorer> ...` scores a
+    pretrained model without a run directory, with the scorer's own config (`configs/eval_<scorer>.yaml`)."""
+    scorer = scorer_named(overrides) if command == "eval" else None
+    if scorer is not None:
+        return Job(f"{command}_{scorer}", SCORE_MODULE, SCORE_SCHEMA, f"{command} task={scorer}")
     module, schema, _ = COMMANDS[command]
     return Job(command, module, schema, command)
+
+
+def scorer_named(overrides: list[str]) -> str | None:
+    """The registered scorer an override `task=<name>` picks, if any.
+
+    The task registry is imported only for a command line that picks a task, so `eval run_dir=...`
+    and `--help` stay quick.
+    """
+    named = [word.partition("=")[2] for word in overrides if word.startswith("task=")]
+    if not named:
+        return None
+    from ftcli.tasks.scorers import SCORERS
+
+    return next((name for name in named if name in SCORERS), None)

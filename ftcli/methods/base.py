@@ -5,6 +5,12 @@ A method adapts a freshly built task model (`apply`) and saves what it trained (
 backbone's weights in place (a plain `save_pretrained` folder, loaded back with the task's Auto
 class), `adapter` for methods saved in PEFT format, which also `load` the adapter onto a freshly
 built base model. The task head is always trainable and always saved.
+
+Beyond that, a method answers what the rest of ftcli needs to know about it through declared
+hooks, never by being probed for attributes: how many positions its virtual tokens take
+(`virtual_tokens`), a per-parameter learning-rate factor (`lr_scale`), whether it learns
+virtual tokens at all (`prompt_learning`), and how it folds into plain weights (`mergeable`,
+`merge`). `MethodBase` gives every hook the answer of a method that does none of these things.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol
 
 from ftcli.registry import Registry
 
@@ -23,9 +29,14 @@ if TYPE_CHECKING:
 
 
 class Method(Protocol):
+    """What a fine-tuning method provides to the commands."""
+
     artifact: ClassVar[str]  # "model" or "adapter"
     default_lr: ClassVar[float]  # used when trainer.lr is null
-    mergeable: ClassVar[bool]  # adapter methods: can `export merge=true` fold it into plain weights
+    mergeable: ClassVar[bool]  # can `export merge=true` fold it into plain weights (`merge`)
+    # Learns virtual tokens in front of the input or of every layer's keys and values (PEFT's prompt
+    # learning): cross-group rules ask this, e.g. packed batches cannot keep such examples apart.
+    prompt_learning: ClassVar[bool]
 
     def apply(self, model: nn.Module, cfg: MethodConfig, head: list[str]) -> nn.Module:
         """Adapt `model` and set `requires_grad` on exactly the parameters to train."""
@@ -36,14 +47,54 @@ class Method(Protocol):
     def load(self, base: nn.Module, directory: Path) -> nn.Module:
         """Adapter methods only: the trained model from a freshly built `base` and the saved folder."""
 
+    def virtual_tokens(self, cfg: MethodConfig) -> int:
+        """Positions the method's virtual tokens take in front of the input (0: none); the task's
+        `max_length` plus these must fit the model's position table."""
+
+    def lr_scale(self, cfg: MethodConfig) -> Callable[[str], float] | None:
+        """The learning-rate factor per parameter name (LoRA+), or None when all share one rate."""
+
+    def merge(self, model: nn.Module) -> nn.Module:
+        """The adapted `model` as plain weights that load without ftcli or PEFT; refused (ModelError)
+        when the method is not `mergeable`."""
+
 
 METHODS: Registry[Method] = Registry("method")
 
 
-def lr_scale_of(method: Method, cfg: MethodConfig) -> Callable[[str], float] | None:
-    """The method's learning-rate factor per parameter name (LoRA+), or None when all share one rate."""
-    scale = getattr(method, "lr_scale", None)
-    return scale(cfg) if scale else None
+class MethodBase:
+    """Every hook's answer for a method that has no virtual tokens, one learning rate and nothing to merge.
+
+    Methods subclass it (through `WholeModelMethod`, `PeftMethod` or `NativeMethod`) and override
+    the hooks they need, so every registered method answers every hook of `Method`.
+    """
+
+    mergeable: ClassVar[bool] = False
+    prompt_learning: ClassVar[bool] = False
+
+    def virtual_tokens(self, cfg: MethodConfig) -> int:
+        return 0
+
+    def lr_scale(self, cfg: MethodConfig) -> Callable[[str], float] | None:
+        return None
+
+    def merge(self, model: nn.Module) -> nn.Module:
+        refuse_merge(self)
+
+
+def refuse_merge(method: object) -> NoReturn:
+    """Raise the error of a method whose trained parts no weight matrix can hold.
+
+    `ftcli export` refuses `merge=true` for such a method before it loads anything, with the
+    method's name; this is the guard for any other caller.
+    """
+    from ftcli.errors import ModelError
+
+    raise ModelError(
+        f"{type(method).__name__} cannot be merged into plain weights: its bottleneck layers or virtual "
+        "tokens are extra computation that no weight matrix can hold",
+        hint="save it with the method's own format instead",
+    )
 
 
 def head_modules(model: nn.Module) -> list[str]:
@@ -102,7 +153,7 @@ def count_parameters(model: nn.Module, head: list[str]) -> ParameterCount:
     return ParameterCount(trainable, without_head, total)
 
 
-class WholeModelMethod:
+class WholeModelMethod(MethodBase):
     """Methods that train some of the model's own weights and save the whole model (`model/`)."""
 
     artifact = "model"
@@ -110,6 +161,10 @@ class WholeModelMethod:
 
     def save(self, model: nn.Module, directory: Path, cfg: MethodConfig) -> None:
         model.save_pretrained(directory, safe_serialization=True)
+
+    def merge(self, model: nn.Module) -> nn.Module:
+        """The model itself: its trained weights are already the model's own."""
+        return model
 
 
 def freeze_all_but_head(model: nn.Module, head: list[str]) -> None:

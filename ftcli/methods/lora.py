@@ -92,6 +92,7 @@ class Lora(PeftMethod):
         )
 
     def lr_scale(self, cfg: LoraConfig) -> Optional[Callable[[str], float]]:
+        """LoRA+'s faster B matrices when `method.loraplus_lr_ratio` is set, else one rate for all."""
         return loraplus_scale(cfg.loraplus_lr_ratio)
 
 

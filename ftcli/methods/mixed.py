@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any, Optional
 from ftcli.config.schema import MethodConfig
 from ftcli.methods.adapter import AdapterConfig, insert_bottlenecks
 from ftcli.methods.base import METHODS, freeze_all_but_head
-from ftcli.methods.lora import Lora, LoraConfig, loraplus_scale
+from ftcli.methods.lora import Lora, LoraConfig
 from ftcli.methods.native import NativeMethod
 from ftcli.methods.prompt import (
     PrefixTuning,
     PrefixTuningConfig,
+    PromptMethod,
     PromptTuning,
     PromptTuningConfig,
     check_prefix_support,
@@ -48,6 +49,10 @@ class MixedConfig(MethodConfig):
 
     def uses(self, component: str) -> bool:
         return component in self.components
+
+    def parts(self) -> list[str]:
+        """The picked components: each is a registered method of its own."""
+        return list(self.components)
 
     def validate(self) -> list[str]:
         problems = [
@@ -97,7 +102,8 @@ class Mixed(NativeMethod):
             param.requires_grad = id(param) in trained and "original_module" not in name.split(".")
         return model
 
-    def _prompt(self, cfg: MixedConfig) -> Optional[tuple[Any, Any]]:
+    def _prompt(self, cfg: MixedConfig) -> Optional[tuple[PromptMethod, Any]]:
+        """The prompt-learning part and its settings, if one is picked (at most one: `validate`)."""
         if cfg.uses("prefix_tuning"):
             return PrefixTuning(), cfg.prefix_tuning
         if cfg.uses("prompt_tuning"):
@@ -105,11 +111,13 @@ class Mixed(NativeMethod):
         return None
 
     def virtual_tokens(self, cfg: MixedConfig) -> int:
+        """The prompt part's virtual tokens, as that method counts them; 0 without a prompt part."""
         prompt = self._prompt(cfg)
-        return prompt[1].num_virtual_tokens if prompt else 0
+        return prompt[0].virtual_tokens(prompt[1]) if prompt else 0
 
     def lr_scale(self, cfg: MixedConfig) -> Optional[Callable[[str], float]]:
-        return loraplus_scale(cfg.lora.loraplus_lr_ratio) if cfg.uses("lora") else None
+        """The LoRA part's learning-rate factor (LoRA+); the other parts train at one rate."""
+        return Lora().lr_scale(cfg.lora) if cfg.uses("lora") else None
 
 
 def _trainable(model: nn.Module) -> set[int]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ftcli.errors import ModelError
+from ftcli.methods.base import MethodBase
 
 if TYPE_CHECKING:
     from torch import nn
@@ -29,8 +30,12 @@ WEIGHTS_FILE = "trainable.safetensors"
 FORMAT = 1
 
 
-class NativeMethod:
-    """Base for methods saved in ftcli's format; subclasses supply `apply`."""
+class NativeMethod(MethodBase):
+    """Base for methods saved in ftcli's format; subclasses supply `apply`.
+
+    Not mergeable: bottleneck layers (and a mixed method's virtual tokens) are extra computation,
+    so `merge` keeps `MethodBase`'s refusal.
+    """
 
     artifact = "adapter"
     mergeable = False

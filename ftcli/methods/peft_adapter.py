@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ftcli.errors import ModelError
+from ftcli.methods.base import MethodBase, refuse_merge
 
 if TYPE_CHECKING:
     from torch import nn
@@ -19,9 +20,9 @@ if TYPE_CHECKING:
 TARGET_MISSES = ("not found in the base model", "No modules were targeted", "Target modules")
 
 
-class PeftMethod:
+class PeftMethod(MethodBase):
     artifact = "adapter"
-    mergeable = True
+    mergeable = True  # LoRA, IA3 and LN tuning change weights PEFT can fold back in (prompt methods cannot)
     layer_kind = "linear"  # what a target-miss message lists
     target_hint = "set method.target_modules to some of those names"
 
@@ -54,6 +55,12 @@ class PeftMethod:
         from peft import PeftModel
 
         return PeftModel.from_pretrained(base, directory)
+
+    def merge(self, model: nn.Module) -> nn.Module:
+        """PEFT folds the adapter into the base weights and drops its wrapper (`merge_and_unload`)."""
+        if not self.mergeable:
+            refuse_merge(self)
+        return model.merge_and_unload()
 
 
 def _targets(config: Any) -> Any:

@@ -81,7 +81,8 @@ def _positive_tokens(count: int) -> list[str]:
 
 
 class PromptMethod(PeftMethod):
-    mergeable = False  # virtual tokens are extra inputs, not a change to any weight
+    mergeable = False  # virtual tokens are extra inputs, not a change to any weight (`merge` refuses)
+    prompt_learning = True
     extends_input = True  # the virtual tokens join the input sequence (prefix tuning's do not)
 
     def apply(self, model: nn.Module, cfg: Any, head: list[str]) -> nn.Module:
@@ -90,6 +91,7 @@ class PromptMethod(PeftMethod):
         return super().apply(model, cfg, head)
 
     def virtual_tokens(self, cfg: Any) -> int:
+        """Counted for all three prompt methods, prefix tuning included."""
         return cfg.num_virtual_tokens
 
 
@@ -225,11 +227,6 @@ def _tokenizer_path(model: nn.Module) -> str:
     from ftcli.modeling import embedded_tokenizer_path
 
     return model.name_or_path or embedded_tokenizer_path()
-
-
-def virtual_tokens(method: Any, cfg: Any) -> int:
-    """Positions a method's virtual tokens take in front of the input (0 for other methods)."""
-    return method.virtual_tokens(cfg) if hasattr(method, "virtual_tokens") else 0
 
 
 METHODS.register("prompt_tuning", PromptTuningConfig)(PromptTuning())

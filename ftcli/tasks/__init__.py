@@ -10,6 +10,6 @@ from ftcli.tasks import ner  # noqa: F401  (registers `ner`)
 from ftcli.tasks import seq2seq  # noqa: F401  (registers `summarization` and `translation`)
 from ftcli.tasks import qa  # noqa: F401  (registers `qa`)
 from ftcli.tasks import instruction  # noqa: F401  (registers `instruction`)
-from ftcli.tasks import prompting  # noqa: F401  (registers `prompting`)
+from ftcli.tasks import prompting  # noqa: F401  (registers the scorer `prompting` in `scorers.SCORERS`)
 
 __all__ = ["TASKS", "Task"]

@@ -2,7 +2,7 @@
 
 No training: `ftcli eval task=prompting model=<causal LM or encoder-decoder>` scores a model as it
 is, the prompt-engineering baseline to set beside fine-tuned runs (same metrics as `sentiment`
-and `text_classification`).
+and `text_classification`). It is a scorer (`ftcli.tasks.scorers`), not a trainable task.
 
 Each input is written with `task.template`, whose `{column}` fields are filled from the row
 ("Review: {text}\\nSentiment:"). `task.shots` solved examples from the training split come
@@ -29,8 +29,8 @@ from typing import Any
 from ftcli.config.schema import DataConfig, TaskConfig
 from ftcli.errors import ConfigError, DataError, ModelError
 from ftcli.readers import Row
-from ftcli.tasks.base import TASKS
 from ftcli.tasks.chat import bos_ids
+from ftcli.tasks.scorers import SCORERS, ScoredRows
 
 
 class Score(str, Enum):
@@ -70,7 +70,30 @@ class Prompts:
 
 
 class Prompting:
-    """Builds prompts from rows and scores label words with a language model."""
+    """Builds prompts from rows and scores label words with a language model (a `Scorer`)."""
+
+    def mode(self, task: PromptingConfig) -> str:
+        return f"{task.shots}-shot" if task.shots else "zero-shot"
+
+    def sample(self, task: PromptingConfig) -> str:
+        return task.sample
+
+    def needs_training_rows(self, task: PromptingConfig, data: DataConfig) -> bool:
+        """Demonstrations come from the training split, and so does the label set when no setting gives it."""
+        return task.shots > 0 or not (task.label_words or data.label_names)
+
+    def settings(self, task: PromptingConfig) -> dict[str, Any]:
+        return {"shots": task.shots, "template": task.template}
+
+    def score_rows(
+        self, model: Any, tokenizer: Any, rows: list[Row], source: str, task: PromptingConfig, data: DataConfig,
+        labels: list[str], train: list[Row] | None, seed: int, batch_size: int,
+    ) -> ScoredRows:
+        """Each row's prompt, the label words' log-likelihoods after it, and the metrics when rows have labels."""
+        prompts = self.prompts(rows, source, task, data, labels, train, seed)
+        scores = self.score(model, tokenizer, prompts, task, batch_size)
+        metrics = self.metrics(scores, prompts, labels) if prompts.references is not None else None
+        return ScoredRows(scores, metrics)
 
     def model_class(self, config: Any) -> type:
         """The Auto class for scoring with this model; encoder-only models have nothing to score with."""
@@ -202,4 +225,4 @@ def _known(label: str, labels: list[str], index: int, source: str) -> str:
     return label
 
 
-TASKS.register("prompting", PromptingConfig)(Prompting())
+SCORERS.register("prompting", PromptingConfig)(Prompting())

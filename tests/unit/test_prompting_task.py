@@ -9,10 +9,10 @@ import torch
 from ftcli.config.schema import DataConfig
 from ftcli.engine.word_scores import word_log_likelihoods
 from ftcli.errors import ConfigError, DataError, ModelError
-from ftcli.tasks import TASKS
 from ftcli.tasks.prompting import PromptingConfig
+from ftcli.tasks.scorers import SCORERS
 
-TASK = TASKS.get("prompting").impl
+TASK = SCORERS.get("prompting").impl
 TRAIN = [{"text": f"train {i}", "label": "pos" if i % 2 else "neg"} for i in range(6)]
 ROWS = [{"text": "good film", "label": "pos"}, {"text": "bad film", "label": "neg"}]
 

@@ -9,15 +9,14 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import OmegaConf
 
-from ftcli.config.checks import to_typed
 from ftcli.config.schema import (
     EMBEDDED_MODEL,
     DataConfig,
     EvalConfig,
-    PromptingEvalConfig,
     EvalStrategy,
     PredictConfig,
     Precision,
+    ScoreConfig,
     TrainConfig,
     TrainerConfig,
     plain,
@@ -32,6 +31,7 @@ from ftcli.methods.prompt import PrefixTuningConfig, PromptTuningConfig, PTuning
 from ftcli.methods.full import FullConfig
 from ftcli.methods.lora import LoraBias, LoraConfig
 from ftcli.methods.mixed import MixedConfig
+from ftcli.registered import to_typed
 from ftcli.tasks.classification import ClassificationConfig
 from ftcli.tasks.ner import NerConfig
 from ftcli.tasks.instruction import InstructionConfig
@@ -107,7 +107,7 @@ EVAL_ONLY = {"task/prompting"}  # composed under `ftcli eval task=prompting`, re
 def test_option_composes_to_typed(hydra, path):
     group, option = path.parent.name, path.stem
     if f"{group}/{option}" in EVAL_ONLY:
-        cfg = to_typed(hydra("eval_prompting", f"{group}={option}"), PromptingEvalConfig)
+        cfg = to_typed(hydra("eval_prompting", f"{group}={option}"), ScoreConfig)
         assert isinstance(cfg.task, PromptingConfig) and cfg.model.name_or_path == "tiny:gpt2"
         written = OmegaConf.to_container(OmegaConf.load(path))
         written.pop("defaults")

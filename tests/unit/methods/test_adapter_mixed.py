@@ -12,7 +12,6 @@ from ftcli.engine.optim import build_optimizer
 from ftcli.errors import ModelError
 from ftcli.methods import METHODS, count_parameters
 from ftcli.methods.adapter import AdapterConfig, NonLinearity, Placement
-from ftcli.methods.base import lr_scale_of
 from ftcli.methods.lora import LoraConfig
 from ftcli.methods.mixed import MixedConfig
 from ftcli.methods.native import CONFIG_FILE, WEIGHTS_FILE, load_adapter
@@ -141,7 +140,7 @@ def test_lora_target_modules_of_the_wrong_type_is_a_config_problem():
 def test_loraplus_gives_b_a_higher_learning_rate(tiny_bert):
     cfg = LoraConfig(loraplus_lr_ratio=16)
     model = apply("lora", cfg, tiny_bert)
-    optimizer = build_optimizer(model, TrainerConfig(weight_decay=0.01), 1e-3, lr_scale_of(METHODS.get("lora").impl, cfg))
+    optimizer = build_optimizer(model, TrainerConfig(weight_decay=0.01), 1e-3, METHODS.get("lora").impl.lr_scale(cfg))
     rate = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
     decay = {id(p): g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
     for name, param in model.named_parameters():
@@ -153,7 +152,7 @@ def test_loraplus_gives_b_a_higher_learning_rate(tiny_bert):
 def test_plain_lora_keeps_one_learning_rate(tiny_bert):
     cfg = LoraConfig()
     model = apply("lora", cfg, tiny_bert)
-    assert lr_scale_of(METHODS.get("lora").impl, cfg) is None
+    assert METHODS.get("lora").impl.lr_scale(cfg) is None
     optimizer = build_optimizer(model, TrainerConfig(), 1e-3, None)
     assert {g["lr"] for g in optimizer.param_groups} == {1e-3}
 

@@ -178,13 +178,12 @@ def test_prompt_text_init_starts_from_the_text_embeddings(tiny_bert, tokenizer):
 
 def test_virtual_tokens_must_fit_the_position_table(tiny_bert):
     from ftcli.errors import ConfigError
-    from ftcli.methods.prompt import virtual_tokens
     from ftcli.modeling import fit_max_length
 
     method = METHODS.get("prompt_tuning").impl
-    assert fit_max_length(tiny_bert, 500, 128, virtual_tokens(method, PromptTuningConfig(num_virtual_tokens=12))) == 500
+    assert fit_max_length(tiny_bert, 500, 128, method.virtual_tokens(PromptTuningConfig(num_virtual_tokens=12))) == 500
     with pytest.raises(ConfigError, match="plus method.num_virtual_tokens=13 exceeds the 512 positions") as info:
-        fit_max_length(tiny_bert, 500, 128, virtual_tokens(method, PromptTuningConfig(num_virtual_tokens=13)))
+        fit_max_length(tiny_bert, 500, 128, method.virtual_tokens(PromptTuningConfig(num_virtual_tokens=13)))
     assert info.value.hint.startswith("set task.max_length=499 or fewer")
 
 

@@ -1,0 +1,106 @@
+"""Where configs meet the task, scorer and method registries.
+
+The config layer (`ftcli.config`) holds the schemas and what they check by themselves; the
+registries sit above it, with the implementations. This module joins the two for the CLI:
+`register_configs` stores every schema with Hydra's ConfigStore (the top-level ones and, from the
+registries, each task's, scorer's and method's), and `to_typed` checks a composed config with the
+rules that need the registries as well (`RULES`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from omegaconf import DictConfig
+
+from ftcli.config import checks
+from ftcli.config.schema import ScoreConfig, TrainConfig
+from ftcli.registry import did_you_mean
+
+T = TypeVar("T")
+
+
+def register_configs() -> None:
+    """Store every schema with Hydra's ConfigStore, as composing any command's config needs.
+
+    Task and scorer schemas go under `schema/task/<name>`, method schemas under
+    `schema/method/<name>`, so each YAML in `configs/task` and `configs/method` names its schema
+    in its defaults list (`/schema/method/lora@_here_`) and the schema names never show up among a
+    group's options; each scorer's `configs/eval_<scorer>.yaml` builds on `base_eval_<scorer>`.
+    """
+    from hydra.core.config_store import ConfigStore
+
+    from ftcli.config.store import register_base_schemas
+    from ftcli.methods import METHODS
+    from ftcli.tasks import TASKS
+    from ftcli.tasks.scorers import SCORERS
+
+    store = ConfigStore.instance()
+    register_base_schemas(store)
+    for scorer in SCORERS:
+        store.store(name=f"base_eval_{scorer.name}", node=ScoreConfig)
+    for entry in METHODS:
+        store.store(group="schema/method", name=entry.name, node=entry.config_cls)
+    for entry in (*TASKS, *SCORERS):
+        store.store(group="schema/task", name=entry.name, node=entry.config_cls)
+
+
+def to_typed(cfg: DictConfig, schema: type[T]) -> T:
+    """`ftcli.config.checks.to_typed` with the registries' rules: what the CLI runs before a job."""
+    return checks.to_typed(cfg, schema, RULES)
+
+
+class Rules:
+    """The checks of a `train` config that ask the registries (`ftcli.config.checks.RegistryRules`)."""
+
+    def across_groups(self, cfg: Any) -> list[str]:
+        """A scorer is not trained; packed batches need every example to keep its own positions."""
+        from ftcli.methods import METHODS
+        from ftcli.tasks.scorers import SCORERS
+
+        if not isinstance(cfg, TrainConfig):
+            return []
+        name = cfg.task.name
+        if name in SCORERS:
+            return [f"task={name} trains nothing: it scores a pretrained model as it is; "
+                    f"run `ftcli eval task={name} model=...` instead"]
+        prompts = [part for part in cfg.method.parts() if part in METHODS and METHODS.get(part).impl.prompt_learning]
+        if getattr(cfg.task, "packing", False) and prompts:
+            return [
+                f"task.packing=true cannot be combined with {prompts[0]}: PEFT drops the position ids that keep "
+                "packed examples apart (and prefix tuning's cached keys turn the separation off); "
+                "set task.packing=false or use method=lora, adapter or full"
+            ]
+        return []
+
+    def registered(self, cfg: Any) -> list[str]:
+        """A task or method YAML must name a registered implementation with the matching schema.
+
+        The task group holds scorers' settings too (`configs/task/`), so their names count as registered
+        tasks here; `across_groups` refuses training one.
+        """
+        from ftcli.methods import METHODS
+        from ftcli.tasks import TASKS
+        from ftcli.tasks.scorers import SCORERS
+
+        if not isinstance(cfg, TrainConfig):
+            return []
+        problems = []
+        tasks = {entry.name: entry.config_cls for entry in (*TASKS, *SCORERS)}
+        methods = {entry.name: entry.config_cls for entry in METHODS}
+        for group, node, schemas in (("task", cfg.task, tasks), ("method", cfg.method, methods)):
+            names = sorted(schemas)
+            if node.name not in schemas:
+                problems.append(
+                    f"{group}.name={node.name!r} is not a registered {group}"
+                    f"{did_you_mean(node.name, names)}; choose one of: {', '.join(names)}"
+                )
+            elif type(node) is not schemas[node.name]:
+                problems.append(
+                    f"{group}.name={node.name!r} does not match the {group} settings given "
+                    f"({type(node).__name__}); pick the {group} with {group}={node.name} instead"
+                )
+        return problems
+
+
+RULES = Rules()
