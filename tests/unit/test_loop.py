@@ -157,6 +157,33 @@ def test_a_token_budget_run_resumes_to_the_same_weights(tmp_path):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+ACCUMULATING = TrainerConfig(**{**vars(CFG), "grad_accum_steps": 3, "max_steps": 10})  # 16 batches: 6 steps an epoch
+
+
+@pytest.mark.parametrize("at", [4, 6], ids=["mid-epoch", "end-of-epoch"])
+def test_an_accumulating_run_resumes_to_the_same_weights(tmp_path, at):
+    """Windows of 3 batches, the epoch's last of 1: a checkpoint counts whole windows, so a resume
+    mid-epoch or at an epoch's end replays the same steps."""
+    from ftcli.engine.checkpoint import read_checkpoint
+
+    torch.manual_seed(0)
+    whole = Regressor()
+    result = train(whole, tmp_path / "whole", ACCUMULATING)
+    assert result.step == 10 and result.samples == 32 + 4 * 3 * 2
+    torch.manual_seed(0)
+    train(Regressor(), tmp_path / "first", ACCUMULATING)
+    checkpoint = read_checkpoint(tmp_path / "first" / "checkpoints" / f"step-{at}")
+    assert (checkpoint.state.epoch, checkpoint.state.batches_in_epoch) == (0, {4: 12, 6: 16}[at])
+    torch.manual_seed(1)
+    resumed = Regressor()
+    checkpoints = Checkpointing(tmp_path / "resumed", None, 2, {}, resume=checkpoint)
+    again = train_loop(training(resumed, checkpoints=checkpoints), ACCUMULATING)
+    losses = [[(r["step"], r["loss"]) for r in run.history] for run in (result, again)]
+    assert losses[0] == losses[1] and len(losses[0]) == 3  # steps 4, 8 and 10; the first from the checkpoint
+    for a, b in zip(whole.parameters(), resumed.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 def test_a_token_budget_below_the_longest_row_is_refused(tmp_path):
     cfg = TrainerConfig(**{**vars(BUDGET), "max_tokens_per_batch": 3})
     with pytest.raises(ConfigError) as raised:
