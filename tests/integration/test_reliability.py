@@ -258,7 +258,7 @@ CASES = [
     Case("config-from-other-version", ("eval", "run_dir={run}"), EXIT_RUN_DIR,
          "{run}/config.yaml is not a valid ftcli training config: Key 'learning_rate' not in 'TrainerConfig' "
          "fix: the run was written by ftcli 0.0.9 and this is ftcli {version}", run="full",
-         damage=(edit("config.yaml", "  lr: null", "  learning_rate: null"), written_by("0.0.9"))),
+         damage=(edit("config.yaml", "  lr: ", "  learning_rate: "), written_by("0.0.9"))),
     Case("config-unknown-task", ("export", "run_dir={run}", "output={data}/export"), EXIT_RUN_DIR,
          "{run}/config.yaml is not a valid ftcli training config: unknown task 'sentiment_v2' "
          "(did you mean 'sentiment'?)", run="full", damage=(edit("config.yaml", "sentiment", "sentiment_v2"),)),
