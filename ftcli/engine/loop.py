@@ -184,7 +184,7 @@ def _optimiser_step(run: _Prepared, step: TrainingStep, window: list[Batch], cfg
     over all units needs their sum. Gradients are synchronised once, in the last backward pass.
     """
     accelerator = run.accelerator
-    units = [step.units(batch) for batch in window]
+    units = [torch.as_tensor(step.units(batch), device=accelerator.device) for batch in window]
     total = torch.stack(units).sum()
     if accelerator.num_processes > 1:
         total = accelerator.reduce(total, reduction="sum")
