@@ -100,7 +100,21 @@ class Rules:
                     f"{group}.name={node.name!r} does not match the {group} settings given "
                     f"({type(node).__name__}); pick the {group} with {group}={node.name} instead"
                 )
-        return problems
+        return problems + _unknown_add_ons(cfg.trainer.add_ons)
+
+
+def _unknown_add_ons(names: list[str]) -> list[str]:
+    """`trainer.add_ons` names that no training add-on registered."""
+    from ftcli.engine.step import ADD_ONS
+    from ftcli.errors import ConfigError
+
+    problems = []
+    for name in names:
+        try:
+            ADD_ONS.get(name)
+        except ConfigError as exc:
+            problems.append(f"trainer.add_ons: {exc.message}")
+    return problems
 
 
 RULES = Rules()

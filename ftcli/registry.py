@@ -47,10 +47,8 @@ class Registry(Generic[T]):
         from ftcli.errors import ConfigError
 
         if name not in self._entries:
-            raise ConfigError(
-                f"unknown {self.kind} {name!r}{did_you_mean(name, self.names())}; "
-                f"choose one of: {', '.join(self.names())}"
-            )
+            choices = f"choose one of: {', '.join(self.names())}" if self.names() else f"no {self.kind} is registered"
+            raise ConfigError(f"unknown {self.kind} {name!r}{did_you_mean(name, self.names())}; {choices}")
         return self._entries[name]
 
     def names(self) -> list[str]:

@@ -10,7 +10,7 @@ from ftcli import ui
 from ftcli.config.schema import DataConfig, EvalConfig, EvalDataConfig
 from ftcli.data import load_splits
 from ftcli.engine.task_outputs import scores, task_outputs
-from ftcli.engine.loop import autocast_for
+from ftcli.engine.precision import autocast_for
 from ftcli.run_dir import METRICS, RunDir
 from ftcli.summary import SHOWN, data_source, overrides_row, run_rows
 from ftcli.tasks.notes import report, token_room

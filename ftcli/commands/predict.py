@@ -16,7 +16,7 @@ from typing import Any
 
 from ftcli import ui
 from ftcli.config.schema import DataConfig, PredictConfig
-from ftcli.engine.loop import autocast_for
+from ftcli.engine.precision import autocast_for
 from ftcli.engine.task_outputs import task_outputs
 from ftcli.errors import ConfigError
 from ftcli.jsonl import jsonl_line

@@ -6,7 +6,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +14,11 @@ from ftcli import ui
 from ftcli.config.schema import EMBEDDED_MODEL, ModelConfig, TrainConfig, plain
 from ftcli.data import load_splits, with_absolute_paths
 from ftcli.engine.task_outputs import scores, task_outputs
-from ftcli.engine.checkpoint import checkpoints_dir, list_checkpoints, resume_point
-from ftcli.engine.loop import Checkpointing, autocast_for, train_loop
+from ftcli.engine.checkpoint import Checkpointing, checkpoints_dir, list_checkpoints, resume_point
+from ftcli.engine.loop import Training, train_loop
+from ftcli.engine.precision import autocast_for
+from ftcli.engine.state import LoopState
+from ftcli.engine.step import LossUnit, ModelLoss, TrainingStep, with_add_ons
 from ftcli.errors import Interrupted, ModelError, NothingToDo, RunDirError
 from ftcli.methods import METHODS, count_parameters, head_modules
 from ftcli.modeling import (
@@ -34,36 +37,17 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
-    import transformers
     from accelerate.utils import set_seed
 
     started = time.perf_counter()
-    reset_peak_memory()
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
+    _quiet_libraries()
     cfg = replace(cfg, data=with_absolute_paths(cfg.data), model=with_absolute_path(cfg.model))
     run_dir = RunDir(output_dir)
     task, method = TASKS.get(cfg.task.name).impl, METHODS.get(cfg.method.name).impl
-    if cfg.trainer.metric_for_best is None:  # the task's headline metric, recorded in config.yaml
-        cfg = replace(cfg, trainer=replace(cfg.trainer, metric_for_best=task.best_metric(cfg.task)))
-    if cfg.trainer.resume is not None and run_dir.is_finished() and not cfg.overwrite:
-        raise NothingToDo(f"{output_dir} already holds a finished run; nothing to resume (its metrics are in {METRICS})")
-    run_dir.ensure_trainable(cfg.overwrite)
-    resumable = _resumable(cfg)  # as given: settings filled in below are derived from these
-    resume = _resume_point(run_dir, cfg.trainer.resume, resumable, cfg.overwrite)
-    _start_log(run_dir, resume)
-    run_dir.write_json(ENVIRONMENT, environment())
-    ui.print_summary(
-        f"ftcli train → {output_dir}",
-        {**run_rows(cfg), "data": data_source(cfg.data, cfg.task.name), **overrides_row(cfg)},
-    )
-    if resume is not None:
-        ui.info(f"resuming from {resume.path} (step {resume.step})")
-    model_config = load_config(cfg.model)
-    check_head(cfg.model, model_config, task.model_class(), cfg.task.name)
-    note = _picked_model_note(cfg, task.model_class())
-    if note:
-        ui.info(note)
+    step = with_add_ons(_training_step(cfg), cfg.trainer.add_ons)  # an unknown add-on fails before anything is written
+    resumable = _resumable(cfg)  # as given: `_with_defaults` fills in the rest from these
+    resume = _open_run_dir(run_dir, cfg, resumable)
+    model_config = _model_config(cfg, task)
 
     splits = load_splits(cfg.data, cfg.task.name, cfg.seed, training=True)
     labels = task.label_names(splits, cfg.task, cfg.data)
@@ -71,22 +55,117 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     tokenizer = build_tokenizer(cfg.model)
     model = build_model(cfg.model, task.model_class(), labels, **task.model_config(cfg.task, model_config))
     sync_pad_token(model, tokenizer)
-    max_length = fit_max_length(
-        model, cfg.task.max_length, type(cfg.task)().max_length, method.virtual_tokens(cfg.method)
-    )
-    cfg = replace(cfg, task=replace(cfg.task, max_length=max_length))
+    cfg = _with_defaults(cfg, task, method, model)
     features = {
         split: task.encode(rows, tokenizer, cfg.task, cfg.data, labels, splits.sources[split])
         for split, rows in splits.rows.items()
     }
+    _report_data(cfg, splits, features, labels, token_room(model, method, cfg.method))
+    model, params = _apply_method(cfg, method, model)
+    collate = task.collator(tokenizer, cfg.task)
+
+    def evaluate(split: str, trained: Any) -> dict[str, Any]:
+        device = next(trained.parameters()).device
+        outputs = task_outputs(
+            task, cfg.task, trained, tokenizer, features[split], collate, cfg.trainer.eval_batch_size,
+            autocast_for(cfg.trainer.precision, device),
+        )
+        return scores(task, cfg.task, outputs, features[split], labels)
+
+    training = Training(
+        model, features["train"], collate, cfg.trainer.lr, cfg.seed, lambda m: evaluate("validation", m),
+        _LoggedProgress(run_dir), step, method.lr_scale(cfg.method),
+        Checkpointing(run_dir.path, cfg.trainer.save_every, cfg.trainer.keep_checkpoints, resumable, resume),
+    )
+    result = _train(training, cfg, output_dir)
+    metrics = {split: evaluate(split, model) for split in ("validation", "test") if split in features}
+    metrics["train"] = _train_metrics(result, cfg, params, started)
+    _save(run_dir, cfg, method, model, tokenizer, labels, metrics)
+    shutil.rmtree(checkpoints_dir(run_dir.path), ignore_errors=True)  # the run is whole; nothing left to resume
+    ui.print_costs(metrics["train"])
+    ui.print_metrics({k: v for k, v in metrics.items() if k != "train"}, title="final metrics (best checkpoint)")
+    ui.info(f"run directory: [bold]{output_dir}[/]")
+    return metrics
+
+
+def _quiet_libraries() -> None:
+    """A fresh peak-memory count, and no log lines or progress bars from `transformers`."""
+    import transformers
+
+    reset_peak_memory()
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+
+
+def _training_step(cfg: TrainConfig) -> TrainingStep:
+    """The task's training step: the model's own loss, a mean over the units the task supervises.
+
+    Stands in for `task.training_step()` until tasks provide their own.
+    """
+    if cfg.task.name == "instruction":  # a causal LM: each row's first label predicts nothing
+        return ModelLoss(LossUnit.next_tokens)
+    if cfg.task.name in ("ner", "summarization", "translation"):
+        return ModelLoss(LossUnit.tokens)
+    return ModelLoss(LossUnit.rows)
+
+
+def _with_defaults(cfg: TrainConfig, task: Any, method: Any, model: Any) -> TrainConfig:
+    """`cfg` with the settings left to ftcli resolved for this run, so `config.yaml` records them.
+
+    `trainer.metric_for_best` null is the task's headline metric; `trainer.lr` null is the
+    method's recommended rate; the task's default `task.max_length` is lowered to fit the model's
+    position table (a length given beyond it is refused).
+    """
+    trainer = cfg.trainer
+    if trainer.metric_for_best is None:
+        trainer = replace(trainer, metric_for_best=task.best_metric(cfg.task))
+    if trainer.lr is None:
+        trainer = replace(trainer, lr=method.default_lr)
+    default_length = next(f.default for f in fields(cfg.task) if f.name == "max_length")
+    max_length = fit_max_length(model, cfg.task.max_length, default_length, method.virtual_tokens(cfg.method))
+    return replace(cfg, trainer=trainer, task=replace(cfg.task, max_length=max_length))
+
+
+def _open_run_dir(run_dir: RunDir, cfg: TrainConfig, resumable: dict[str, Any]) -> Any:
+    """Check the run directory can take this run, find the checkpoint to resume from, and say what starts."""
+    if cfg.trainer.resume is not None and run_dir.is_finished() and not cfg.overwrite:
+        raise NothingToDo(f"{run_dir.path} already holds a finished run; nothing to resume (its metrics are in {METRICS})")
+    run_dir.ensure_trainable(cfg.overwrite)
+    resume = _resume_point(run_dir, cfg.trainer.resume, resumable, cfg.overwrite)
+    _start_log(run_dir, resume)
+    run_dir.write_json(ENVIRONMENT, environment())
+    ui.print_summary(
+        f"ftcli train → {run_dir.path}",
+        {**run_rows(cfg), "data": data_source(cfg.data, cfg.task.name), **overrides_row(cfg)},
+    )
+    if resume is not None:
+        ui.info(f"resuming from {resume.path} (step {resume.step})")
+    return resume
+
+
+def _model_config(cfg: TrainConfig, task: Any) -> Any:
+    """The model's `transformers` config, once checked that the model can carry the task's head;
+    says why the task picked this model when none was named."""
+    model_config = load_config(cfg.model)
+    check_head(cfg.model, model_config, task.model_class(), cfg.task.name)
+    note = _picked_model_note(cfg, task.model_class())
+    if note:
+        ui.info(note)
+    return model_config
+
+
+def _report_data(cfg: TrainConfig, splits: Any, features: dict[str, Any], labels: list[str], room: Any) -> None:
+    """Rows per split and where they come from, what encoding cut or dropped, and the labels."""
     ui.info(", ".join(f"{split}: {len(rows)} rows ({splits.sources[split]})" for split, rows in splits.rows.items()))
-    room = token_room(model, method, cfg.method)
     for split, rows in splits.rows.items():
         report(features[split], len(rows), split, splits.sources[split], cfg.task.max_length, room,
                "train" if split == "train" else "eval")
     if labels:
         ui.info(f"labels: {', '.join(labels)}")
 
+
+def _apply_method(cfg: TrainConfig, method: Any, model: Any) -> tuple[Any, dict[str, Any]]:
+    """The model as the method trains it, and its parameter counts; a method that trains nothing is refused."""
     head = head_modules(model)
     model = method.apply(model, cfg.method, head)
     if cfg.trainer.gradient_checkpointing:
@@ -99,47 +178,32 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
             hint="for a language model use method=lora, adapter or full; with freeze set method.train_top_layers",
         )
     ui.print_parameters(params, cfg.method.name)
-    collate = task.collator(tokenizer, cfg.task)
-    lr = cfg.trainer.lr if cfg.trainer.lr is not None else method.default_lr
+    return model, params
 
-    def evaluate(split: str, trained: Any) -> dict[str, Any]:
-        device = next(trained.parameters()).device
-        outputs = task_outputs(
-            task, cfg.task, trained, tokenizer, features[split], collate, cfg.trainer.eval_batch_size,
-            autocast_for(cfg.trainer.precision, device),
-        )
-        return scores(task, cfg.task, outputs, features[split], labels)
 
-    checkpoints = Checkpointing(
-        run_dir.path, cfg.trainer.save_every, cfg.trainer.keep_checkpoints, resumable, resume
-    )
+def _train(training: Training, cfg: TrainConfig, output_dir: Path) -> LoopState:
+    """The training loop; a run stopped by a signal says how to continue it."""
     try:
-        result = train_loop(
-            model, features["train"], collate, cfg.trainer, lr, cfg.seed,
-            lambda m: evaluate("validation", m), _LoggedProgress(run_dir), method.lr_scale(cfg.method), checkpoints,
-        )
+        return train_loop(training, cfg.trainer)
     except Interrupted as exc:
         exc.hint = f"continue with: {_resume_command(output_dir)}"
         raise
-    metrics = {split: evaluate(split, model) for split in ("validation", "test") if split in features}
-    metrics["train"] = {
-        "steps": result.steps,
+
+
+def _train_metrics(result: LoopState, cfg: TrainConfig, params: dict[str, Any], started: float) -> dict[str, Any]:
+    """The `train` section of metrics.json: length, speed and cost of the run."""
+    return {
+        "steps": result.step,
         "epochs": round(result.epochs, 4),
         "samples_per_second": round(result.samples_per_second, 2),
         "train_seconds": round(result.train_seconds, 2),
         "wall_seconds": round(time.perf_counter() - started, 2),
         "best_step": result.best_step,
         "stopped_early": result.stopped_early,
-        "lr": lr,
+        "lr": cfg.trainer.lr,
         "parameters": params,
         **peak_memory_mb(),
     }
-    _save(run_dir, cfg, method, model, tokenizer, labels, metrics)
-    shutil.rmtree(checkpoints_dir(run_dir.path), ignore_errors=True)  # the run is whole; nothing left to resume
-    ui.print_costs(metrics["train"])
-    ui.print_metrics({k: v for k, v in metrics.items() if k != "train"}, title="final metrics (best checkpoint)")
-    ui.info(f"run directory: [bold]{output_dir}[/]")
-    return metrics
 
 
 def _picked_model_note(cfg: TrainConfig, model_class: type) -> str | None:

@@ -152,6 +152,7 @@ class TrainerConfig:
     save_every: Optional[int] = 500  # steps between checkpoints in <run dir>/checkpoints; null: none
     keep_checkpoints: int = 2  # newest checkpoints kept while training; all are removed once the run finishes
     resume: Optional[str] = None  # "auto": the run directory's newest checkpoint; or a checkpoints/step-<N> path
+    add_ons: list[str] = field(default_factory=list)  # registered training add-ons wrapping the task's step, in order
 
     @property
     def maximize(self) -> bool:

@@ -6,8 +6,9 @@ A checkpoint holds everything the loop needs to carry on as if it had never stop
     best.safetensors        the best evaluation's trainable weights, when there was one
     optimizer.pt            optimiser and scheduler state dicts (tensors and numbers only)
     rng.pt                  torch's CPU (and CUDA) random states
-    state.json              step, epoch, batches consumed in the epoch, running loss, the best
-                            evaluation, the history, and the run's config
+    state.json              the loop state (`ftcli.engine.state.LoopState`: step, epoch, batches
+                            consumed in the epoch, running loss, the best evaluation, the history)
+                            and the run's config
 
 Frozen weights are not stored: a resumed run rebuilds the model exactly as the first attempt did
 (same config, same seed) and loads the trainable ones on top. Each checkpoint is written into a
@@ -22,14 +23,15 @@ import pickle
 import re
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
-from ftcli.errors import RunDirError, first_line
+from ftcli.engine.state import LoopState
+from ftcli.errors import Interrupted, RunDirError, first_line
 from ftcli.run_dir import staged_dir
 
 T = TypeVar("T")
@@ -38,28 +40,12 @@ STEP_DIR = re.compile(r"step-(\d+)")
 
 
 @dataclass
-class LoopState:
-    """Where the loop stands: what `state.json` holds besides the tensors."""
-
-    step: int = 0
-    epoch: int = 0
-    batches_in_epoch: int = 0  # loader batches of `epoch` already consumed
-    samples: int = 0
-    train_seconds: float = 0.0
-    running_loss: float = 0.0
-    running_count: int = 0
-    best_value: float | None = None
-    best_loss: float | None = None  # the best evaluation's validation loss, which breaks ties
-    best_step: int | None = None
-    bad_evals: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
-    config: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
 class Checkpoint:
+    """A checkpoint folder: the loop state it holds (tensors are loaded by `restore`) and the run's config."""
+
     path: Path
     state: LoopState
+    config: dict[str, Any] = field(default_factory=dict)  # the settings of the run that wrote it
 
     @property
     def step(self) -> int:
@@ -77,9 +63,42 @@ def list_checkpoints(run_path: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(STEP_DIR.fullmatch(p.name).group(1)))
 
 
+@dataclass
+class Checkpointing:
+    """Where and how often the loop saves checkpoints, and the one to resume from."""
+
+    run_path: Path
+    every: int | None  # steps between checkpoints; None: none
+    keep: int  # newest checkpoints kept
+    config: dict[str, Any]  # the run's config, recorded so a resume can check it is the same run
+    resume: Checkpoint | None = None
+    last: Path | None = None  # the newest complete checkpoint
+
+    def __post_init__(self) -> None:
+        if self.resume is not None:
+            self.last = self.resume.path
+
+    def due(self, step: int, total_steps: int) -> bool:
+        return bool(self.every) and step % self.every == 0 and step < total_steps
+
+    def save(self, accelerator: Any, model: nn.Module, optimizer: Any, scheduler: Any, state: LoopState) -> None:
+        """Write `state` and the tensors from the main process; the others wait until it is complete."""
+        if accelerator.is_main_process:
+            save_checkpoint(self.run_path, model, optimizer, scheduler, state, self.config, self.keep)
+        accelerator.wait_for_everyone()
+        self.last = checkpoints_dir(self.run_path) / f"step-{state.step}"
+
+    def interrupted(self, signal_name: str, step: int, total_steps: int) -> Interrupted:
+        """The error that ends a run stopped by a signal, once its checkpoint is saved."""
+        return Interrupted(
+            f"{signal_name} at step {step} of {total_steps}: checkpoint saved in {self.last}",
+            hint="run the same command again with trainer.resume=auto",
+        )
+
+
 def save_checkpoint(
-    run_path: Path, model: nn.Module, optimizer: Any, scheduler: Any, state: LoopState,
-    best: dict[str, torch.Tensor] | None, keep: int,
+    run_path: Path, model: nn.Module, optimizer: Any, scheduler: Any, state: LoopState, config: dict[str, Any],
+    keep: int,
 ) -> Path:
     """Write `step-<N>` whole, then drop all but the newest `keep` checkpoints."""
     from safetensors.torch import save_file
@@ -87,11 +106,12 @@ def save_checkpoint(
     final = checkpoints_dir(run_path) / f"step-{state.step}"
     with staged_dir(final) as tmp:
         save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
-        if best is not None:
-            save_file({k: v.contiguous() for k, v in best.items()}, str(tmp / "best.safetensors"))
+        if state.best_weights is not None:
+            save_file({k: v.contiguous() for k, v in state.best_weights.items()}, str(tmp / "best.safetensors"))
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
         torch.save(_rng_state(), tmp / "rng.pt")
-        (tmp / "state.json").write_text(json.dumps(vars(state), indent=1) + "\n", encoding="utf-8")
+        record = {**state.to_json(), "config": config}
+        (tmp / "state.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     for old in list_checkpoints(run_path)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -101,7 +121,8 @@ def read_checkpoint(path: Path) -> Checkpoint:
     """The loop state of a checkpoint folder; its tensors are loaded later by `restore`."""
     try:
         raw = json.loads((path / "state.json").read_text(encoding="utf-8"))
-        return Checkpoint(path, LoopState(**raw))
+        config = raw.pop("config", {})
+        return Checkpoint(path, LoopState.from_json(raw), config)
     except (OSError, ValueError, TypeError) as exc:
         raise RunDirError(
             f"{path} is not a complete ftcli checkpoint: {exc}",
@@ -109,8 +130,11 @@ def read_checkpoint(path: Path) -> Checkpoint:
         ) from exc
 
 
-def restore(checkpoint: Checkpoint, model: nn.Module, optimizer: Any, scheduler: Any) -> dict[str, torch.Tensor] | None:
-    """Load weights, optimiser and scheduler state; return the best weights, if saved. RNG comes last (`restore_rng`)."""
+def restore(checkpoint: Checkpoint, model: nn.Module, optimizer: Any, scheduler: Any) -> LoopState:
+    """Load weights, optimiser and scheduler state; return the loop state, best weights included.
+
+    The random state comes last (`restore_rng`), once the data loader has started.
+    """
     from safetensors.torch import load_file
 
     saved = _load(checkpoint, "trainable.safetensors", lambda file: load_file(str(file)))
@@ -133,7 +157,9 @@ def restore(checkpoint: Checkpoint, model: nn.Module, optimizer: Any, scheduler:
 
     _load(checkpoint, "optimizer.pt", load_states)
     best = checkpoint.path / "best.safetensors"
-    return _load(checkpoint, best.name, lambda file: load_file(str(file))) if best.exists() else None
+    state = replace(checkpoint.state, history=list(checkpoint.state.history))
+    state.best_weights = _load(checkpoint, best.name, lambda file: load_file(str(file))) if best.exists() else None
+    return state
 
 
 def restore_rng(checkpoint: Checkpoint) -> None:
@@ -192,7 +218,7 @@ def resume_point(run_path: Path, setting: str, config: dict[str, Any]) -> Checkp
                 hint=f"name a {CHECKPOINTS}/step-<N> folder, or use trainer.resume=auto",
             )
         checkpoint = read_checkpoint(path)
-    changed = sorted(_differences(checkpoint.state.config, config))
+    changed = sorted(_differences(checkpoint.config, config))
     if changed:
         raise ConfigError(
             f"trainer.resume: {checkpoint.path} was written by a run with other settings: {', '.join(changed)}",

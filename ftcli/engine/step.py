@@ -5,26 +5,28 @@ itself. A task hands the loop a `TrainingStep` (by default `ModelLoss`, the mode
 and registered add-ons (`ADD_ONS`, chosen with `trainer.add_ons`) wrap it. A new loss or a new
 add-on is therefore a new class in the task's or add-on's own module, and no change here or in
 the loop.
+
+torch is imported inside functions: the config check looks add-on names up in `ADD_ONS`, and
+composing a config stays fast.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
-import torch
-from torch import nn
-
 from ftcli.registry import Registry
 
 if TYPE_CHECKING:
+    import torch
     from accelerate import Accelerator
+    from torch import nn
 
-Batch = dict[str, torch.Tensor]
+Batch = dict[str, "torch.Tensor"]
 Collate = Callable[[list[dict[str, Any]]], Batch]
-Backward = Callable[[torch.Tensor], None]
+Backward = Callable[["torch.Tensor"], None]
 IGNORE_INDEX = -100  # the label id PyTorch's cross-entropy skips: prompt tokens, padding, subword tails
 
 
@@ -103,9 +105,11 @@ class ModelLoss(Step):
     unit: LossUnit = LossUnit.rows
 
     def units(self, batch: Batch) -> torch.Tensor:
+        import torch
+
         labels = batch.get("labels")
         if self.unit is LossUnit.rows or labels is None:
-            return torch.tensor(_rows(batch), device=batch["input_ids"].device)
+            return torch.tensor(rows(batch), device=batch["input_ids"].device)
         if self.unit is LossUnit.next_tokens:
             labels = labels[..., 1:]
         return (labels != IGNORE_INDEX).sum()
@@ -114,7 +118,7 @@ class ModelLoss(Step):
         return model(**batch).loss
 
 
-def _rows(batch: Batch) -> int:
+def rows(batch: Batch) -> int:
     """Examples in a batch; a padding-free batch is one row of several, each starting at position 0."""
     if "position_ids" in batch and "attention_mask" not in batch:
         return int((batch["position_ids"] == 0).sum())
@@ -122,7 +126,12 @@ def _rows(batch: Batch) -> int:
 
 
 class WrappedStep(Step):
-    """A step that changes part of another: everything it does not override goes to `inner`."""
+    """A step that changes part of another: everything it does not override goes to `inner`.
+
+    `backward` is `Step`'s one forward and backward pass with `self.loss`, so a wrapper that
+    changes only the loss keeps working whatever it wraps; a wrapper that overrides `backward`
+    decides which passes run, and comes after (outside) the add-ons that change the loss.
+    """
 
     def __init__(self, inner: TrainingStep) -> None:
         self.inner = inner
@@ -148,3 +157,17 @@ class StepAddOn(Protocol):
 
 
 ADD_ONS: Registry[StepAddOn] = Registry("training add-on")
+
+
+def with_add_ons(step: TrainingStep, names: Sequence[str]) -> TrainingStep:
+    """`step` wrapped in each add-on `names` lists (`trainer.add_ons`), the first one innermost.
+
+    An add-on is configured by its registered config class, built with its defaults.
+
+    Raises:
+        ConfigError: for a name no add-on registered, with the closest registered one.
+    """
+    for name in names:
+        entry = ADD_ONS.get(name)
+        step = entry.impl.wrap(step, entry.config_cls())
+    return step

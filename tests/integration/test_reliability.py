@@ -150,7 +150,7 @@ CASES = [
     Case("unknown-option", ("train", "method=lorra"), EXIT_CONFIG,
          "method=lorra is not an option (did you mean 'lora'?); options for method: adapter, bitfit,"),
     Case("added-key", ("train", "+trainer.foo=1"), EXIT_CONFIG,
-         "trainer.foo is not a known setting; valid keys under trainer: batch_size,"),
+         "trainer.foo is not a known setting; valid keys under trainer: add_ons, batch_size,"),
     Case("wrong-type", ("train", "trainer.batch_size=abc"), EXIT_CONFIG,
          "trainer.batch_size=abc: invalid literal for int() with base 10: 'abc'"),
     Case("out-of-range", ("train", "task.threshold=2"), EXIT_CONFIG, "task.threshold=2.0 must be between 0 and 1"),
@@ -258,7 +258,7 @@ CASES = [
     Case("config-from-other-version", ("eval", "run_dir={run}"), EXIT_RUN_DIR,
          "{run}/config.yaml is not a valid ftcli training config: Key 'learning_rate' not in 'TrainerConfig' "
          "fix: the run was written by ftcli 0.0.9 and this is ftcli {version}", run="full",
-         damage=(edit("config.yaml", "  lr: null", "  learning_rate: null"), written_by("0.0.9"))),
+         damage=(edit("config.yaml", "  lr: ", "  learning_rate: "), written_by("0.0.9"))),
     Case("config-unknown-task", ("export", "run_dir={run}", "output={data}/export"), EXIT_RUN_DIR,
          "{run}/config.yaml is not a valid ftcli training config: unknown task 'sentiment_v2' "
          "(did you mean 'sentiment'?)", run="full", damage=(edit("config.yaml", "sentiment", "sentiment_v2"),)),

@@ -11,7 +11,7 @@ from torch import nn
 from ftcli.config.schema import EvalStrategy, Precision, TrainerConfig
 from ftcli.engine import loop, task_outputs
 from ftcli.engine.attention import variable_length_attention
-from ftcli.engine.loop import train_loop
+from ftcli.engine.loop import Training, train_loop
 
 BACKENDS = ("cudnn_sdp_enabled", "flash_sdp_enabled", "mem_efficient_sdp_enabled", "math_sdp_enabled")
 
@@ -85,7 +85,7 @@ def test_training_and_inference_run_inside_it(monkeypatch):
     model = Recorder()
     cfg = TrainerConfig(max_steps=3, batch_size=2, eval_strategy=EvalStrategy.no, precision=Precision.fp32,
                         save_every=None, group_by_length=False)
-    train_loop(model, features, collate, cfg, 0.01, 0, lambda m: {}, Quiet())
+    train_loop(Training(model, features, collate, 0.01, 0, lambda m: {}, Quiet()), cfg)
     assert model.seen == [True] * 3
     model.seen.clear()
     task = SimpleNamespace(generates=False)

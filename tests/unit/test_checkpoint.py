@@ -28,14 +28,14 @@ def setup():
 def test_round_trip_and_rotation(tmp_path):
     model, optimizer, scheduler = setup()
     for step in (2, 4, 6):
-        save_checkpoint(tmp_path, model, optimizer, scheduler, LoopState(step=step, config={"a": 1}), None, keep=2)
+        save_checkpoint(tmp_path, model, optimizer, scheduler, LoopState(step=step), {"a": 1}, keep=2)
     (tmp_path / "checkpoints" / ".step-8.abc.tmp").mkdir()  # a save that was interrupted
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step-4", "step-6"]
     fresh, fresh_optimizer, fresh_scheduler = setup()
     with torch.no_grad():
         fresh[1].weight.add_(1.0)
     checkpoint = read_checkpoint(list_checkpoints(tmp_path)[-1])
-    assert restore(checkpoint, fresh, fresh_optimizer, fresh_scheduler) is None
+    assert restore(checkpoint, fresh, fresh_optimizer, fresh_scheduler).best_weights is None
     assert torch.equal(fresh[1].weight, model[1].weight)
     assert fresh_scheduler.state_dict()["last_epoch"] == scheduler.state_dict()["last_epoch"]
     assert checkpoint.step == 6
@@ -44,7 +44,7 @@ def test_round_trip_and_rotation(tmp_path):
 def test_resume_point_checks_the_settings(tmp_path):
     model, optimizer, scheduler = setup()
     assert resume_point(tmp_path, "auto", {"a": 1}) is None  # nothing yet: a fresh start
-    save_checkpoint(tmp_path, model, optimizer, scheduler, LoopState(step=2, config={"a": 1, "b": {"c": 2}}), None, 2)
+    save_checkpoint(tmp_path, model, optimizer, scheduler, LoopState(step=2), {"a": 1, "b": {"c": 2}}, 2)
     assert resume_point(tmp_path, "auto", {"a": 1, "b": {"c": 2}}).step == 2
     with pytest.raises(ConfigError, match="b.c"):
         resume_point(tmp_path, "auto", {"a": 1, "b": {"c": 3}})
@@ -54,7 +54,7 @@ def test_resume_point_checks_the_settings(tmp_path):
 
 def test_a_checkpoint_of_another_model_is_refused(tmp_path):
     model, optimizer, scheduler = setup()
-    save_checkpoint(tmp_path, model, optimizer, scheduler, LoopState(step=2), None, 2)
+    save_checkpoint(tmp_path, model, optimizer, scheduler, LoopState(step=2), {}, 2)
     other = torch.nn.Linear(3, 1)
     with pytest.raises(RunDirError, match="does not fit"):
         restore(read_checkpoint(list_checkpoints(tmp_path)[0]), other, optimizer, scheduler)

@@ -11,8 +11,9 @@ from safetensors.torch import load_file
 from torch import nn
 
 from ftcli.config.schema import EvalStrategy, Precision, TrainerConfig
-from ftcli.engine.checkpoint import list_checkpoints
-from ftcli.engine.loop import Checkpointing, _Best, train_loop
+from ftcli.engine.checkpoint import Checkpointing, list_checkpoints
+from ftcli.engine.loop import Training, train_loop
+from ftcli.engine.state import LoopState
 from ftcli.errors import ConfigError, TrainingError
 
 
@@ -50,9 +51,13 @@ def collate(rows):
     return {"input_ids": torch.tensor([r["input_ids"] for r in rows]), "labels": torch.tensor([r["labels"] for r in rows])}
 
 
+def training(model, evaluate=lambda m: {}, checkpoints=None) -> Training:
+    return Training(model, FEATURES, collate, 0.01, 0, evaluate, Quiet(), checkpoints=checkpoints)
+
+
 def train(model, tmp_path, cfg=CFG):
     checkpoints = Checkpointing(tmp_path, cfg.save_every, cfg.keep_checkpoints, {})
-    return train_loop(model, FEATURES, collate, cfg, 0.01, 0, lambda m: {}, Quiet(), checkpoints=checkpoints)
+    return train_loop(training(model, checkpoints=checkpoints), cfg)
 
 
 def test_a_nan_loss_stops_before_it_reaches_a_checkpoint(tmp_path):
@@ -75,7 +80,7 @@ def test_a_nan_loss_at_a_log_step_is_reported_there(tmp_path):
 
 def test_a_finite_run_saves_its_checkpoints(tmp_path):
     result = train(Regressor(), tmp_path)
-    assert result.steps == 8 and math.isfinite(result.history[-1]["loss"])
+    assert result.step == 8 and math.isfinite(result.history[-1]["loss"])
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step-2", "step-4", "step-6"]  # not at the last step
 
 
@@ -111,7 +116,7 @@ def test_compiled_training_keeps_plain_weight_names_in_checkpoints(tmp_path):
     plain_model = Regressor()
     result = train(compiled_model, tmp_path / "compiled", cfg)
     train(plain_model, tmp_path / "plain", plain)
-    assert result.steps == 4
+    assert result.step == 4
     saved = load_file(str(tmp_path / "compiled" / "checkpoints" / "step-2" / "trainable.safetensors"))
     assert set(saved) == {"linear.weight", "linear.bias"}
     for a, b in zip(compiled_model.parameters(), plain_model.parameters()):
@@ -120,14 +125,14 @@ def test_compiled_training_keeps_plain_weight_names_in_checkpoints(tmp_path):
 
 @pytest.mark.parametrize(("native", "expected"), [(True, "bf16"), (False, "no")])
 def test_bf16_only_where_the_hardware_has_it(monkeypatch, capsys, native, expected):
-    from ftcli.engine import loop
+    from ftcli.engine import precision
 
-    monkeypatch.setattr(loop, "native_bf16", lambda: native)
-    loop._bf16_fallback_notice.cache_clear()
-    assert loop.mixed_precision(Precision.bf16) == expected
+    monkeypatch.setattr(precision, "native_bf16", lambda: native)
+    precision._bf16_fallback_notice.cache_clear()
+    assert precision.mixed_precision(Precision.bf16) == expected
     captured = capsys.readouterr()
     assert ("no bf16 instructions" in captured.out + captured.err) is (not native)
-    assert loop.mixed_precision(Precision.fp32) == "no"
+    assert precision.mixed_precision(Precision.fp32) == "no"
 
 
 BUDGET = TrainerConfig(**{**vars(CFG), "max_tokens_per_batch": 16, "max_steps": 10})  # rows of 4 tokens: 4 a batch
@@ -140,14 +145,41 @@ def test_a_token_budget_run_resumes_to_the_same_weights(tmp_path):
     torch.manual_seed(0)
     whole = Regressor()
     result = train(whole, tmp_path / "whole", BUDGET)
-    assert result.steps == 10 and result.samples == 40  # into a second epoch of 8 batches
+    assert result.step == 10 and result.samples == 40  # into a second epoch of 8 batches
     torch.manual_seed(0)
     train(Regressor(), tmp_path / "first", BUDGET)
     torch.manual_seed(1)  # the resume must not depend on the fresh model's draw
     resumed = Regressor()
     checkpoint = read_checkpoint(tmp_path / "first" / "checkpoints" / "step-2")
     checkpoints = Checkpointing(tmp_path / "resumed", BUDGET.save_every, BUDGET.keep_checkpoints, {}, resume=checkpoint)
-    train_loop(resumed, FEATURES, collate, BUDGET, 0.01, 0, lambda m: {}, Quiet(), checkpoints=checkpoints)
+    train_loop(training(resumed, checkpoints=checkpoints), BUDGET)
+    for a, b in zip(whole.parameters(), resumed.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+ACCUMULATING = TrainerConfig(**{**vars(CFG), "grad_accum_steps": 3, "max_steps": 10})  # 16 batches: 6 steps an epoch
+
+
+@pytest.mark.parametrize("at", [4, 6], ids=["mid-epoch", "end-of-epoch"])
+def test_an_accumulating_run_resumes_to_the_same_weights(tmp_path, at):
+    """Windows of 3 batches, the epoch's last of 1: a checkpoint counts whole windows, so a resume
+    mid-epoch or at an epoch's end replays the same steps."""
+    from ftcli.engine.checkpoint import read_checkpoint
+
+    torch.manual_seed(0)
+    whole = Regressor()
+    result = train(whole, tmp_path / "whole", ACCUMULATING)
+    assert result.step == 10 and result.samples == 32 + 4 * 3 * 2
+    torch.manual_seed(0)
+    train(Regressor(), tmp_path / "first", ACCUMULATING)
+    checkpoint = read_checkpoint(tmp_path / "first" / "checkpoints" / f"step-{at}")
+    assert (checkpoint.state.epoch, checkpoint.state.batches_in_epoch) == (0, {4: 12, 6: 16}[at])
+    torch.manual_seed(1)
+    resumed = Regressor()
+    checkpoints = Checkpointing(tmp_path / "resumed", None, 2, {}, resume=checkpoint)
+    again = train_loop(training(resumed, checkpoints=checkpoints), ACCUMULATING)
+    losses = [[(r["step"], r["loss"]) for r in run.history] for run in (result, again)]
+    assert losses[0] == losses[1] and len(losses[0]) == 3  # steps 4, 8 and 10; the first from the checkpoint
     for a, b in zip(whole.parameters(), resumed.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
@@ -168,14 +200,15 @@ def test_out_of_memory_with_a_token_budget_suggests_halving_it(tmp_path):
     assert raised.value.hint.startswith("trainer.max_tokens_per_batch=8 trainer.grad_accum_steps=2 trains on about")
 
 
-def best_of(evaluations: list[dict[str, float]], metric: str = "accuracy") -> _Best:
+def best_of(evaluations: list[dict[str, float]], metric: str = "accuracy") -> LoopState:
     """The best of `evaluations` at steps 1, 2, ...; the model's weight holds the step it was evaluated at."""
-    best, model = _Best(TrainerConfig(metric_for_best=metric)), nn.Linear(1, 1)
+    state, model, cfg = LoopState(), nn.Linear(1, 1), TrainerConfig(metric_for_best=metric)
     for step, metrics in enumerate(evaluations, start=1):
         with torch.no_grad():
             model.weight.fill_(step)
-        best.update(metrics, step, model)
-    return best
+        state.step = step
+        state.evaluated(metrics, model, cfg)
+    return state
 
 
 @pytest.mark.parametrize(
@@ -193,8 +226,8 @@ def best_of(evaluations: list[dict[str, float]], metric: str = "accuracy") -> _B
 )
 def test_a_tie_of_the_best_metric_goes_to_the_lower_loss_then_the_earliest(metric, evaluations, kept):
     best = best_of(evaluations, metric)
-    assert best.step == kept and best.state["weight"].item() == kept
-    assert best.loss == evaluations[kept - 1]["loss"]
+    assert best.best_step == kept and best.best_weights["weight"].item() == kept
+    assert best.best_loss == evaluations[kept - 1]["loss"]
     assert best.bad_evals == len(evaluations) - kept
 
 
@@ -207,12 +240,11 @@ def test_a_resumed_run_breaks_ties_with_the_loss_it_saved(tmp_path):
     cfg = TrainerConfig(**{**vars(CFG), "max_steps": 6, "eval_strategy": EvalStrategy.steps, "eval_steps": 2,
                            "metric_for_best": "accuracy"})
     checkpoints = Checkpointing(tmp_path, cfg.save_every, cfg.keep_checkpoints, {})
-    first = train_loop(Regressor(), FEATURES, collate, cfg, 0.01, 0, lambda m: next(scripted), Quiet(),
-                       checkpoints=checkpoints)
+    first = train_loop(training(Regressor(), lambda m: next(scripted), checkpoints), cfg)
     assert first.best_step == 2
     checkpoint = read_checkpoint(tmp_path / "checkpoints" / "step-4")
     assert (checkpoint.state.best_value, checkpoint.state.best_loss, checkpoint.state.best_step) == (0.5, 0.6, 2)
     resumed_scripted = iter([{"accuracy": 0.5, "loss": 0.55}])
-    resumed = train_loop(Regressor(), FEATURES, collate, cfg, 0.01, 0, lambda m: next(resumed_scripted), Quiet(),
-                         checkpoints=Checkpointing(tmp_path / "resumed", None, 2, {}, resume=checkpoint))
-    assert resumed.best_step == 6 and resumed.best_metric == 0.5
+    resumed = train_loop(training(Regressor(), lambda m: next(resumed_scripted),
+                                  Checkpointing(tmp_path / "resumed", None, 2, {}, resume=checkpoint)), cfg)
+    assert resumed.best_step == 6 and resumed.best_value == 0.5
