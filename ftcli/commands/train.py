@@ -8,14 +8,13 @@ import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftcli import ui
 from ftcli.config.schema import EMBEDDED_MODEL, ModelConfig, TrainConfig, plain
 from ftcli.data import load_splits, with_absolute_paths
-from ftcli.engine.task_outputs import scores, task_outputs
 from ftcli.engine.checkpoint import checkpoints_dir, list_checkpoints, resume_point
-from ftcli.engine.loop import Checkpointing, autocast_for, train_loop
+from ftcli.engine.loop import Checkpointing, train_loop
 from ftcli.errors import Interrupted, ModelError, NothingToDo, RunDirError
 from ftcli.methods import METHODS, count_parameters, head_modules
 from ftcli.methods.base import lr_scale_of
@@ -31,6 +30,10 @@ from ftcli.run_dir import ENVIRONMENT, LABELS, METRICS, RunDir, write_config, wr
 from ftcli.summary import data_source, overrides_row, run_rows
 from ftcli.tasks import TASKS
 from ftcli.tasks.notes import report, token_room
+from ftcli.tasks.pipeline import split_scores
+
+if TYPE_CHECKING:
+    from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +80,8 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
         model, cfg.task.max_length, type(cfg.task)().max_length, virtual_tokens(method, cfg.method)
     )
     cfg = replace(cfg, task=replace(cfg.task, max_length=max_length))
-    features = {
-        split: task.encode(rows, tokenizer, cfg.task, cfg.data, labels, splits.sources[split])
-        for split, rows in splits.rows.items()
-    }
+    bound = task.bind(cfg.task, cfg.data, labels, tokenizer)
+    features = {split: bound.encode(rows, splits.sources[split]) for split, rows in splits.rows.items()}
     ui.info(", ".join(f"{split}: {len(rows)} rows ({splits.sources[split]})" for split, rows in splits.rows.items()))
     room = token_room(model, method, cfg.method)
     for split, rows in splits.rows.items():
@@ -101,16 +102,11 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
             hint="for a language model use method=lora, adapter or full; with freeze set method.train_top_layers",
         )
     ui.print_parameters(params, cfg.method.name)
-    collate = task.collator(tokenizer, cfg.task)
+    collate = bound.collator()
     lr = cfg.trainer.lr if cfg.trainer.lr is not None else method.default_lr
 
-    def evaluate(split: str, trained: Any) -> dict[str, Any]:
-        device = next(trained.parameters()).device
-        outputs = task_outputs(
-            task, cfg.task, trained, tokenizer, features[split], collate, cfg.trainer.eval_batch_size,
-            autocast_for(cfg.trainer.precision, device),
-        )
-        return scores(task, cfg.task, outputs, features[split], labels)
+    def evaluate(split: str, trained: nn.Module) -> dict[str, Any]:
+        return split_scores(bound, trained, features[split], cfg.trainer.eval_batch_size, cfg.trainer.precision)
 
     checkpoints = Checkpointing(
         run_dir.path, cfg.trainer.save_every, cfg.trainer.keep_checkpoints, resumable, resume
