@@ -65,7 +65,7 @@ class Rules:
             return [f"task={name} trains nothing: it scores a pretrained model as it is; "
                     f"run `ftcli eval task={name} model=...` instead"]
         prompts = [part for part in cfg.method.parts() if part in METHODS and METHODS.get(part).impl.prompt_learning]
-        if getattr(cfg.task, "packing", False) and prompts:
+        if cfg.task.packs_examples() and prompts:
             return [
                 f"task.packing=true cannot be combined with {prompts[0]}: PEFT drops the position ids that keep "
                 "packed examples apart (and prefix tuning's cached keys turn the separation off); "

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ftcli.config.schema import TrainConfig
+from ftcli.config.schema import DataConfig, TaskConfig, TrainConfig
 from ftcli.errors import FtcliError, RunDirError, first_line
 from ftcli.methods import METHODS, Method
 from ftcli.modeling import build_model, load_config, prepare_tokenizer, sync_pad_token
 from ftcli.run_dir import LABELS, RunDir, read_config
-from ftcli.tasks import TASKS, Task
+from ftcli.tasks import TASKS, Task, TaskKind
+
+if TYPE_CHECKING:
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
 
 T = TypeVar("T")
 DAMAGED_HINT = "the run directory is incomplete or damaged: restore it from a copy, or train again"
@@ -20,12 +24,21 @@ DAMAGED_HINT = "the run directory is incomplete or damaged: restore it from a co
 
 @dataclass
 class TrainedRun:
+    """A finished run, loaded: its config and labels, its model and tokenizer, and its task bound to them."""
+
     cfg: TrainConfig
     labels: list[str]
-    task: Task
+    kind: TaskKind[Any]
+    task: Task[Any]  # `kind` bound to cfg.task, cfg.data, labels and tokenizer
     method: Method
-    model: Any
-    tokenizer: Any
+    model: nn.Module
+    tokenizer: PreTrainedTokenizerBase
+
+    def rebound(self, data: DataConfig | None = None, task: TaskConfig | None = None) -> TrainedRun:
+        """The run with other data columns or task settings (`eval`'s and `predict`'s overrides) in
+        its config, and its task bound to them."""
+        cfg = replace(self.cfg, data=data or self.cfg.data, task=task or self.cfg.task)
+        return replace(self, cfg=cfg, task=self.kind.bind(cfg.task, cfg.data, self.labels, self.tokenizer))
 
 
 def load_trained(path: str | Path) -> TrainedRun:
@@ -40,7 +53,7 @@ def load_trained(path: str | Path) -> TrainedRun:
     run.ensure_readable()
     cfg = read_config(run)
     labels = _read_labels(run)
-    task = TASKS.get(cfg.task.name).impl
+    kind = TASKS.get(cfg.task.name).impl
     method = METHODS.get(cfg.method.name).impl
     artifact = run.path / method.artifact
     if not artifact.is_dir():
@@ -51,15 +64,16 @@ def load_trained(path: str | Path) -> TrainedRun:
     if not any(artifact.glob("*.safetensors")):
         raise RunDirError(f"{artifact} holds no weights (no .safetensors file)", hint=DAMAGED_HINT)
     if method.artifact == "model":
-        model = _from_artifact(artifact, lambda: task.model_class().from_pretrained(artifact, dtype=torch.float32))
+        model = _from_artifact(artifact, lambda: kind.model_class().from_pretrained(artifact, dtype=torch.float32))
     else:
-        settings = task.model_config(cfg.task, load_config(cfg.model))
-        base = build_model(cfg.model, task.model_class(), labels, **settings)
+        settings = kind.model_config(cfg.task, load_config(cfg.model))
+        base = build_model(cfg.model, kind.model_class(), labels, **settings)
         model = _from_artifact(artifact, lambda: method.load(base, artifact))
     tokenizer = prepare_tokenizer(_from_artifact(artifact, lambda: _load_tokenizer(artifact)))
     sync_pad_token(model, tokenizer)
     model.to(PartialState().device).eval()
-    return TrainedRun(cfg, labels, task, method, model, tokenizer)
+    task = kind.bind(cfg.task, cfg.data, labels, tokenizer)
+    return TrainedRun(cfg, labels, kind, task, method, model, tokenizer)
 
 
 def _read_labels(run: RunDir) -> list[str]:

@@ -9,11 +9,10 @@ from typing import Any
 from ftcli import ui
 from ftcli.config.schema import DataConfig, EvalConfig, EvalDataConfig
 from ftcli.data import load_splits
-from ftcli.engine.task_outputs import scores, task_outputs
-from ftcli.engine.precision import autocast_for
 from ftcli.run_dir import METRICS, RunDir
 from ftcli.summary import SHOWN, data_source, overrides_row, run_rows
 from ftcli.tasks.notes import report, token_room
+from ftcli.tasks.pipeline import split_scores
 from ftcli.trained import load_trained
 
 SOURCE_KEYS = ("dataset", "validation_file", "test_file")
@@ -33,21 +32,14 @@ def run(cfg: EvalConfig, output_dir: Path) -> dict[str, Any]:
     )
     splits = load_splits(data, train_cfg.task.name, train_cfg.seed, training=False, use_sample=own_data)
     batch_size = cfg.batch_size or train_cfg.trainer.eval_batch_size
-    collate = trained.task.collator(trained.tokenizer, train_cfg.task)
-    device = next(trained.model.parameters()).device
+    task = trained.rebound(data=data).task
     room = token_room(trained.model, trained.method, train_cfg.method)
     metrics = {}
     for split, rows in splits.rows.items():
-        features = trained.task.encode(
-            rows, trained.tokenizer, train_cfg.task, data, trained.labels, splits.sources[split]
-        )
+        features = task.encode(rows, splits.sources[split])
         report(features, len(rows), split, splits.sources[split], train_cfg.task.max_length, room, "eval",
                length_fixed=True)
-        outputs = task_outputs(
-            trained.task, train_cfg.task, trained.model, trained.tokenizer, features, collate, batch_size,
-            autocast_for(train_cfg.trainer.precision, device),
-        )
-        metrics[split] = scores(trained.task, train_cfg.task, outputs, features, trained.labels)
+        metrics[split] = split_scores(task, trained.model, features, batch_size, train_cfg.trainer.precision)
     RunDir(output_dir).write_json(METRICS, metrics)
     ui.print_metrics(metrics, title=f"eval of {cfg.run_dir}")
     ui.info(f"metrics written to [bold]{output_dir / METRICS}[/]")

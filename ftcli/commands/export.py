@@ -81,7 +81,7 @@ def model_card(trained: TrainedRun, run: RunDir, merged: bool) -> str:
     overrides = run.path / ".hydra" / "overrides.yaml"
     command = "ftcli train " + " ".join(_overrides(overrides)) if overrides.exists() else "(not recorded)"
     data = cfg.data.dataset or cfg.data.train_file or f"the bundled {cfg.task.name} sample"
-    head = trained.task.model_class().__name__.removeprefix("AutoModel")  # ForSequenceClassification, ...
+    head = trained.kind.model_class().__name__.removeprefix("AutoModel")  # ForSequenceClassification, ...
     library, base = _library(trained, merged), public_name(cfg.model.name_or_path)
     lines = [
         "---",
@@ -134,7 +134,7 @@ HEAD_NOTE = (
 def _base_settings(trained: TrainedRun) -> dict[str, Any]:
     """The task's model-config settings beyond the labels (`problem_type`, `is_decoder`), as ftcli
     built the base model with them (`ftcli.trained.load_trained`)."""
-    return trained.task.model_config(trained.cfg.task, load_config(trained.cfg.model))
+    return trained.kind.model_config(trained.cfg.task, load_config(trained.cfg.model))
 
 
 def _loading_snippet(library: str, base: str, head: str, labels: list[str], settings: dict[str, Any]) -> list[str]:

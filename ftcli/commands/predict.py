@@ -12,19 +12,21 @@ import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftcli import ui
-from ftcli.config.schema import DataConfig, PredictConfig
-from ftcli.engine.precision import autocast_for
-from ftcli.engine.task_outputs import task_outputs
+from ftcli.config.schema import PredictConfig
 from ftcli.errors import ConfigError
 from ftcli.jsonl import jsonl_line
 from ftcli.readers import Row, read_rows
 from ftcli.run_dir import ensure_outside, write_text_atomic
 from ftcli.summary import SHOWN, overrides_row, run_rows
 from ftcli.tasks.notes import report, token_room
+from ftcli.tasks.pipeline import row_predictions
 from ftcli.trained import TrainedRun, load_trained
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase, TextStreamer
 
 log = logging.getLogger(__name__)
 MARKS = ("truncated", "empty")  # added to the rows they concern: the input was cut, or has no text
@@ -47,7 +49,7 @@ def run(cfg: PredictConfig, output_dir: Path) -> Path | None:
     if cfg.output == "-" or cfg.stream:
         ui.use_stderr()
     trained = load_trained(cfg.run_dir)
-    if cfg.stream and not getattr(trained.task, "generates", False):
+    if cfg.stream and trained.task.generation is None:
         raise ConfigError(
             f"stream=true only applies to tasks that generate; this run is task={trained.cfg.task.name}",
             hint="drop stream=true",
@@ -57,7 +59,7 @@ def run(cfg: PredictConfig, output_dir: Path) -> Path | None:
         data = replace(data, text_column=cfg.text_column)
     if cfg.text_pair_column:
         data = replace(data, text_pair_column=cfg.text_pair_column)
-    trained = _with_generation(trained, cfg)
+    trained = _with_generation(trained.rebound(data=data), cfg)
     output = "stdout" if cfg.output == "-" else cfg.output or str(output_dir / "predictions.jsonl")
     ui.print_summary(
         f"ftcli predict with {cfg.run_dir} → {output}",
@@ -68,9 +70,9 @@ def run(cfg: PredictConfig, output_dir: Path) -> Path | None:
 
     set_seed(cfg.seed)  # sampled generation (do_sample=true) repeats with the same seed
     rows = read_rows(cfg.input, "input", data.text_column)
-    fields = (*trained.task.prediction_fields(trained.cfg.task), *MARKS)
+    fields = (*trained.task.prediction_fields(), *MARKS)
     _refuse_taken_fields(rows, fields, cfg)
-    predictions = _predict(trained, rows, data, cfg)
+    predictions = _predict(trained, rows, cfg)
     lines = "".join(
         jsonl_line({**row, **{cfg.prediction_prefix + k: v for k, v in pred.items()}}) + "\n"
         for row, pred in zip(rows, predictions)
@@ -91,23 +93,18 @@ def run(cfg: PredictConfig, output_dir: Path) -> Path | None:
     return target
 
 
-def _predict(trained: TrainedRun, rows: list[dict[str, Any]], data: DataConfig, cfg: PredictConfig) -> list[dict[str, Any]]:
+def _predict(trained: TrainedRun, rows: list[dict[str, Any]], cfg: PredictConfig) -> list[dict[str, Any]]:
     if not rows:
         log.warning("input=%s has no rows; nothing to predict", cfg.input)
         return []
-    features = trained.task.encode(
-        rows, trained.tokenizer, trained.cfg.task, data, trained.labels, f"input={cfg.input}", with_labels=False
-    )
+    features = trained.task.encode(rows, f"input={cfg.input}", with_labels=False)
     room = token_room(trained.model, trained.method, trained.cfg.method)
     notes = report(features, len(rows), f"input={cfg.input}", f"input={cfg.input}", trained.cfg.task.max_length,
                    room, "predict", length_fixed=True)
-    device = next(trained.model.parameters()).device
-    outputs = task_outputs(
-        trained.task, trained.cfg.task, trained.model, trained.tokenizer, features,
-        trained.task.collator(trained.tokenizer, trained.cfg.task), cfg.batch_size or trained.cfg.trainer.eval_batch_size,
-        autocast_for(trained.cfg.trainer.precision, device), _streamer(trained.tokenizer) if cfg.stream else None,
+    predictions = row_predictions(
+        trained.task, trained.model, features, cfg.batch_size or trained.cfg.trainer.eval_batch_size,
+        trained.cfg.trainer.precision, _streamer(trained.tokenizer) if cfg.stream else None,
     )
-    predictions = trained.task.predictions(outputs.logits, features, trained.cfg.task, trained.labels)
     return [
         {**prediction, **({"truncated": True} if note.cut else {}), **({"empty": True} if note.empty else {})}
         for prediction, note in zip(predictions, notes)
@@ -134,7 +131,7 @@ def _refuse_taken_fields(rows: list[Row], fields: tuple[str, ...], cfg: PredictC
             )
 
 
-def _streamer(tokenizer: Any) -> Any:
+def _streamer(tokenizer: PreTrainedTokenizerBase) -> TextStreamer:
     """Prints each answer to stdout as its tokens are generated, one line per input."""
     from transformers import TextStreamer
 
@@ -147,14 +144,13 @@ def _with_generation(trained: TrainedRun, cfg: PredictConfig) -> TrainedRun:
     given = {k: getattr(cfg, k) for k in settings if getattr(cfg, k) is not None}
     if not given:
         return trained
-    if not hasattr(trained.cfg.task, "generation"):
+    if trained.task.generation is None:
         raise ConfigError(
             f"{', '.join(given)} only apply to tasks that generate; this run is task={trained.cfg.task.name}",
             hint="drop them, or predict with a summarization, translation or instruction run",
         )
-    generation = replace(trained.cfg.task.generation, **given)
+    generation = replace(trained.task.generation, **given)
     problems = generation.validate()
     if problems:
         raise ConfigError("; ".join(p.replace("task.generation.", "") for p in problems))
-    task = replace(trained.cfg.task, generation=generation)
-    return replace(trained, cfg=replace(trained.cfg, task=task))
+    return trained.rebound(task=replace(trained.cfg.task, generation=generation))

@@ -8,17 +8,15 @@ import shutil
 import time
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftcli import ui
 from ftcli.config.schema import EMBEDDED_MODEL, ModelConfig, TrainConfig, plain
 from ftcli.data import load_splits, with_absolute_paths
-from ftcli.engine.task_outputs import scores, task_outputs
 from ftcli.engine.checkpoint import Checkpointing, checkpoints_dir, list_checkpoints, resume_point
 from ftcli.engine.loop import Training, train_loop
-from ftcli.engine.precision import autocast_for
 from ftcli.engine.state import LoopState
-from ftcli.engine.step import LossUnit, ModelLoss, TrainingStep, with_add_ons
+from ftcli.engine.step import with_add_ons
 from ftcli.errors import Interrupted, ModelError, NothingToDo, RunDirError
 from ftcli.methods import METHODS, count_parameters, head_modules
 from ftcli.modeling import (
@@ -32,6 +30,14 @@ from ftcli.run_dir import ENVIRONMENT, LABELS, METRICS, RunDir, write_config, wr
 from ftcli.summary import data_source, overrides_row, run_rows
 from ftcli.tasks import TASKS
 from ftcli.tasks.notes import report, token_room
+from ftcli.tasks.pipeline import split_scores
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
+    from torch import nn
+
+    from ftcli.methods import Method
+    from ftcli.tasks.base import TaskKind
 
 log = logging.getLogger(__name__)
 
@@ -43,38 +49,29 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     _quiet_libraries()
     cfg = replace(cfg, data=with_absolute_paths(cfg.data), model=with_absolute_path(cfg.model))
     run_dir = RunDir(output_dir)
-    task, method = TASKS.get(cfg.task.name).impl, METHODS.get(cfg.method.name).impl
-    step = with_add_ons(_training_step(cfg), cfg.trainer.add_ons)  # an unknown add-on fails before anything is written
+    kind, method = TASKS.get(cfg.task.name).impl, METHODS.get(cfg.method.name).impl
     resumable = _resumable(cfg)  # as given: `_with_defaults` fills in the rest from these
     resume = _open_run_dir(run_dir, cfg, resumable)
-    model_config = _model_config(cfg, task)
+    model_config = _model_config(cfg, kind)
 
     splits = load_splits(cfg.data, cfg.task.name, cfg.seed, training=True)
-    labels = task.label_names(splits, cfg.task, cfg.data)
+    labels = kind.label_names(splits, cfg.task, cfg.data)
     set_seed(cfg.seed)
     tokenizer = build_tokenizer(cfg.model)
-    model = build_model(cfg.model, task.model_class(), labels, **task.model_config(cfg.task, model_config))
+    model = build_model(cfg.model, kind.model_class(), labels, **kind.model_config(cfg.task, model_config))
     sync_pad_token(model, tokenizer)
-    cfg = _with_defaults(cfg, task, method, model)
-    features = {
-        split: task.encode(rows, tokenizer, cfg.task, cfg.data, labels, splits.sources[split])
-        for split, rows in splits.rows.items()
-    }
+    cfg = _with_defaults(cfg, kind, method, model)
+    task = kind.bind(cfg.task, cfg.data, labels, tokenizer)
+    features = {split: task.encode(rows, splits.sources[split]) for split, rows in splits.rows.items()}
     _report_data(cfg, splits, features, labels, token_room(model, method, cfg.method))
     model, params = _apply_method(cfg, method, model)
-    collate = task.collator(tokenizer, cfg.task)
 
-    def evaluate(split: str, trained: Any) -> dict[str, Any]:
-        device = next(trained.parameters()).device
-        outputs = task_outputs(
-            task, cfg.task, trained, tokenizer, features[split], collate, cfg.trainer.eval_batch_size,
-            autocast_for(cfg.trainer.precision, device),
-        )
-        return scores(task, cfg.task, outputs, features[split], labels)
+    def evaluate(split: str, trained: nn.Module) -> dict[str, Any]:
+        return split_scores(task, trained, features[split], cfg.trainer.eval_batch_size, cfg.trainer.precision)
 
     training = Training(
-        model, features["train"], collate, cfg.trainer.lr, cfg.seed, lambda m: evaluate("validation", m),
-        _LoggedProgress(run_dir), step, method.lr_scale(cfg.method),
+        model, features["train"], task.collator(), cfg.trainer.lr, cfg.seed, lambda m: evaluate("validation", m),
+        _LoggedProgress(run_dir), with_add_ons(task.training_step(), cfg.trainer.add_ons), method.lr_scale(cfg.method),
         Checkpointing(run_dir.path, cfg.trainer.save_every, cfg.trainer.keep_checkpoints, resumable, resume),
     )
     result = _train(training, cfg, output_dir)
@@ -97,19 +94,7 @@ def _quiet_libraries() -> None:
     transformers.logging.disable_progress_bar()
 
 
-def _training_step(cfg: TrainConfig) -> TrainingStep:
-    """The task's training step: the model's own loss, a mean over the units the task supervises.
-
-    Stands in for `task.training_step()` until tasks provide their own.
-    """
-    if cfg.task.name == "instruction":  # a causal LM: each row's first label predicts nothing
-        return ModelLoss(LossUnit.next_tokens)
-    if cfg.task.name in ("ner", "summarization", "translation"):
-        return ModelLoss(LossUnit.tokens)
-    return ModelLoss(LossUnit.rows)
-
-
-def _with_defaults(cfg: TrainConfig, task: Any, method: Any, model: Any) -> TrainConfig:
+def _with_defaults(cfg: TrainConfig, kind: TaskKind[Any], method: Method, model: nn.Module) -> TrainConfig:
     """`cfg` with the settings left to ftcli resolved for this run, so `config.yaml` records them.
 
     `trainer.metric_for_best` null is the task's headline metric; `trainer.lr` null is the
@@ -118,7 +103,7 @@ def _with_defaults(cfg: TrainConfig, task: Any, method: Any, model: Any) -> Trai
     """
     trainer = cfg.trainer
     if trainer.metric_for_best is None:
-        trainer = replace(trainer, metric_for_best=task.best_metric(cfg.task))
+        trainer = replace(trainer, metric_for_best=kind.best_metric(cfg.task))
     if trainer.lr is None:
         trainer = replace(trainer, lr=method.default_lr)
     default_length = next(f.default for f in fields(cfg.task) if f.name == "max_length")
@@ -143,12 +128,12 @@ def _open_run_dir(run_dir: RunDir, cfg: TrainConfig, resumable: dict[str, Any]) 
     return resume
 
 
-def _model_config(cfg: TrainConfig, task: Any) -> Any:
+def _model_config(cfg: TrainConfig, kind: TaskKind[Any]) -> PretrainedConfig:
     """The model's `transformers` config, once checked that the model can carry the task's head;
     says why the task picked this model when none was named."""
     model_config = load_config(cfg.model)
-    check_head(cfg.model, model_config, task.model_class(), cfg.task.name)
-    note = _picked_model_note(cfg, task.model_class())
+    check_head(cfg.model, model_config, kind.model_class(), cfg.task.name)
+    note = _picked_model_note(cfg, kind.model_class())
     if note:
         ui.info(note)
     return model_config

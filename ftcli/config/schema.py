@@ -68,6 +68,10 @@ class TaskConfig:
     def validate(self) -> list[str]:
         return [] if self.max_length > 0 else [f"task.max_length={self.max_length} must be positive"]
 
+    def packs_examples(self) -> bool:
+        """Whether training batches concatenate several examples into one row (padding-free)."""
+        return False
+
 
 @dataclass
 class MethodConfig:

@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from ftcli.engine.batching import sorted_batches
-
-IGNORE = -100
+from ftcli.engine.eval_mode import evaluating
+from ftcli.engine.step import IGNORE_INDEX
 
 
 def teacher_forced_loss(
@@ -32,21 +32,18 @@ def teacher_forced_loss(
     Each batch's mean is weighted by its number of target tokens, so the result does not
     depend on how the features were batched and `exp(loss)` is the perplexity.
     """
-    decoder_only = not getattr(model.config, "is_encoder_decoder", False)
+    decoder_only = not is_encoder_decoder(model)
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     loss_sum, tokens = 0.0, 0
-    with torch.inference_mode():
+    with evaluating(model), torch.inference_mode():
         for batch_idx in sorted_batches([len(f["input_ids"]) for f in features], batch_size):
             batch = {k: v.to(device) for k, v in collate([features[i] for i in batch_idx]).items() if v is not None}
             targets = batch["labels"][:, 1:] if decoder_only else batch["labels"]  # causal LMs shift by one
-            count = int((targets != IGNORE).sum())
+            count = int((targets != IGNORE_INDEX).sum())
             if count:
                 with autocast():
                     loss_sum += model(**batch).loss.float().item() * count
                 tokens += count
-    model.train(was_training)
     return loss_sum / tokens if tokens else None
 
 
@@ -65,15 +62,13 @@ def generate_ids(
     a `streamer` (a `transformers` TextStreamer) prompts go one at a time in input order, so the
     text appears as it is written.
     """
-    decoder_only = not getattr(model.config, "is_encoder_decoder", False)
+    decoder_only = not is_encoder_decoder(model)
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     order = [[i] for i in range(len(prompts))] if streamer else sorted_batches(
         [len(p["input_ids"]) for p in prompts], batch_size
     )
     sequences: dict[int, list[int]] = {}
-    with torch.inference_mode():
+    with evaluating(model), torch.inference_mode():
         for batch_idx in order:
             batch = {k: v.to(device) for k, v in collate([prompts[i] for i in batch_idx]).items() if v is not None}
             with autocast():
@@ -82,5 +77,18 @@ def generate_ids(
                 output = output[:, batch["input_ids"].shape[1]:]
             for row, i in enumerate(batch_idx):
                 sequences[i] = output[row].tolist()
-    model.train(was_training)
     return [sequences[i] for i in range(len(prompts))]
+
+
+def is_encoder_decoder(model: nn.Module) -> bool:
+    """Whether `model` writes from an encoder's reading (T5, BART) rather than continuing its input."""
+    return bool(getattr(model.config, "is_encoder_decoder", False))
+
+
+def stop_settings(model: nn.Module, ends: list[int], pad_token_id: int | None) -> dict[str, Any]:
+    """`generate` settings for where a decoder-only model stops and what it pads with: its own stop
+    tokens plus `ends` (the end of an answer as the task writes it). Encoder-decoders need none:
+    their decoder starts empty and their generation config says when it is done."""
+    own = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    stops = sorted({*(own if isinstance(own, list) else [own] if own is not None else []), *ends})
+    return {"eos_token_id": stops or None, "pad_token_id": pad_token_id}

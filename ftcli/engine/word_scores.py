@@ -9,8 +9,8 @@ import torch
 
 from ftcli.engine.attention import variable_length_attention
 from ftcli.engine.batching import sorted_batches
-
-IGNORE = -100
+from ftcli.engine.eval_mode import evaluating
+from ftcli.engine.step import IGNORE_INDEX
 
 
 def word_log_likelihoods(model: Any, contexts: list[list[int]], words: list[list[int]], batch_size: int) -> np.ndarray:
@@ -27,15 +27,12 @@ def word_log_likelihoods(model: Any, contexts: list[list[int]], words: list[list
     device = next(model.parameters()).device
     pad = getattr(model.config, "pad_token_id", None) or 0
     totals = np.zeros((len(contexts), len(words)))
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode(), variable_length_attention():
+    with evaluating(model), torch.inference_mode(), variable_length_attention():
         for batch_idx in sorted_batches(lengths, batch_size):
             batch = [(contexts[pairs[i][0]], words[pairs[i][1]]) for i in batch_idx]
             scores = _seq2seq(model, batch, pad, device) if encoder_decoder else _causal(model, batch, pad, device)
             for i, value in zip(batch_idx, scores):
                 totals[pairs[i]] = value
-    model.train(was_training)
     return totals
 
 
@@ -66,7 +63,7 @@ def _seq2seq(model: Any, batch: list[tuple[list[int], list[int]]], pad: int, dev
     ids = torch.full((len(batch), width), pad, dtype=torch.long)
     mask = torch.zeros_like(ids)
     depth = max(len(w) for _, w in batch)
-    labels = torch.full((len(batch), depth), IGNORE, dtype=torch.long)
+    labels = torch.full((len(batch), depth), IGNORE_INDEX, dtype=torch.long)
     for row, (context, word) in enumerate(batch):
         ids[row, : len(context)] = torch.tensor(context)
         mask[row, : len(context)] = 1
@@ -75,4 +72,4 @@ def _seq2seq(model: Any, batch: list[tuple[list[int], list[int]]], pad: int, dev
     log_probs = torch.log_softmax(logits, dim=-1)
     labels = labels.to(device)
     picked = log_probs.gather(-1, labels.clamp(min=0)[..., None])[..., 0]
-    return (picked * (labels != IGNORE)).sum(-1).tolist()
+    return (picked * (labels != IGNORE_INDEX)).sum(-1).tolist()

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-IGNORE = -100  # the label id PyTorch's cross-entropy skips
-
 
 def token_labels(
     word_ids: Sequence[int | None], word_labels: Sequence[int], label_all_subtokens: bool, inside: Sequence[int]
@@ -21,14 +19,16 @@ def token_labels(
 
     `inside[label]` is the id a later sub-token of a word labelled `label` gets (`B-X` → `I-X`).
     """
+    from ftcli.engine.step import IGNORE_INDEX  # imports torch: not at start-up
+
     labels, previous = [], None
     for word in word_ids:
         if word is None:
-            labels.append(IGNORE)
+            labels.append(IGNORE_INDEX)
         elif word != previous:
             labels.append(word_labels[word])
         else:
-            labels.append(inside[word_labels[word]] if label_all_subtokens else IGNORE)
+            labels.append(inside[word_labels[word]] if label_all_subtokens else IGNORE_INDEX)
         previous = word
     return labels
 

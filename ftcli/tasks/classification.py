@@ -17,7 +17,7 @@ import math
 import re
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -25,8 +25,15 @@ from ftcli.config.schema import DataConfig, TaskConfig
 from ftcli.data import Splits, require_columns
 from ftcli.errors import DataError
 from ftcli.readers import Row
-from ftcli.tasks.base import TASKS
+from ftcli.tasks.base import TASKS, Feature
+from ftcli.tasks.bound import LogitsTask
 from ftcli.tasks.notes import WithoutNotes, add_notes, cut_rows, is_blank
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedTokenizerBase
+
+    from ftcli.engine.inference import Outputs
+    from ftcli.engine.step import Collate, TrainingStep
 
 
 INTEGER = re.compile(r"-?[0-9]+")
@@ -53,6 +60,8 @@ class ClassificationConfig(TaskConfig):
 
 
 class SequenceClassification:
+    """The registered kind; `bind` gives the `ClassificationTask` that encodes and scores."""
+
     def __init__(self, pairs: bool = False) -> None:
         self.pairs = pairs  # rows hold data.text_column and data.text_pair_column
 
@@ -66,7 +75,7 @@ class SequenceClassification:
 
         return AutoModelForSequenceClassification
 
-    def model_config(self, task: ClassificationConfig, model: Any) -> dict[str, Any]:
+    def model_config(self, task: ClassificationConfig, model: PretrainedConfig) -> dict[str, Any]:
         """Settings of the model config this task needs beyond the labels: the loss to train with."""
         return {"problem_type": f"{task.problem.value}_classification" if task.problem is not Problem.regression
                 else "regression"}
@@ -98,16 +107,20 @@ class SequenceClassification:
             pass
         return sorted(keys)
 
-    def encode(
-        self,
-        rows: list[Row],
-        tokenizer: Any,
-        task: ClassificationConfig,
-        data: DataConfig,
-        labels: list[str],
-        source: str,
-        with_labels: bool = True,
-    ) -> list[dict[str, Any]]:
+    def bind(
+        self, cfg: ClassificationConfig, data: DataConfig, labels: list[str], tokenizer: PreTrainedTokenizerBase
+    ) -> ClassificationTask:
+        return ClassificationTask(self, cfg, data, labels, tokenizer, self.pairs)
+
+
+@dataclass
+class ClassificationTask(LogitsTask[ClassificationConfig]):
+    """Sequence classification bound to a run: one logits row per text (or pair of texts)."""
+
+    pairs: bool = False  # rows hold data.text_column and data.text_pair_column
+
+    def encode(self, rows: list[Row], source: str, with_labels: bool = True) -> list[Feature]:
+        task, data, tokenizer = self.cfg, self.data, self.tokenizer
         columns = {"data.text_column": data.text_column}
         if self.pairs:
             columns["data.text_pair_column"] = data.text_pair_column
@@ -122,15 +135,14 @@ class SequenceClassification:
         add_notes(features, cut_rows(tokenizer, encoded, task.max_length, *texts),
                   [any(is_blank(column[i]) for column in texts) for i in range(len(rows))])
         if with_labels:
-            target = self._target(task, data, labels, source)
+            target = self._target(source)
             for index, (feature, row) in enumerate(zip(features, rows)):
                 feature["labels"] = target(row[data.label_column], index)
         return features
 
-    def _target(
-        self, task: ClassificationConfig, data: DataConfig, labels: list[str], source: str
-    ) -> Callable[[Any, int], Any]:
+    def _target(self, source: str) -> Callable[[Any, int], Any]:
         """What the model is trained to output for one raw label: a class id, a multi-hot row or a number."""
+        task, data, labels = self.cfg, self.data, self.labels
         if task.problem is Problem.regression:
             return lambda value, index: _number(value, source, index, data.label_column)
         to_id = _label_lookup(labels, data.label_names is not None)
@@ -143,16 +155,20 @@ class SequenceClassification:
             return multi_hot
         return lambda value, index: _label_id(value, to_id, labels, source, index)
 
-    def collator(self, tokenizer: Any, task: ClassificationConfig) -> Any:
+    def collator(self) -> Collate:
         from transformers import DataCollatorWithPadding
 
-        return WithoutNotes(DataCollatorWithPadding(tokenizer))
+        return WithoutNotes(DataCollatorWithPadding(self.tokenizer))
 
-    def metrics(
-        self, logits: np.ndarray, features: list[dict[str, Any]], task: ClassificationConfig, labels: list[str]
-    ) -> dict[str, Any]:
+    def training_step(self) -> TrainingStep:
+        from ftcli.engine.step import LossUnit, ModelLoss
+
+        return ModelLoss(LossUnit.rows)
+
+    def metrics(self, logits: np.ndarray, features: list[Feature]) -> dict[str, Any]:
         from ftcli import metrics
 
+        task, labels = self.cfg, self.labels
         references = np.array([f["labels"] for f in features])
         if task.problem is Problem.regression:
             return metrics.regression_metrics(logits[:, 0], references)
@@ -161,13 +177,12 @@ class SequenceClassification:
                                               references.astype(int), labels)
         return metrics.classification_metrics(logits.argmax(-1), references, labels)
 
-    def prediction_fields(self, task: ClassificationConfig) -> tuple[str, ...]:
+    def prediction_fields(self) -> tuple[str, ...]:
         return {Problem.single_label: ("label", "probs"), Problem.multi_label: ("labels", "probs"),
-                Problem.regression: (SCORE,)}[task.problem]
+                Problem.regression: (SCORE,)}[self.cfg.problem]
 
-    def predictions(
-        self, logits: np.ndarray, features: list[dict[str, Any]], task: ClassificationConfig, labels: list[str]
-    ) -> list[dict[str, Any]]:
+    def predictions(self, outputs: Outputs, features: list[Feature]) -> list[dict[str, Any]]:
+        task, labels, logits = self.cfg, self.labels, np.asarray(outputs.logits)  # one row per text
         if task.problem is Problem.regression:
             return [{SCORE: round(float(v), 6)} for v in logits[:, 0]]
         if task.problem is Problem.multi_label:

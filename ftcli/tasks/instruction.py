@@ -16,17 +16,22 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftcli.config.schema import DataConfig, TaskConfig
+from ftcli.data import Splits
 from ftcli.readers import Row
-from ftcli.tasks.base import TASKS
+from ftcli.tasks.base import TASKS, Feature
 from ftcli.tasks.chat import Columns, Renderer, RowFormat, Segment, Template, conversation
+from ftcli.tasks.generating import GeneratingTask, GenerationConfig
 from ftcli.tasks.notes import NOTE, RowNote, is_blank
-from ftcli.tasks.seq2seq import GenerationConfig
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedTokenizerBase
+
+    from ftcli.engine.step import Collate, TrainingStep
 
 log = logging.getLogger(__name__)
-IGNORE = -100
 
 
 @dataclass
@@ -47,12 +52,15 @@ class InstructionConfig(TaskConfig):
     generate_in_eval: bool = True
     generation: GenerationConfig = field(default_factory=GenerationConfig)
 
+    def packs_examples(self) -> bool:
+        return self.packing
+
     def validate(self) -> list[str]:
         return super().validate() + self.generation.validate()
 
 
 class Instruction:
-    generates = True
+    """The registered kind; `bind` gives the `InstructionTask` that encodes, generates and scores."""
 
     def best_metric(self, task: InstructionConfig) -> str:
         return "rougeL" if task.generate_in_eval else "perplexity"
@@ -62,7 +70,7 @@ class Instruction:
 
         return AutoModelForCausalLM
 
-    def model_config(self, task: InstructionConfig, model: Any) -> dict[str, Any]:
+    def model_config(self, task: InstructionConfig, model: PretrainedConfig) -> dict[str, Any]:
         """A left-to-right language model: `is_decoder` for encoders that can be one, and no KV cache
         when packing.
 
@@ -76,25 +84,36 @@ class Instruction:
         encoder = hasattr(model, "is_decoder") and not getattr(model, "is_encoder_decoder", False)
         return {**({"is_decoder": True} if encoder else {}), **({"use_cache": False} if task.packing else {})}
 
-    def label_names(self, splits: Any, task: InstructionConfig, data: DataConfig) -> list[str]:
+    def label_names(self, splits: Splits, task: InstructionConfig, data: DataConfig) -> list[str]:
         return []  # the vocabulary is the label set
 
-    def encode(
-        self,
-        rows: list[Row],
-        tokenizer: Any,
-        task: InstructionConfig,
-        data: DataConfig,
-        labels: list[str],
-        source: str,
-        with_labels: bool = True,
-    ) -> list[dict[str, Any]]:
+    def bind(
+        self, cfg: InstructionConfig, data: DataConfig, labels: list[str], tokenizer: PreTrainedTokenizerBase
+    ) -> InstructionTask:
+        return InstructionTask(self, cfg, data, labels, tokenizer)
+
+
+class InstructionTask(GeneratingTask[InstructionConfig]):
+    """Instruction tuning bound to a run: a causal LM learns each response, and continues each prompt."""
+
+    @property
+    def generation(self) -> GenerationConfig:
+        return self.cfg.generation
+
+    @property
+    def generate_in_eval(self) -> bool:
+        return self.cfg.generate_in_eval
+
+    def encode(self, rows: list[Row], source: str, with_labels: bool = True) -> list[Feature]:
         """One feature per row: the full sequence with its loss mask, and the prompt to generate from.
 
         Without labels (predict) the whole conversation is the prompt; with labels the last
         assistant turn is the reference the generated answer is scored against.
         """
-        renderer = Renderer(tokenizer, task.template)
+        from ftcli.engine.step import IGNORE_INDEX
+
+        task, data = self.cfg, self.data
+        renderer = Renderer(self.tokenizer, task.template)
         columns = Columns(
             task.messages_column, task.instruction_column, task.input_column, task.output_column,
             task.prompt_column, task.response_column, data.text_column,
@@ -117,7 +136,7 @@ class Instruction:
             features.append({
                 "input_ids": ids,
                 "attention_mask": [1] * len(ids),
-                "labels": ids if task.train_on_prompt else [i if m else IGNORE for i, m in zip(ids, mask)],
+                "labels": ids if task.train_on_prompt else [i if m else IGNORE_INDEX for i, m in zip(ids, mask)],
                 "prompt_ids": _tail(renderer.prompt(context), task.max_length),
                 "reference": turns[-1]["content"] if turns[-1]["role"] == "assistant" else "",
             })
@@ -126,47 +145,45 @@ class Instruction:
                         source, cut, len(rows), task.max_length)
         return features
 
-    def collator(self, tokenizer: Any, task: InstructionConfig) -> Any:
+    def collator(self) -> Collate:
         """Pads batches for the loss (or flattens them, with `task.packing`), dropping generation-only fields."""
         from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening
 
-        if task.packing:
-            pad = DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE)
+        from ftcli.engine.step import IGNORE_INDEX
+
+        if self.cfg.packing:
+            pad = DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE_INDEX)
             keys = ("input_ids", "labels")
         else:
-            pad = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE)
+            pad = DataCollatorForSeq2Seq(self.tokenizer, label_pad_token_id=IGNORE_INDEX)
             keys = ("input_ids", "attention_mask", "labels")
         return lambda features: pad([{k: f[k] for k in keys if k in f} for f in features])
 
-    def stop_ids(self, tokenizer: Any, task: InstructionConfig) -> list[int]:
-        """Where generation stops: the end of an assistant turn in the template the run trained with."""
-        return Renderer(tokenizer, task.template).stop_ids()
+    def training_step(self) -> TrainingStep:
+        from ftcli.engine.step import LossUnit, ModelLoss
 
-    def prompts(self, features: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return ModelLoss(LossUnit.next_tokens)
+
+    def stop_ids(self) -> list[int]:
+        """Where generation stops: the end of an assistant turn in the template the run trained with."""
+        return Renderer(self.tokenizer, self.cfg.template).stop_ids()
+
+    def prompts(self, features: list[Feature]) -> list[Feature]:
         """What generation starts from: the prompt of each feature."""
         return [{"input_ids": f.get("prompt_ids", f["input_ids"])} for f in features]
 
-    def prompt_collator(self, tokenizer: Any) -> Any:
+    def prompt_collator(self) -> Collate:
         """Left padding, so every prompt in a batch ends where generation begins."""
+        tokenizer = self.tokenizer
         return lambda features: tokenizer.pad(features, padding=True, padding_side="left", return_tensors="pt")
 
-    def metrics(self, generated: list[str] | None, features: list[dict[str, Any]], task: InstructionConfig,
-                labels: list[str]) -> dict[str, Any]:
-        if generated is None:
-            return {}
+    def metrics(self, texts: list[str], features: list[Feature]) -> dict[str, Any]:
         from ftcli.metrics import load_metric
 
         references = [f["reference"] for f in features]
-        scores = load_metric("rouge").compute(predictions=generated, references=references)
-        matches = [_normalise(p) == _normalise(r) for p, r in zip(generated, references)]
+        scores = load_metric("rouge").compute(predictions=texts, references=references)
+        matches = [_normalise(p) == _normalise(r) for p, r in zip(texts, references)]
         return {"exact_match": sum(matches) / len(matches) if matches else 0.0, **scores}
-
-    def predictions(self, generated: list[str], features: list[dict[str, Any]], task: InstructionConfig,
-                    labels: list[str]) -> list[dict[str, Any]]:
-        return [{"generated": text} for text in generated]
-
-    def prediction_fields(self, task: InstructionConfig) -> tuple[str, ...]:
-        return ("generated",)
 
 
 def fit(segments: list[Segment], max_length: int) -> tuple[list[int], list[bool]]:

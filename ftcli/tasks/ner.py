@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ftcli.config.schema import DataConfig, TaskConfig
 from ftcli.data import Splits, require_columns
-from ftcli.errors import ConfigError, DataError, ModelError
+from ftcli.errors import ConfigError, DataError
 from ftcli.readers import Row
 from ftcli.tasks import alignment
 from ftcli.tasks.alignment import token_labels, word_spans
-from ftcli.tasks.base import TASKS
+from ftcli.tasks.base import TASKS, Feature
+from ftcli.tasks.bound import LogitsTask, require_fast_tokenizer
 from ftcli.tasks.entities import entity_spans
 from ftcli.tasks.notes import NOTE, add_notes, is_blank
 from ftcli.tasks.tag_schemes import (
@@ -40,6 +41,12 @@ from ftcli.tasks.tag_schemes import (
     iob2_labels,
     to_iob2,
 )
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedTokenizerBase
+
+    from ftcli.engine.inference import Outputs
+    from ftcli.engine.step import Collate, TrainingStep
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +88,8 @@ class Words:
 
 
 class TokenClassification:
+    """The registered kind; `bind` gives the `NerTask` that encodes and scores."""
+
     def best_metric(self, task: NerConfig) -> str:
         return "f1"  # entity-level micro F1
 
@@ -89,7 +98,7 @@ class TokenClassification:
 
         return AutoModelForTokenClassification
 
-    def model_config(self, task: NerConfig, model: Any) -> dict[str, Any]:
+    def model_config(self, task: NerConfig, model: PretrainedConfig) -> dict[str, Any]:
         return {}
 
     def label_names(self, splits: Splits, task: NerConfig, data: DataConfig) -> list[str]:
@@ -106,23 +115,17 @@ class TokenClassification:
             types.update(tag[2:] for tag in tags if tag != OUTSIDE)
         return iob2_labels(types)
 
-    def encode(
-        self,
-        rows: list[Row],
-        tokenizer: Any,
-        task: NerConfig,
-        data: DataConfig,
-        labels: list[str],
-        source: str,
-        with_labels: bool = True,
-    ) -> list[dict[str, Any]]:
+    def bind(self, cfg: NerConfig, data: DataConfig, labels: list[str], tokenizer: PreTrainedTokenizerBase) -> NerTask:
+        return NerTask(self, cfg, data, labels, tokenizer)
+
+
+class NerTask(LogitsTask[NerConfig]):
+    """Token classification bound to a run: one logits row per sub-word token, read back per word."""
+
+    def encode(self, rows: list[Row], source: str, with_labels: bool = True) -> list[Feature]:
         """Features in row order: lists of words are tokenised as pre-split words; raw text (predict only) whole."""
-        if not getattr(tokenizer, "is_fast", False):
-            raise ModelError(
-                f"task=ner needs a fast tokenizer (one backed by the `tokenizers` library) to map sub-tokens "
-                f"to words; {type(tokenizer).__name__} is not one",
-                hint="pick a model that ships a tokenizer.json",
-            )
+        task, data, labels, tokenizer = self.cfg, self.data, self.labels, self.tokenizer
+        require_fast_tokenizer(tokenizer, "ner", "to map sub-tokens to words")
         if with_labels:
             require_columns(rows, _columns(task), source)
         inputs = [_words(row, index, task, data, source, raw_allowed=not with_labels) for index, row in enumerate(rows)]
@@ -139,24 +142,26 @@ class TokenClassification:
             feature["labels"] = token_labels(words.word_ids, word_labels, task.label_all_subtokens, inside)
         return features
 
-    def collator(self, tokenizer: Any, task: NerConfig) -> Any:
+    def collator(self) -> Collate:
         from transformers import DataCollatorForTokenClassification
 
-        return ModelInputs(DataCollatorForTokenClassification(tokenizer))
+        return ModelInputs(DataCollatorForTokenClassification(self.tokenizer))
 
-    def metrics(
-        self, logits: list[np.ndarray], features: list[dict[str, Any]], task: NerConfig, labels: list[str]
-    ) -> dict[str, Any]:
+    def training_step(self) -> TrainingStep:
+        from ftcli.engine.step import LossUnit, ModelLoss
+
+        return ModelLoss(LossUnit.tokens)
+
+    def metrics(self, logits: list[np.ndarray], features: list[Feature]) -> dict[str, Any]:
         from ftcli.metrics import entity_metrics
 
+        labels = self.labels
         predicted = [_word_tags(row, feature[ALIGNMENT], labels) for row, feature in zip(logits, features)]
         gold = [feature[ALIGNMENT].gold for feature in features]
         types = sorted({label[2:] for label in labels if label != OUTSIDE})
-        return entity_metrics(predicted, gold, types, task.strict)
+        return entity_metrics(predicted, gold, types, self.cfg.strict)
 
-    def predictions(
-        self, logits: list[np.ndarray], features: list[dict[str, Any]], task: NerConfig, labels: list[str]
-    ) -> list[dict[str, Any]]:
+    def predictions(self, outputs: Outputs, features: list[Feature]) -> list[dict[str, Any]]:
         """Raw text gets `{"entities": [...]}` with character offsets; a list of words gets
         `{"tags": [...], "entities": [...]}`, one tag per word and entities by word index.
 
@@ -165,8 +170,9 @@ class TokenClassification:
         words of the probability of each word's tag. Tags are repaired to valid IOB2 (an `I-`
         that continues nothing becomes `B-`), so tags and entities always agree.
         """
+        labels = self.labels
         results = []
-        for row, feature in zip(logits, features):
+        for row, feature in zip(outputs.logits, features):
             words: Words = feature[ALIGNMENT]
             shifted = np.exp(row - row.max(-1, keepdims=True))
             probs = shifted / shifted.sum(-1, keepdims=True)
@@ -188,7 +194,7 @@ class TokenClassification:
             results.append({"entities": entities} if words.text is not None else {"tags": tags, "entities": entities})
         return results
 
-    def prediction_fields(self, task: NerConfig) -> tuple[str, ...]:
+    def prediction_fields(self) -> tuple[str, ...]:
         return ("tags", "entities")
 
 

@@ -18,18 +18,26 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from itertools import groupby
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ftcli.config.schema import DataConfig, TaskConfig
 from ftcli.data import Splits, require_columns, text_field
-from ftcli.errors import DataError, ModelError
+from ftcli.errors import DataError
 from ftcli.readers import Row
-from ftcli.tasks.base import TASKS
+from ftcli.tasks.base import TASKS, Feature
+from ftcli.tasks.bound import LogitsTask, require_fast_tokenizer
 from ftcli.tasks.notes import NOTE, RowNote, is_blank
 from ftcli.tasks.qa_spans import Span, SpanRules, best_span
 from ftcli.tasks.qa_windows import WINDOW, Answer, Window, build_windows
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PretrainedConfig, PreTrainedTokenizerBase
+
+    from ftcli.engine.inference import Outputs
+    from ftcli.engine.step import Collate, TrainingStep
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +76,8 @@ class QaConfig(TaskConfig):
 
 
 class QuestionAnswering:
+    """The registered kind; `bind` gives the `QaTask` that encodes and scores."""
+
     def best_metric(self, task: QaConfig) -> str:
         return "f1"  # SQuAD token F1
 
@@ -76,29 +86,23 @@ class QuestionAnswering:
 
         return AutoModelForQuestionAnswering
 
-    def model_config(self, task: QaConfig, model: Any) -> dict[str, Any]:
+    def model_config(self, task: QaConfig, model: PretrainedConfig) -> dict[str, Any]:
         return {}
 
     def label_names(self, splits: Splits, task: QaConfig, data: DataConfig) -> list[str]:
         return list(LABELS)
 
-    def encode(
-        self,
-        rows: list[Row],
-        tokenizer: Any,
-        task: QaConfig,
-        data: DataConfig,
-        labels: list[str],
-        source: str,
-        with_labels: bool = True,
-    ) -> list[dict[str, Any]]:
+    def bind(self, cfg: QaConfig, data: DataConfig, labels: list[str], tokenizer: PreTrainedTokenizerBase) -> QaTask:
+        return QaTask(self, cfg, data, labels, tokenizer)
+
+
+class QaTask(LogitsTask[QaConfig]):
+    """Extractive QA bound to a run: start and end logits per token of each window, one span per row."""
+
+    def encode(self, rows: list[Row], source: str, with_labels: bool = True) -> list[Feature]:
         """One feature per window, rows in order; each holds its `Window` (and targets `with_labels`)."""
-        if not getattr(tokenizer, "is_fast", False):
-            raise ModelError(
-                f"task=qa needs a fast tokenizer (one backed by the `tokenizers` library) for character "
-                f"offsets and context windows; {type(tokenizer).__name__} is not one",
-                hint="pick a model that ships a tokenizer.json",
-            )
+        task, tokenizer = self.cfg, self.tokenizer
+        require_fast_tokenizer(tokenizer, "qa", "for character offsets and context windows")
         columns = {"task.question_column": task.question_column, "task.context_column": task.context_column}
         if with_labels:
             columns["task.answers_column"] = task.answers_column
@@ -118,29 +122,37 @@ class QuestionAnswering:
                      len(features), task.max_length)
         return features
 
-    def collator(self, tokenizer: Any, task: QaConfig) -> Any:
+    def collator(self) -> Collate:
         from transformers import DataCollatorWithPadding
 
-        return ModelInputs(DataCollatorWithPadding(tokenizer))
+        return ModelInputs(DataCollatorWithPadding(self.tokenizer))
 
-    def metrics(
-        self, logits: list[np.ndarray], features: list[dict[str, Any]], task: QaConfig, labels: list[str]
-    ) -> dict[str, Any]:
+    def training_step(self) -> TrainingStep:
+        from ftcli.engine.step import LossUnit, ModelLoss
+
+        return ModelLoss(LossUnit.rows)  # the head's loss: start and end cross-entropy, a mean over windows
+
+    def logits_of(self, out: Any) -> torch.Tensor:
+        """The head's start and end logits (a `QuestionAnsweringModelOutput`'s) stacked as
+        (batch, tokens, 2), read like per-token logits."""
+        import torch
+
+        return torch.stack([out.start_logits, out.end_logits], dim=-1)
+
+    def metrics(self, logits: list[np.ndarray], features: list[Feature]) -> dict[str, Any]:
         from ftcli.metrics import squad_metrics
 
         rows = _rows(logits, features)
-        predicted = [best_span(windows, row_logits, task.rules).text for windows, row_logits in rows]
+        predicted = [best_span(windows, row_logits, self.cfg.rules).text for windows, row_logits in rows]
         return squad_metrics(predicted, [windows[0].gold for windows, _ in rows])
 
-    def predictions(
-        self, logits: list[np.ndarray], features: list[dict[str, Any]], task: QaConfig, labels: list[str]
-    ) -> list[dict[str, Any]]:
+    def predictions(self, outputs: Outputs, features: list[Feature]) -> list[dict[str, Any]]:
         """One `{"answer", "score", "start", "end"}` per row: `context[start:end] == answer`."""
-        rows = _rows(logits, features)
-        spans: list[Span] = [best_span(windows, row_logits, task.rules) for windows, row_logits in rows]
+        rows = _rows(outputs.logits, features)
+        spans: list[Span] = [best_span(windows, row_logits, self.cfg.rules) for windows, row_logits in rows]
         return [span.as_prediction() for span in spans]
 
-    def prediction_fields(self, task: QaConfig) -> tuple[str, ...]:
+    def prediction_fields(self) -> tuple[str, ...]:
         return ("answer", "score", "start", "end")
 
 
@@ -154,7 +166,9 @@ class ModelInputs:
         return self.collate([{k: v for k, v in f.items() if k not in (WINDOW, NOTE)} for f in features])
 
 
-def _rows(logits: list[np.ndarray], features: list[dict[str, Any]]) -> list[tuple[list[Window], list[np.ndarray]]]:
+def _rows(
+    logits: np.ndarray | list[np.ndarray], features: list[Feature]
+) -> list[tuple[list[Window], list[np.ndarray]]]:
     """The windows and their (tokens, 2) logits grouped per row, in row order (windows are contiguous)."""
     pairs = [(feature[WINDOW], window_logits) for feature, window_logits in zip(features, logits)]
     grouped = []
@@ -162,7 +176,6 @@ def _rows(logits: list[np.ndarray], features: list[dict[str, Any]]) -> list[tupl
         windows, row_logits = zip(*group)
         grouped.append((list(windows), list(row_logits)))
     return grouped
-
 
 
 def _answers(row: Row, index: int, context: str, task: QaConfig, source: str) -> list[Answer]:

@@ -10,54 +10,21 @@ summarisation, BLEU and chrF for translation.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftcli.config.schema import DataConfig, TaskConfig
-from ftcli.data import require_columns, text_field
+from ftcli.data import Splits, require_columns, text_field
 from ftcli.readers import Row
-from ftcli.tasks.base import TASKS
+from ftcli.tasks.base import TASKS, Feature
+from ftcli.tasks.generating import GeneratingTask, GenerationConfig
 from ftcli.tasks.notes import NOTE, add_notes, cut_rows, is_blank
 
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
-@dataclass
-class GenerationConfig:
-    """How generation tasks write: greedy by default, so evaluation is deterministic."""
+    from ftcli.engine.step import Collate, TrainingStep
 
-    num_beams: int = 1  # 1: greedy
-    max_new_tokens: int = 64
-    length_penalty: float = 1.0  # beam search: >1 favours longer outputs
-    no_repeat_ngram_size: int = 0  # 0: off
-    repetition_penalty: float = 1.0  # >1 discourages repeating tokens already written
-    do_sample: bool = False  # sample instead of taking the likeliest token (seeded by the run's seed)
-    temperature: float = 1.0  # sampling only
-    top_p: float = 1.0  # sampling only: nucleus size
-
-    def validate(self) -> list[str]:
-        problems = []
-        if self.num_beams < 1:
-            problems.append(f"task.generation.num_beams={self.num_beams} must be at least 1")
-        if self.max_new_tokens < 1:
-            problems.append(f"task.generation.max_new_tokens={self.max_new_tokens} must be at least 1")
-        if self.temperature <= 0:
-            problems.append(f"task.generation.temperature={self.temperature} must be positive (do_sample=false for greedy)")
-        if not 0 < self.top_p <= 1:
-            problems.append(f"task.generation.top_p={self.top_p} must be in (0, 1]")
-        if self.repetition_penalty <= 0:
-            problems.append(f"task.generation.repetition_penalty={self.repetition_penalty} must be positive")
-        return problems
-
-    def as_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"num_beams": self.num_beams, "max_new_tokens": self.max_new_tokens,
-                                  "do_sample": self.do_sample}
-        if self.num_beams > 1:
-            kwargs.update(length_penalty=self.length_penalty, early_stopping=True)
-        if self.no_repeat_ngram_size:
-            kwargs["no_repeat_ngram_size"] = self.no_repeat_ngram_size
-        if self.repetition_penalty != 1.0:
-            kwargs["repetition_penalty"] = self.repetition_penalty
-        if self.do_sample:
-            kwargs.update(temperature=self.temperature, top_p=self.top_p)
-        return kwargs
+TARGET_FIELDS = ("labels", "decoder_input_ids", "reference")  # what a feature holds of its target, not its source
 
 
 @dataclass
@@ -71,12 +38,10 @@ class Seq2SeqConfig(TaskConfig):
 
 
 class Seq2Seq:
-    """One implementation for both tasks; `scores` names the bundled metric module they differ in."""
+    """The registered kind of both tasks; `metric` names the bundled metric module they differ in."""
 
-    generates = True
-
-    def __init__(self, scores: str, headline: str) -> None:
-        self.scores, self.headline = scores, headline
+    def __init__(self, metric: str, headline: str) -> None:
+        self.metric, self.headline = metric, headline
 
     def best_metric(self, task: Seq2SeqConfig) -> str:
         return self.headline
@@ -86,22 +51,30 @@ class Seq2Seq:
 
         return AutoModelForSeq2SeqLM
 
-    def model_config(self, task: Seq2SeqConfig, model: Any) -> dict[str, Any]:
+    def model_config(self, task: Seq2SeqConfig, model: PretrainedConfig) -> dict[str, Any]:
         return {}
 
-    def label_names(self, splits: Any, task: Seq2SeqConfig, data: DataConfig) -> list[str]:
+    def label_names(self, splits: Splits, task: Seq2SeqConfig, data: DataConfig) -> list[str]:
         return []  # the vocabulary is the label set
 
-    def encode(
-        self,
-        rows: list[Row],
-        tokenizer: Any,
-        task: Seq2SeqConfig,
-        data: DataConfig,
-        labels: list[str],
-        source: str,
-        with_labels: bool = True,
-    ) -> list[dict[str, Any]]:
+    def bind(
+        self, cfg: Seq2SeqConfig, data: DataConfig, labels: list[str], tokenizer: PreTrainedTokenizerBase
+    ) -> Seq2SeqTask:
+        return Seq2SeqTask(self, cfg, data, labels, tokenizer, self.metric)
+
+
+@dataclass
+class Seq2SeqTask(GeneratingTask[Seq2SeqConfig]):
+    """A text-to-text task bound to a run: an encoder-decoder writes each target from its source."""
+
+    metric: str = "rouge"  # the bundled metric module that scores what was written
+
+    @property
+    def generation(self) -> GenerationConfig:
+        return self.cfg.generation
+
+    def encode(self, rows: list[Row], source: str, with_labels: bool = True) -> list[Feature]:
+        task, data, tokenizer = self.cfg, self.data, self.tokenizer
         columns = {"data.text_column": data.text_column}
         if with_labels:
             columns["task.target_column"] = task.target_column
@@ -121,28 +94,34 @@ class Seq2Seq:
                 feature["reference"] = target
         return features
 
-    def collator(self, tokenizer: Any, task: Seq2SeqConfig) -> Any:
+    def collator(self) -> Collate:
         from transformers import DataCollatorForSeq2Seq
 
-        pad = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
+        from ftcli.engine.step import IGNORE_INDEX
+
+        pad = DataCollatorForSeq2Seq(self.tokenizer, label_pad_token_id=IGNORE_INDEX)
         return lambda features: pad([{k: v for k, v in f.items() if k not in ("reference", NOTE)} for f in features])
 
-    def metrics(self, generated: list[str], features: list[dict[str, Any]], task: Seq2SeqConfig,
-                labels: list[str]) -> dict[str, Any]:
+    def training_step(self) -> TrainingStep:
+        from ftcli.engine.step import LossUnit, ModelLoss
+
+        return ModelLoss(LossUnit.tokens)
+
+    def prompts(self, features: list[Feature]) -> list[Feature]:
+        """The features' own encoder inputs: the decoder writes from them."""
+        return [{k: v for k, v in f.items() if k not in (*TARGET_FIELDS, NOTE)} for f in features]
+
+    def prompt_collator(self) -> Collate:
+        return self.collator()
+
+    def metrics(self, texts: list[str], features: list[Feature]) -> dict[str, Any]:
         from ftcli.metrics import load_metric
 
         references = [f["reference"] for f in features]
-        return load_metric(self.scores).compute(predictions=generated, references=references)
-
-    def predictions(self, generated: list[str], features: list[dict[str, Any]], task: Seq2SeqConfig,
-                    labels: list[str]) -> list[dict[str, Any]]:
-        return [{"generated": text} for text in generated]
-
-    def prediction_fields(self, task: Seq2SeqConfig) -> tuple[str, ...]:
-        return ("generated",)
+        return load_metric(self.metric).compute(predictions=texts, references=references)
 
 
-def _without_start(ids: list[int], tokenizer: Any) -> list[int]:
+def _without_start(ids: list[int], tokenizer: PreTrainedTokenizerBase) -> list[int]:
     """Target ids without a leading [CLS]: BERT vocabularies (warm-started encoder-decoders) put one
     first, and decoding already starts from it, so learning to write it again first only delays
     learning the text (the model writes nothing at low learning rates). BOS-style vocabularies

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ftcli.tasks.alignment import IGNORE, first_tokens, token_labels, word_spans
+from ftcli.engine.step import IGNORE_INDEX as IGNORE
+from ftcli.tasks.alignment import first_tokens, token_labels, word_spans
 
 # [CLS] ada love ##lace visited zurich [SEP]: word 1 ("Lovelace") has two sub-tokens
 WORD_IDS = [None, 0, 1, 1, 2, 3, None]

@@ -9,9 +9,11 @@ import torch
 from torch import nn
 
 from ftcli.config.schema import EvalStrategy, Precision, TrainerConfig
-from ftcli.engine import loop, task_outputs
+from ftcli.engine import loop
 from ftcli.engine.attention import variable_length_attention
+from ftcli.engine.inference import run_inference
 from ftcli.engine.loop import Training, train_loop
+from ftcli.tasks import pipeline
 
 BACKENDS = ("cudnn_sdp_enabled", "flash_sdp_enabled", "mem_efficient_sdp_enabled", "math_sdp_enabled")
 
@@ -78,9 +80,19 @@ class Quiet:
     def on_train_end(self): ...
 
 
+class Regression:
+    """The part of a task `pipeline.split_scores` drives: outputs from `run_inference`, scored by their loss."""
+
+    def outputs(self, model, features, batch_size, autocast, streamer=None):
+        return run_inference(model, features, collate, batch_size, autocast)
+
+    def scores(self, outputs, features):
+        return {"loss": outputs.loss}
+
+
 def test_training_and_inference_run_inside_it(monkeypatch):
     monkeypatch.setattr(loop, "variable_length_attention", recording)
-    monkeypatch.setattr(task_outputs, "variable_length_attention", recording)
+    monkeypatch.setattr(pipeline, "variable_length_attention", recording)
     features = [{"input_ids": [i, 1], "labels": float(i % 2)} for i in range(8)]
     model = Recorder()
     cfg = TrainerConfig(max_steps=3, batch_size=2, eval_strategy=EvalStrategy.no, precision=Precision.fp32,
@@ -88,7 +100,6 @@ def test_training_and_inference_run_inside_it(monkeypatch):
     train_loop(Training(model, features, collate, 0.01, 0, lambda m: {}, Quiet()), cfg)
     assert model.seen == [True] * 3
     model.seen.clear()
-    task = SimpleNamespace(generates=False)
-    task_outputs.task_outputs(task, None, model, None, [{"input_ids": [1, 2]}] * 3, collate, 2)
+    pipeline.split_scores(Regression(), model, [{"input_ids": [1, 2]}] * 3, 2, Precision.fp32)
     assert model.seen == [True, True]
     assert ENTERED == [False]

@@ -7,6 +7,7 @@ import pytest
 
 from ftcli.config.schema import DataConfig
 from ftcli.data import Splits
+from ftcli.engine.inference import Outputs
 from ftcli.errors import DataError
 from ftcli.metrics import multilabel_metrics, regression_metrics
 from ftcli.tasks import TASKS
@@ -34,7 +35,7 @@ def splits_of(labels):
 
 def test_pair_rows_are_encoded_as_one_sequence_with_two_segments(tokenizer):
     rows = [{"text": "a cat sat", "text_pair": "a dog ran", "label": "no"}]
-    [feature] = PAIRS.encode(rows, tokenizer, PairClassificationConfig(), DataConfig(), ["no", "yes"], "x.jsonl")
+    [feature] = PAIRS.bind(PairClassificationConfig(), DataConfig(), ["no", "yes"], tokenizer).encode(rows, "x.jsonl")
     assert feature["input_ids"] == tokenizer("a cat sat", "a dog ran")["input_ids"]
     assert feature["input_ids"].count(tokenizer.sep_token_id) == 2 and set(feature["token_type_ids"]) == {0, 1}
     assert feature["labels"] == 0
@@ -43,17 +44,18 @@ def test_pair_rows_are_encoded_as_one_sequence_with_two_segments(tokenizer):
 def test_pair_rows_need_the_second_text(tokenizer):
     rows = [{"text": "a cat sat", "label": "no"}]
     with pytest.raises(DataError, match="text_pair"):
-        PAIRS.encode(rows, tokenizer, PairClassificationConfig(), DataConfig(), ["no"], "x.jsonl")
+        PAIRS.bind(PairClassificationConfig(), DataConfig(), ["no"], tokenizer).encode(rows, "x.jsonl")
     with pytest.raises(DataError, match=r"record 0: 'text_pair' is int, not text"):
-        PAIRS.encode([{"text": "a", "text_pair": 3, "label": "no"}], tokenizer, PairClassificationConfig(),
-                     DataConfig(), ["no"], "x.jsonl")
+        PAIRS.bind(PairClassificationConfig(), DataConfig(), ["no"], tokenizer).encode(
+            [{"text": "a", "text_pair": 3, "label": "no"}], "x.jsonl"
+        )
 
 
 def test_multi_label_names_are_the_union_and_targets_are_multi_hot(tokenizer):
     splits = splits_of([["sports", "money"], [], ["politics"], "sports"])
     labels = CLASSIFY.label_names(splits, MULTI, DataConfig())
     assert labels == ["money", "politics", "sports"]
-    features = CLASSIFY.encode(splits["train"], tokenizer, MULTI, DataConfig(), labels, "train.jsonl")
+    features = CLASSIFY.bind(MULTI, DataConfig(), labels, tokenizer).encode(splits["train"], "train.jsonl")
     assert [f["labels"] for f in features] == [[1.0, 0.0, 1.0], [0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
     assert CLASSIFY.model_config(MULTI, None) == {"problem_type": "multi_label_classification"}
     assert CLASSIFY.best_metric(MULTI) == "f1_micro"
@@ -61,15 +63,16 @@ def test_multi_label_names_are_the_union_and_targets_are_multi_hot(tokenizer):
 
 def test_multi_label_rejects_an_unknown_label_and_a_non_list(tokenizer):
     with pytest.raises(DataError, match=r"record 1 has label 'art'"):
-        CLASSIFY.encode(splits_of([["sports"], ["art"]])["train"], tokenizer, MULTI, DataConfig(), ["sports"], "f")
+        CLASSIFY.bind(MULTI, DataConfig(), ["sports"], tokenizer).encode(splits_of([["sports"], ["art"]])["train"], "f")
     with pytest.raises(DataError, match=r"record 0 has labels 1.5; task.problem=multi_label needs a list"):
         CLASSIFY.label_names(splits_of([1.5]), MULTI, DataConfig())
 
 
 def test_multi_label_predictions_use_the_threshold():
     logits = np.array([[2.0, -2.0, 0.1], [-3.0, -3.0, -3.0]])
-    preds = CLASSIFY.predictions(logits, [{}, {}], ClassificationConfig(problem=Problem.multi_label, threshold=0.5),
-                                 ["a", "b", "c"])
+    task = CLASSIFY.bind(ClassificationConfig(problem=Problem.multi_label, threshold=0.5), DataConfig(),
+                         ["a", "b", "c"], None)
+    preds = task.predictions(Outputs(logits, None), [{}, {}])
     assert [p["labels"] for p in preds] == [["a", "c"], []]
     assert preds[0]["probs"]["a"] == pytest.approx(1 / (1 + np.exp(-2.0)), abs=1e-6)
 
@@ -89,11 +92,11 @@ def test_multi_label_metrics_by_hand():
 def test_regression_targets_are_numbers_and_bad_ones_name_the_record(tokenizer):
     rows = splits_of([0.5, "3", 2])["train"]
     assert CLASSIFY.label_names(splits_of([0.5]), REGRESSION, DataConfig()) == ["score"]
-    features = CLASSIFY.encode(rows, tokenizer, REGRESSION, DataConfig(), ["score"], "f")
+    features = CLASSIFY.bind(REGRESSION, DataConfig(), ["score"], tokenizer).encode(rows, "f")
     assert [f["labels"] for f in features] == [0.5, 3.0, 2.0]
     for bad in ("high", None, float("nan"), True):
         with pytest.raises(DataError, match=r"record 1 has label=.*needs a finite number"):
-            CLASSIFY.encode(splits_of([1.0, bad])["train"], tokenizer, REGRESSION, DataConfig(), ["score"], "f")
+            CLASSIFY.bind(REGRESSION, DataConfig(), ["score"], tokenizer).encode(splits_of([1.0, bad])["train"], "f")
     assert CLASSIFY.model_config(REGRESSION, None) == {"problem_type": "regression"}
 
 
@@ -108,7 +111,8 @@ def test_regression_metrics_by_hand():
 
 
 def test_regression_predictions_are_the_score():
-    preds = CLASSIFY.predictions(np.array([[0.25], [-1.5]]), [{}, {}], REGRESSION, ["score"])
+    task = CLASSIFY.bind(REGRESSION, DataConfig(), ["score"], None)
+    preds = task.predictions(Outputs(np.array([[0.25], [-1.5]]), None), [{}, {}])
     assert preds == [{"score": 0.25}, {"score": -1.5}]
 
 

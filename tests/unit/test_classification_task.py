@@ -7,6 +7,7 @@ import pytest
 
 from ftcli.config.schema import DataConfig
 from ftcli.data import Splits
+from ftcli.engine.inference import Outputs
 from ftcli.errors import DataError
 from ftcli.readers import read_rows
 from ftcli.tasks import TASKS
@@ -63,7 +64,8 @@ def test_label_names_missing_label_column():
 
 
 def encode(rows, tokenizer, labels, data=None, **kwargs):
-    return TASK.encode(rows, tokenizer, ClassificationConfig(max_length=8), data or DataConfig(), labels, "f.jsonl", **kwargs)
+    bound = TASK.bind(ClassificationConfig(max_length=8), data or DataConfig(), labels, tokenizer)
+    return bound.encode(rows, "f.jsonl", **kwargs)
 
 
 def test_encode_maps_labels_and_tokenizes(tokenizer):
@@ -72,7 +74,8 @@ def test_encode_maps_labels_and_tokenizes(tokenizer):
     assert [f["labels"] for f in features] == [1, 0]
     assert features[0]["input_ids"] == tokenizer("good movie")["input_ids"]
     assert set(features[0]) == {"input_ids", "token_type_ids", "attention_mask", "labels", NOTE}
-    assert set(TASK.collator(tokenizer, CONFIG)(features)) == {"input_ids", "token_type_ids", "attention_mask", "labels"}
+    collate = TASK.bind(CONFIG, DataConfig(), ["neg", "pos"], tokenizer).collator()
+    assert set(collate(features)) == {"input_ids", "token_type_ids", "attention_mask", "labels"}
 
 
 def test_encode_truncates_to_max_length(tokenizer):
@@ -94,10 +97,9 @@ def test_pairs_are_cut_or_empty_when_either_text_is():
     from ftcli.tasks.classification import PairClassificationConfig
 
     rows = [{"text": "a b", "text_pair": "c"}, {"text": "a b c d", "text_pair": "e f g"}, {"text": "a", "text_pair": " "}]
-    features = SequenceClassification(pairs=True).encode(
-        rows, AutoTokenizer.from_pretrained(embedded_tokenizer_path()), PairClassificationConfig(max_length=8),
-        DataConfig(), ["a"], "f.jsonl", with_labels=False,
-    )
+    features = SequenceClassification(pairs=True).bind(
+        PairClassificationConfig(max_length=8), DataConfig(), ["a"], AutoTokenizer.from_pretrained(embedded_tokenizer_path())
+    ).encode(rows, "f.jsonl", with_labels=False)
     assert [(f[NOTE].cut, f[NOTE].empty) for f in features] == [(False, False), (True, False), (False, True)]
 
 
@@ -154,7 +156,7 @@ def test_zero_padded_numeric_labels_round_trip(tokenizer):
 
 def test_predictions_probs_and_argmax():
     logits = np.array([[1.0, 3.0, 0.0], [1000.0, 0.0, 0.0]])
-    preds = TASK.predictions(logits, [{}, {}], CONFIG, ["a", "b", "c"])
+    preds = TASK.bind(CONFIG, DataConfig(), ["a", "b", "c"], None).predictions(Outputs(logits, None), [{}, {}])
     assert [p["label"] for p in preds] == ["b", "a"]
     for p in preds:
         assert list(p["probs"]) == ["a", "b", "c"]
@@ -167,6 +169,6 @@ def test_predictions_probs_and_argmax():
 def test_metrics_take_argmax_of_logits():
     logits = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
     features = [{"labels": 1}, {"labels": 0}, {"labels": 0}]
-    result = TASK.metrics(logits, features, CONFIG, ["neg", "pos"])
+    result = TASK.bind(CONFIG, DataConfig(), ["neg", "pos"], None).metrics(logits, features)
     assert result["accuracy"] == pytest.approx(2 / 3)
     assert result["confusion_matrix"] == [[1, 1], [0, 1]]

@@ -124,3 +124,16 @@ def test_schedules_warm_up_then_follow_their_shape(scheduler, expected):
 )
 def test_direction_of_metric_for_best(metric, given, maximize):
     assert TrainerConfig(metric_for_best=metric, greater_is_better=given).maximize is maximize
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_evaluating_hands_the_model_back_in_the_mode_it_found_even_after_an_error(training):
+    from ftcli.engine.eval_mode import evaluating
+
+    model = nn.Sequential(nn.Dropout(0.5)).train(training)
+    with evaluating(model):
+        assert not model.training and not model[0].training
+    assert model.training is training and model[0].training is training
+    with pytest.raises(RuntimeError), evaluating(model):
+        raise RuntimeError("a failing batch")
+    assert model.training is training

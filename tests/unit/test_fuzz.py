@@ -333,7 +333,7 @@ def test_classification_rows_encode_or_give_data_error(problem_and_rows, pairs, 
     task = SequenceClassification(pairs=pairs)
     try:
         labels = task.label_names(Splits({"train": rows}, {"train": "train.jsonl"}), config, data)
-        features = task.encode(rows, tokenizer(), config, data, labels, "train.jsonl", with_labels=with_labels)
+        features = task.bind(config, data, labels, tokenizer()).encode(rows, "train.jsonl", with_labels=with_labels)
     except DataError:
         return
     assert len(features) == len(rows)
@@ -380,7 +380,7 @@ def test_ner_rows_encode_or_give_ftcli_error(rows, scheme, label_names, max_leng
     task = TokenClassification()
     try:
         labels = task.label_names(Splits({"train": rows}, {"train": "train.jsonl"}), config, data)
-        features = task.encode(rows, tokenizer(), config, data, labels, "train.jsonl", with_labels=with_labels)
+        features = task.bind(config, data, labels, tokenizer()).encode(rows, "train.jsonl", with_labels=with_labels)
     except (DataError, ConfigError):  # ConfigError: data.label_names that are not tags
         return
     assert len(features) == len(rows)
@@ -411,11 +411,11 @@ def qa_rows(draw) -> dict:
 @given(rows=st.lists(qa_rows(), min_size=1, max_size=2), max_length=st.integers(8, 64), stride=st.integers(0, 63))
 def test_qa_rows_encode_or_give_data_error(rows, max_length, stride):
     config = QaConfig(max_length=max_length, doc_stride=min(stride, max_length - 1))
-    task = QuestionAnswering()
+    kind = QuestionAnswering()
+    task = kind.bind(config, DataConfig(), kind.label_names(None, config, None), tokenizer())
     for with_labels in (False, True):  # predict's inputs, then training rows
         try:
-            features = task.encode(rows, tokenizer(), config, DataConfig(), task.label_names(None, config, None),
-                                   "train.jsonl", with_labels=with_labels)
+            features = task.encode(rows, "train.jsonl", with_labels=with_labels)
         except DataError:
             continue
         assert sorted({feature[WINDOW].row for feature in features}) == list(range(len(rows)))
@@ -558,7 +558,7 @@ def test_regression_problem_label_past_the_largest_float_is_a_data_error():
     rows = [{"text": "a", "label": 10**309}]
     config = ClassificationConfig(problem=Problem.regression)
     with pytest.raises(DataError, match=r"^f\.jsonl: record 0 has label=1000+; task.problem=regression needs a finite"):
-        SequenceClassification().encode(rows, tokenizer(), config, DataConfig(), ["score"], "f.jsonl")
+        SequenceClassification().bind(config, DataConfig(), ["score"], tokenizer()).encode(rows, "f.jsonl")
 
 
 @needs_digit_limit
@@ -575,7 +575,7 @@ def test_qa_negative_answer_start_is_a_data_error():
     rows = [{"question": "", "context": "00", "answers": {"text": ["0"], "answer_start": [-2]}}]
     config = QaConfig(max_length=8, doc_stride=0)
     with pytest.raises(DataError) as info:
-        QuestionAnswering().encode(rows, tokenizer(), config, DataConfig(), ["start", "end"], "train.jsonl")
+        QuestionAnswering().bind(config, DataConfig(), ["start", "end"], tokenizer()).encode(rows, "train.jsonl")
     assert info.value.message == "train.jsonl: record 0: answer 0 is text='0', answer_start=-2"
     assert info.value.hint == "each answer is a non-empty string and the character offset (from 0) where it starts"
 
@@ -585,8 +585,9 @@ def test_qa_question_that_leaves_no_more_than_the_stride_is_a_data_error():
     rows = [{"question": "a b c d e f", "context": "x " * 50}]
     config = QaConfig(max_length=12, doc_stride=3)
     with pytest.raises(DataError) as info:
-        QuestionAnswering().encode(rows, tokenizer(), config, DataConfig(), ["start", "end"], "in.jsonl",
-                                   with_labels=False)
+        QuestionAnswering().bind(config, DataConfig(), ["start", "end"], tokenizer()).encode(
+            rows, "in.jsonl", with_labels=False
+        )
     assert info.value.message == (
         "in.jsonl: record 0: the question takes 6 of task.max_length=12 tokens, which leaves 3 for the context "
         "in each window, not more than task.doc_stride=3"
@@ -596,8 +597,8 @@ def test_qa_question_that_leaves_no_more_than_the_stride_is_a_data_error():
 
 def test_qa_short_context_fits_beside_a_long_question_whatever_the_stride():
     rows = [{"question": "a b c d e f", "context": "x y"}]
-    features = QuestionAnswering().encode(rows, tokenizer(), QaConfig(max_length=12, doc_stride=3), DataConfig(),
-                                          ["start", "end"], "in.jsonl", with_labels=False)
+    task = QuestionAnswering().bind(QaConfig(max_length=12, doc_stride=3), DataConfig(), ["start", "end"], tokenizer())
+    features = task.encode(rows, "in.jsonl", with_labels=False)
     assert len(features) == 1
 
 

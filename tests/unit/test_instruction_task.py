@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 
 import pytest
 import torch
 
 from ftcli.config.schema import DataConfig
 from ftcli.engine.generation import generate_ids, teacher_forced_loss
+from ftcli.engine.step import IGNORE_INDEX as IGNORE
 from ftcli.errors import DataError, ModelError
 from ftcli.tasks import TASKS
 from ftcli.tasks.chat import Segment
-from ftcli.tasks.instruction import IGNORE, InstructionConfig, fit
+from ftcli.tasks.generating import Generated, GenerationConfig
+from ftcli.tasks.instruction import InstructionConfig, fit
 from ftcli.tasks.notes import NOTE, RowNote
 
 TASK = TASKS.get("instruction").impl
@@ -39,8 +42,12 @@ def tokenizer():
     return AutoTokenizer.from_pretrained(embedded_tokenizer_path())
 
 
+def bound(tokenizer=None, **settings):
+    return TASK.bind(InstructionConfig(**settings), DataConfig(), [], tokenizer)
+
+
 def encode(tokenizer, rows, with_labels=True, **settings):
-    return TASK.encode(rows, tokenizer, InstructionConfig(**settings), DataConfig(), [], "x.jsonl", with_labels)
+    return bound(tokenizer, **settings).encode(rows, "x.jsonl", with_labels)
 
 
 def trained_text(tokenizer, feature) -> str:
@@ -133,11 +140,11 @@ def test_long_rows_are_cut_to_max_length(tokenizer):
 
 def test_exact_match_and_rouge_hand_computed():
     features = [{"reference": "Paris "}, {"reference": "the cat sat on the mat"}]
-    scores = TASK.metrics(["paris", "the cat sat"], features, InstructionConfig(), [])
+    scores = bound().metrics(["paris", "the cat sat"], features)
     assert scores["exact_match"] == 0.5
     # rouge1: 1.0 for the first; the second has P 3/3, R 3/6, F 2/3
     assert scores["rouge1"] == pytest.approx((1.0 + 2 / 3) / 2)
-    assert TASK.metrics(None, features, InstructionConfig(), []) == {}
+    assert bound().scores(Generated(None, None), features) == {"loss": None}  # nothing generated: no text scores
 
 
 def tiny_lm(arch: str, **config):
@@ -160,8 +167,8 @@ def test_packing_gives_the_same_loss_as_padding(tokenizer, arch):
 
     causal_lm = tiny_lm(arch, **TASK.model_config(InstructionConfig(packing=True), tiny_config(arch)))
     features = encode(tokenizer, ROWS)
-    padded = TASK.collator(tokenizer, InstructionConfig())(features)
-    packed = TASK.collator(tokenizer, InstructionConfig(packing=True))(features)
+    padded = bound(tokenizer).collator()(features)
+    packed = bound(tokenizer, packing=True).collator()(features)
     assert packed["input_ids"].shape == (1, sum(len(f["input_ids"]) for f in features))
     assert "attention_mask" not in packed and packed["position_ids"][0, len(features[0]["input_ids"])] == 0
     with torch.no_grad():
@@ -175,7 +182,7 @@ def test_packing_gives_the_same_loss_as_padding(tokenizer, arch):
 
 def test_loss_is_per_token_whatever_the_batching(tokenizer, causal_lm):
     features = encode(tokenizer, ROWS)
-    collate = TASK.collator(tokenizer, InstructionConfig())
+    collate = bound(tokenizer).collator()
     one, three = (teacher_forced_loss(causal_lm, features, collate, size) for size in (1, 3))
     assert one == pytest.approx(three, rel=1e-5)
     with torch.no_grad():
@@ -186,8 +193,8 @@ def test_loss_is_per_token_whatever_the_batching(tokenizer, causal_lm):
 
 
 def test_batched_generation_matches_one_at_a_time(tokenizer, causal_lm):
-    prompts = TASK.prompts(encode(tokenizer, ROWS))
-    collate = TASK.prompt_collator(tokenizer)
+    prompts = bound(tokenizer).prompts(encode(tokenizer, ROWS))
+    collate = bound(tokenizer).prompt_collator()
     settings = {"max_new_tokens": 5, "do_sample": False, "pad_token_id": tokenizer.pad_token_id}
     batched = generate_ids(causal_lm, prompts, collate, 3, settings)
     alone = generate_ids(causal_lm, prompts, collate, 1, settings)
@@ -195,12 +202,25 @@ def test_batched_generation_matches_one_at_a_time(tokenizer, causal_lm):
 
 
 def test_perplexity_is_exp_of_the_loss():
-    from ftcli.engine.inference import Outputs
-    from ftcli.engine.task_outputs import scores
-
-    result = scores(TASK, InstructionConfig(generate_in_eval=False), Outputs(None, 2.0), [], [])
+    result = bound(generate_in_eval=False).scores(Generated(None, 2.0), [])
     assert result == {"loss": 2.0, "perplexity": pytest.approx(math.exp(2.0))}
     assert TASK.best_metric(InstructionConfig(generate_in_eval=False)) == "perplexity"
+
+
+def test_evaluation_generates_unless_generate_in_eval_is_off_and_predict_always_does(tokenizer):
+    model, short = tiny_lm("gpt2"), GenerationConfig(max_new_tokens=3)
+    labelled, unlabelled = encode(tokenizer, ROWS), encode(tokenizer, ROWS, with_labels=False)
+    quiet = bound(tokenizer, generate_in_eval=False, generation=short)
+    evaluated = quiet.outputs(model, labelled, 2, nullcontext)
+    assert evaluated.texts is None
+    assert evaluated.loss == pytest.approx(teacher_forced_loss(model, labelled, quiet.collator(), 2), rel=1e-6)
+    assert set(quiet.scores(evaluated, labelled)) == {"loss", "perplexity"}
+    predicted = quiet.outputs(model, unlabelled, 2, nullcontext)
+    assert predicted.loss is None and len(predicted.texts) == len(ROWS)
+    assert quiet.predictions(predicted, unlabelled) == [{"generated": text} for text in predicted.texts]
+    generating = bound(tokenizer, generation=short)
+    scores = generating.scores(generating.outputs(model, labelled, 2, nullcontext), labelled)
+    assert list(scores)[:2] == ["loss", "perplexity"] and {"exact_match", "rougeL"} <= set(scores)
 
 
 @pytest.mark.parametrize("name", ["tiny:bert", "tiny:gpt2"])
@@ -233,14 +253,14 @@ def test_only_an_encoder_is_made_a_decoder(arch, settings):
 
 
 def test_generation_stops_at_the_end_of_an_assistant_turn(tokenizer):
-    assert TASK.stop_ids(tokenizer, InstructionConfig()) == [tokenizer.sep_token_id]
+    assert bound(tokenizer).stop_ids() == [tokenizer.sep_token_id]
     tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
     tokenizer.chat_template = (
         "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
         "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
     )
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    assert TASK.stop_ids(tokenizer, InstructionConfig()) == sorted({tokenizer.sep_token_id, end})
+    assert bound(tokenizer).stop_ids() == sorted({tokenizer.sep_token_id, end})
     feature = encode(tokenizer, ROWS[:1])[0]
     assert trained_text(tokenizer, feature) == "paris <|im_end|>"  # the model learns to write the stop token
 

@@ -9,9 +9,10 @@ import pytest
 
 from ftcli.config.schema import DataConfig
 from ftcli.data import Splits
+from ftcli.engine.inference import Outputs
+from ftcli.engine.step import IGNORE_INDEX as IGNORE
 from ftcli.errors import ConfigError, DataError
 from ftcli.tasks import TASKS
-from ftcli.tasks.alignment import IGNORE
 from ftcli.tasks.ner import ALIGNMENT, NerConfig, TokenClassification
 from ftcli.tasks.notes import NOTE, RowNote
 from ftcli.tasks.tag_schemes import TagScheme
@@ -34,8 +35,20 @@ def tokenizer():
     return AutoTokenizer.from_pretrained(embedded_tokenizer_path())
 
 
+def bound(tokenizer=None, task=None, data=None, labels=LABELS):
+    return TASK.bind(task or NerConfig(), data or DataConfig(), labels, tokenizer)
+
+
 def encode(rows, tokenizer, task=None, data=None, labels=LABELS, **kwargs):
-    return TASK.encode(rows, tokenizer, task or NerConfig(), data or DataConfig(), labels, "f.jsonl", **kwargs)
+    return bound(tokenizer, task, data, labels).encode(rows, "f.jsonl", **kwargs)
+
+
+def metrics(logits, features):
+    return bound().metrics(logits, features)
+
+
+def predict(logits, features):
+    return bound().predictions(Outputs(logits, None), features)
 
 
 def label_names(rows, task=None, data=None):
@@ -162,7 +175,7 @@ def test_predict_rows_need_tokens_or_text(tokenizer):
 
 def test_collator_pads_labels_and_leaves_the_alignment_out(tokenizer):
     features = encode([{"tokens": WORDS, "tags": ["O"] * 5}, {"tokens": ["a"], "tags": ["O"]}], tokenizer)
-    batch = TASK.collator(tokenizer, None)(features)
+    batch = bound(tokenizer).collator()(features)
     assert set(batch) == {"input_ids", "token_type_ids", "attention_mask", "labels"}
     assert batch["labels"][1].tolist() == [IGNORE, O, IGNORE] + [IGNORE] * 5
 
@@ -171,10 +184,10 @@ def test_metrics_read_each_word_at_its_first_sub_token(tokenizer):
     features = encode([{"tokens": WORDS, "tags": ["B-PER", "I-PER", "O", "B-LOC", "O"]}], tokenizer)
     # the second sub-token of "Lovelace" (position 3) says B-LOC: ignored, so both entities are found
     logits = [logits_for(8, {1: B_PER, 2: I_PER, 3: B_LOC, 5: B_LOC})]
-    result = TASK.metrics(logits, features, NerConfig(), LABELS)
+    result = metrics(logits, features)
     assert (result["precision"], result["recall"], result["f1"], result["token_accuracy"]) == (1.0, 1.0, 1.0, 1.0)
     # "Zürich" predicted O: 1 of 2 gold entities found, nothing wrong predicted -> P = 1, R = 1/2, F1 = 2/3
-    result = TASK.metrics([logits_for(8, {1: B_PER, 2: I_PER})], features, NerConfig(), LABELS)
+    result = metrics([logits_for(8, {1: B_PER, 2: I_PER})], features)
     assert (result["precision"], result["recall"]) == (1.0, 0.5)
     assert result["f1"] == pytest.approx(2 / 3)
     assert set(result["per_type"]) == {"LOC", "PER"}
@@ -184,7 +197,7 @@ def test_words_cut_off_by_truncation_count_as_outside(tokenizer):
     # max_length 4 keeps [CLS] ada love [SEP]: "visited", "Zürich" and "." are cut off
     features = encode([{"tokens": WORDS, "tags": ["B-PER", "I-PER", "O", "B-LOC", "O"]}], tokenizer, NerConfig(max_length=4))
     assert features[0][ALIGNMENT].first_tokens == [1, 2, None, None, None]
-    result = TASK.metrics([logits_for(4, {1: B_PER, 2: I_PER})], features, NerConfig(), LABELS)
+    result = metrics([logits_for(4, {1: B_PER, 2: I_PER})], features)
     assert (result["precision"], result["recall"]) == (1.0, 0.5)  # the LOC entity was lost
 
 
@@ -192,7 +205,7 @@ def test_predictions_for_raw_text_give_character_spans(tokenizer):
     features = encode([{"text": TEXT}], tokenizer, with_labels=False)
     # "Ada" says I-PER (repaired to B-PER), "love" I-PER, "##lace" B-LOC (not a first sub-token: ignored)
     logits = [logits_for(8, {1: I_PER, 2: I_PER, 3: B_LOC, 5: B_LOC})]
-    [prediction] = TASK.predictions(logits, features, NerConfig(), LABELS)
+    [prediction] = predict(logits, features)
     assert set(prediction) == {"entities"}
     entities = prediction["entities"]
     assert [(e["text"], e["type"], e["start"], e["end"]) for e in entities] == [
@@ -204,7 +217,7 @@ def test_predictions_for_raw_text_give_character_spans(tokenizer):
 
 def test_predictions_for_words_give_one_tag_per_word(tokenizer):
     features = encode([{"tokens": WORDS}], tokenizer, with_labels=False)
-    [prediction] = TASK.predictions([logits_for(8, {1: B_PER, 2: I_PER, 5: I_LOC})], features, NerConfig(), LABELS)
+    [prediction] = predict([logits_for(8, {1: B_PER, 2: I_PER, 5: I_LOC})], features)
     assert prediction["tags"] == ["B-PER", "I-PER", "O", "B-LOC", "O"]
     assert [(e["text"], e["type"], e["start"], e["end"]) for e in prediction["entities"]] == [
         ("Ada Lovelace", "PER", 0, 2), ("Zürich", "LOC", 3, 4),
@@ -216,21 +229,21 @@ def test_prediction_scores_average_the_word_probabilities(tokenizer):
     logits = np.zeros((4, len(LABELS)), dtype=np.float32)
     logits[1, B_PER] = np.log(3.0)  # p(B-PER) = 3 / (3 + 4) = 3/7 at "ada"
     logits[2, I_PER] = np.log(7.0)  # p(I-PER) = 7 / (7 + 4) = 7/11 at "love"
-    [prediction] = TASK.predictions([logits], features, NerConfig(), LABELS)
+    [prediction] = predict([logits], features)
     assert prediction["entities"][0]["score"] == pytest.approx((3 / 7 + 7 / 11) / 2, abs=1e-6)
 
 
 def test_predictions_for_mixed_rows_keep_row_order(tokenizer):
     features = encode([{"tokens": ["Ada"]}, {"text": "Ada"}, {"tokens": ["Ada", "sang"]}], tokenizer, with_labels=False)
     logits = [logits_for(3, {1: B_PER}), logits_for(3, {1: B_PER}), logits_for(4, {1: B_PER})]
-    predictions = TASK.predictions(logits, features, NerConfig(), LABELS)
+    predictions = predict(logits, features)
     assert [p.get("tags") for p in predictions] == [["B-PER"], None, ["B-PER", "O"]]
     assert predictions[1]["entities"][0]["text"] == "Ada"
 
 
 def test_truncated_input_still_gets_a_tag_per_word(tokenizer):
     features = encode([{"tokens": WORDS}], tokenizer, NerConfig(max_length=4), with_labels=False)
-    [prediction] = TASK.predictions([logits_for(4, {1: B_PER, 2: I_PER})], features, NerConfig(), LABELS)
+    [prediction] = predict([logits_for(4, {1: B_PER, 2: I_PER})], features)
     assert prediction["tags"] == ["B-PER", "I-PER", "O", "O", "O"]
     assert features[0][NOTE] == RowNote(0, cut=True)
 
@@ -239,9 +252,32 @@ def test_rows_without_words_or_text_are_noted_empty(tokenizer):
     rows = [{"tokens": []}, {"tokens": ["Ada"]}, {"text": "  "}, {"text": "Ada sang"}]
     features = encode(rows, tokenizer, with_labels=False)
     assert [f[NOTE].empty for f in features] == [True, False, True, False]
-    assert "row_note" not in TASK.collator(tokenizer, NerConfig())(features)
+    assert "row_note" not in bound(tokenizer).collator()(features)
 
 
 def test_raw_text_truncation_is_noticed(tokenizer):
     features = encode([{"text": "one two three four five"}], tokenizer, NerConfig(max_length=4), with_labels=False)
     assert features[0][ALIGNMENT].truncated and features[0][ALIGNMENT].words == ["one", "two"]
+
+
+class SlowTokenizer:
+    """What matters of a tokenizer that `tokenizers` does not back: it is not fast."""
+
+    is_fast = False
+
+
+@pytest.mark.parametrize(("name", "needed_for"), [
+    ("ner", "to map sub-tokens to words"), ("qa", "for character offsets and context windows"),
+])
+def test_tasks_that_read_word_ids_or_offsets_refuse_a_slow_tokenizer(name, needed_for):
+    from ftcli.errors import ModelError
+
+    entry = TASKS.get(name)
+    task = entry.impl.bind(entry.config_cls(), DataConfig(), LABELS, SlowTokenizer())
+    with pytest.raises(ModelError) as info:
+        task.encode([{"tokens": ["Ada"], "question": "Who?", "context": "Ada."}], "f.jsonl", with_labels=False)
+    assert info.value.message == (
+        f"task={name} needs a fast tokenizer (one backed by the `tokenizers` library) {needed_for}; "
+        "SlowTokenizer is not one"
+    )
+    assert info.value.hint == "pick a model that ships a tokenizer.json"

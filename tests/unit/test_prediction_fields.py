@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from ftcli.config.schema import DataConfig
+from ftcli.engine.inference import Outputs
 from ftcli.tasks import TASKS
+from ftcli.tasks.generating import Generated
 from ftcli.tasks.classification import ClassificationConfig, Problem, SequenceClassification
 
 
@@ -24,41 +26,51 @@ def fields_of(predictions: list[dict]) -> set[str]:
     return {name for prediction in predictions for name in prediction}
 
 
-def test_every_task_that_predict_runs_declares_its_fields():
+def test_every_task_that_predict_runs_declares_its_fields(tokenizer):
     for name in TASKS.names():
         entry = TASKS.get(name)
         if name != "prompting":  # eval only: it has no run directory to predict with
-            assert entry.impl.prediction_fields(entry.config_cls()), name
+            assert entry.impl.bind(entry.config_cls(), DataConfig(), [], tokenizer).prediction_fields(), name
+
+
+def test_every_task_declares_whether_it_generates(tokenizer):
+    generating = {"summarization", "translation", "instruction"}
+    for name in TASKS.names():
+        entry = TASKS.get(name)
+        if name != "prompting":
+            generation = entry.impl.bind(entry.config_cls(), DataConfig(), [], tokenizer).generation
+            assert (generation is not None) == (name in generating), name
+            if generation is not None:
+                assert generation == entry.config_cls().generation
 
 
 @pytest.mark.parametrize("problem", list(Problem))
 def test_classification(problem):
-    task, cfg = SequenceClassification(), ClassificationConfig(problem=problem)
     labels = ["score"] if problem is Problem.regression else ["a", "b"]
-    predictions = task.predictions(np.zeros((2, len(labels))), [{}, {}], cfg, labels)
-    assert fields_of(predictions) == set(task.prediction_fields(cfg))
+    task = SequenceClassification().bind(ClassificationConfig(problem=problem), DataConfig(), labels, None)
+    predictions = task.predictions(Outputs(np.zeros((2, len(labels))), None), [{}, {}])
+    assert fields_of(predictions) == set(task.prediction_fields())
 
 
 def test_ner_words_and_raw_text(tokenizer):
     entry = TASKS.get("ner")
-    task, cfg, labels = entry.impl, entry.config_cls(), ["O", "B-PER", "I-PER"]
-    features = task.encode([{"tokens": ["Ada", "sang"]}, {"text": "Ada sang"}], tokenizer, cfg, DataConfig(), labels,
-                           "f", with_labels=False)
+    labels = ["O", "B-PER", "I-PER"]
+    task = entry.impl.bind(entry.config_cls(), DataConfig(), labels, tokenizer)
+    features = task.encode([{"tokens": ["Ada", "sang"]}, {"text": "Ada sang"}], "f", with_labels=False)
     logits = [np.zeros((len(f["input_ids"]), len(labels))) for f in features]
-    assert fields_of(task.predictions(logits, features, cfg, labels)) == set(task.prediction_fields(cfg))
+    assert fields_of(task.predictions(Outputs(logits, None), features)) == set(task.prediction_fields())
 
 
 def test_qa(tokenizer):
     entry = TASKS.get("qa")
-    task, cfg = entry.impl, entry.config_cls()
-    features = task.encode([{"question": "Who?", "context": "Ada sang."}], tokenizer, cfg, DataConfig(),
-                           ["start", "end"], "f", with_labels=False)
+    task = entry.impl.bind(entry.config_cls(), DataConfig(), ["start", "end"], tokenizer)
+    features = task.encode([{"question": "Who?", "context": "Ada sang."}], "f", with_labels=False)
     logits = [np.zeros((len(f["input_ids"]), 2)) for f in features]
-    assert fields_of(task.predictions(logits, features, cfg, [])) == set(task.prediction_fields(cfg))
+    assert fields_of(task.predictions(Outputs(logits, None), features)) == set(task.prediction_fields())
 
 
 @pytest.mark.parametrize("name", ["summarization", "translation", "instruction"])
-def test_generation(name):
+def test_generation(name, tokenizer):
     entry = TASKS.get(name)
-    cfg = entry.config_cls()
-    assert fields_of(entry.impl.predictions(["a text"], [{}], cfg, [])) == set(entry.impl.prediction_fields(cfg))
+    task = entry.impl.bind(entry.config_cls(), DataConfig(), [], tokenizer)
+    assert fields_of(task.predictions(Generated(["a text"], None), [{}])) == set(task.prediction_fields())

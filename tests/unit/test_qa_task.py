@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ftcli.config.schema import DataConfig
+from ftcli.engine.inference import Outputs
 from ftcli.errors import DataError
 from ftcli.tasks import TASKS
 from ftcli.tasks.notes import NOTE, RowNote, row_notes
@@ -36,8 +37,11 @@ def row(answer: str | None, context: str = CONTEXT, question: str = QUESTION) ->
 
 
 def encode(rows, tokenizer, task=None, **kwargs):
-    return TASK.encode(rows, tokenizer, task or QaConfig(max_length=16, doc_stride=4), DataConfig(), LABELS, "f.jsonl",
-                       **kwargs)
+    return bound(tokenizer, task).encode(rows, "f.jsonl", **kwargs)
+
+
+def bound(tokenizer=None, task=None):
+    return TASK.bind(task or QaConfig(max_length=16, doc_stride=4), DataConfig(), LABELS, tokenizer)
 
 
 def span_text(feature) -> str:
@@ -104,7 +108,7 @@ def test_long_contexts_are_read_whole_and_blank_questions_or_contexts_noted(toke
 
 def test_the_collator_pads_model_inputs_and_drops_windows(tokenizer):
     features = encode([row("twelve")], tokenizer)
-    batch = TASK.collator(tokenizer, None)(features)
+    batch = bound(tokenizer).collator()(features)
     assert set(batch) == {"input_ids", "token_type_ids", "attention_mask", "start_positions", "end_positions"}
     assert batch["input_ids"].shape == (2, 16) and batch["start_positions"].tolist() == [0, 8]
 
@@ -197,7 +201,17 @@ def test_metrics_and_predictions_give_one_result_per_row_from_its_windows():
     features[0][WINDOW] = Window(0, SHORT, SHORT_OFFSETS, 0, gold=["Oslo"])
     features[1][WINDOW] = Window(0, SHORT, SHORT_OFFSETS, 0, gold=["Oslo"])
     outputs = [logits({3: 2.0}, {3: 2.0}), logits({6: 3.0}, {6: 3.0}), logits({0: 5.0}, {0: 5.0})]
-    predictions = TASK.predictions(outputs, features, QaConfig(), LABELS)
+    predictions = bound(task=QaConfig()).predictions(Outputs(outputs, None), features)
     assert [p["answer"] for p in predictions] == ["Oslo", ""]
-    scores = TASK.metrics(outputs, features, QaConfig(), LABELS)
+    scores = bound(task=QaConfig()).metrics(outputs, features)
     assert scores["exact_match"] == 1.0 and scores["f1"] == 1.0 and scores["total"] == 2
+
+
+def test_the_heads_start_and_end_logits_are_read_as_two_columns_per_token():
+    import torch
+    from types import SimpleNamespace
+
+    start, end = torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[4.0, 5.0, 6.0]])
+    stacked = bound().logits_of(SimpleNamespace(start_logits=start, end_logits=end))
+    assert stacked.shape == (1, 3, 2)
+    assert stacked[0, :, 0].tolist() == [1.0, 2.0, 3.0] and stacked[0, :, 1].tolist() == [4.0, 5.0, 6.0]

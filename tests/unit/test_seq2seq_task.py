@@ -26,7 +26,7 @@ def tokenizer():
 def test_encode_adds_the_prefix_and_the_target_ids(tokenizer):
     rows = [{"text": "a long story", "summary": "short"}]
     cfg = Seq2SeqConfig(target_column="summary", source_prefix="summarize: ")
-    [feature] = TASK.encode(rows, tokenizer, cfg, DataConfig(), [], "x.jsonl")
+    [feature] = TASK.bind(cfg, DataConfig(), [], tokenizer).encode(rows, "x.jsonl")
     assert feature["input_ids"] == tokenizer("summarize: a long story")["input_ids"]
     assert feature["labels"] == tokenizer(text_target="short")["input_ids"][1:]  # no leading [CLS]
     assert tokenizer.decode(feature["labels"]) == "short [SEP]"
@@ -34,33 +34,44 @@ def test_encode_adds_the_prefix_and_the_target_ids(tokenizer):
 
 
 def test_predict_rows_need_no_target(tokenizer):
-    [feature] = TASK.encode([{"text": "a story"}], tokenizer, Seq2SeqConfig(), DataConfig(), [], "x", with_labels=False)
+    [feature] = TASK.bind(Seq2SeqConfig(), DataConfig(), [], tokenizer).encode([{"text": "a story"}], "x", with_labels=False)
     assert "labels" not in feature
 
 
 def test_sources_cut_or_empty_are_noted_without_the_prefix(tokenizer):
     rows = [{"text": "a b c"}, {"text": "a b c d e f g h"}, {"text": " "}]
     cfg = Seq2SeqConfig(max_length=9, source_prefix="summarize: ")  # the prefix and [CLS]/[SEP] take 6 tokens
-    features = TASK.encode(rows, tokenizer, cfg, DataConfig(), [], "x", with_labels=False)
+    features = TASK.bind(cfg, DataConfig(), [], tokenizer).encode(rows, "x", with_labels=False)
     assert [(f[NOTE].cut, f[NOTE].empty) for f in features] == [(False, False), (True, False), (False, True)]
 
 
 def test_missing_or_non_text_target_names_the_record(tokenizer):
     with pytest.raises(DataError, match="summary"):
-        TASK.encode([{"text": "a"}], tokenizer, Seq2SeqConfig(target_column="summary"), DataConfig(), [], "x.jsonl")
+        TASK.bind(Seq2SeqConfig(target_column="summary"), DataConfig(), [], tokenizer).encode([{"text": "a"}], "x.jsonl")
     with pytest.raises(DataError, match=r"record 1: 'target' is int, not text"):
-        TASK.encode([{"text": "a", "target": "b"}, {"text": "c", "target": 3}], tokenizer, Seq2SeqConfig(),
-                    DataConfig(), [], "x.jsonl")
+        TASK.bind(Seq2SeqConfig(), DataConfig(), [], tokenizer).encode(
+            [{"text": "a", "target": "b"}, {"text": "c", "target": 3}], "x.jsonl"
+        )
 
 
 def test_collator_pads_labels_with_ignore_index(tokenizer):
     rows = [{"text": "one", "target": "a b c d"}, {"text": "two words", "target": "e"}]
-    features = TASK.encode(rows, tokenizer, Seq2SeqConfig(), DataConfig(), [], "x")
-    batch = TASK.collator(tokenizer, None)(features)
+    task = TASK.bind(Seq2SeqConfig(), DataConfig(), [], tokenizer)
+    features = task.encode(rows, "x")
+    batch = task.collator()(features)
     assert set(batch) == {"input_ids", "attention_mask", "labels"}
     assert batch["labels"].shape[0] == 2 and (batch["labels"][1] == -100).sum() == len(features[0]["labels"]) - len(
         features[1]["labels"]
     )
+
+
+def test_generation_starts_from_the_sources_without_their_targets(tokenizer):
+    task = TASK.bind(Seq2SeqConfig(), DataConfig(), [], tokenizer)
+    features = task.encode([{"text": "one story", "target": "a"}], "x")
+    [prompt] = task.prompts(features)
+    assert set(prompt) == {"input_ids", "attention_mask"} and prompt["input_ids"] == features[0]["input_ids"]
+    batch = task.prompt_collator()(task.prompts(features))
+    assert {k for k, v in batch.items() if v is not None} == {"input_ids", "attention_mask"}
 
 
 def test_generation_settings_reach_generate():

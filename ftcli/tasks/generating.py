@@ -1,0 +1,158 @@
+"""Tasks scored on what the model writes: summarisation, translation, instruction following.
+
+A generating task declares, beside what every task declares, what generation needs:
+
+- `prompts` and `prompt_collator`: what each feature's text is written from, and how prompts
+  are batched (a decoder-only model continues left-padded prompts; an encoder-decoder reads
+  the features' own encoder inputs);
+- `stop_ids`: the tokens that end an answer as the task writes it;
+- `generation`: the settings it generates with (`task.generation`);
+- `generate_in_eval`: whether evaluation generates, or reports the teacher-forced loss only.
+
+From those, `GeneratingTask` gives the rest of `ftcli.tasks.base.Task`: the outputs (texts, and
+the loss per target token when the features have targets), the scores (the loss, its
+perplexity, and the task's own text metrics) and the predictions (`{"generated": text}`).
+Collecting logits over a whole vocabulary would cost gigabytes, so no logits are kept.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ftcli.tasks.bound import BoundTask
+
+if TYPE_CHECKING:
+    from torch import nn
+    from transformers.generation.streamers import BaseStreamer
+
+    from ftcli.config.schema import TaskConfig
+    from ftcli.engine.step import Collate
+    from ftcli.tasks.base import Autocast, Feature
+
+C = TypeVar("C", bound="TaskConfig")
+GENERATED = "generated"  # the field `predict` writes each text to
+MAX_EXP = 700.0  # math.exp overflows a float past ~709
+
+
+@dataclass
+class GenerationConfig:
+    """How generation tasks write: greedy by default, so evaluation is deterministic."""
+
+    num_beams: int = 1  # 1: greedy
+    max_new_tokens: int = 64
+    length_penalty: float = 1.0  # beam search: >1 favours longer outputs
+    no_repeat_ngram_size: int = 0  # 0: off
+    repetition_penalty: float = 1.0  # >1 discourages repeating tokens already written
+    do_sample: bool = False  # sample instead of taking the likeliest token (seeded by the run's seed)
+    temperature: float = 1.0  # sampling only
+    top_p: float = 1.0  # sampling only: nucleus size
+
+    def validate(self) -> list[str]:
+        problems = []
+        if self.num_beams < 1:
+            problems.append(f"task.generation.num_beams={self.num_beams} must be at least 1")
+        if self.max_new_tokens < 1:
+            problems.append(f"task.generation.max_new_tokens={self.max_new_tokens} must be at least 1")
+        if self.temperature <= 0:
+            problems.append(f"task.generation.temperature={self.temperature} must be positive (do_sample=false for greedy)")
+        if not 0 < self.top_p <= 1:
+            problems.append(f"task.generation.top_p={self.top_p} must be in (0, 1]")
+        if self.repetition_penalty <= 0:
+            problems.append(f"task.generation.repetition_penalty={self.repetition_penalty} must be positive")
+        return problems
+
+    def as_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"num_beams": self.num_beams, "max_new_tokens": self.max_new_tokens,
+                                  "do_sample": self.do_sample}
+        if self.num_beams > 1:
+            kwargs.update(length_penalty=self.length_penalty, early_stopping=True)
+        if self.no_repeat_ngram_size:
+            kwargs["no_repeat_ngram_size"] = self.no_repeat_ngram_size
+        if self.repetition_penalty != 1.0:
+            kwargs["repetition_penalty"] = self.repetition_penalty
+        if self.do_sample:
+            kwargs.update(temperature=self.temperature, top_p=self.top_p)
+        return kwargs
+
+
+@dataclass
+class Generated:
+    """A generating task's outputs, in feature order."""
+
+    texts: list[str] | None  # the decoded new text per feature; None when evaluation did not generate
+    loss: float | None  # mean teacher-forced loss per target token, when the features have targets
+
+
+class GeneratingTask(BoundTask[C], ABC):
+    """A bound task scored on the texts its model writes."""
+
+    @property
+    @abstractmethod
+    def generation(self) -> GenerationConfig:
+        """The settings the task generates with."""
+
+    @property
+    def generate_in_eval(self) -> bool:
+        """Whether evaluation generates for labelled features; without it, evaluation reports only the
+        loss and perplexity, and only `predict` generates."""
+        return True
+
+    @abstractmethod
+    def collator(self) -> Collate:
+        """Pads features with their targets: the batches the teacher-forced loss is computed on."""
+
+    @abstractmethod
+    def prompts(self, features: list[Feature]) -> list[Feature]:
+        """What generation starts from, one prompt per feature."""
+
+    @abstractmethod
+    def prompt_collator(self) -> Collate:
+        """Pads prompts into a batch for `generate`."""
+
+    def stop_ids(self) -> list[int]:
+        """The tokens that end an answer for a decoder-only model: the tokenizer's EOS, else its SEP."""
+        tokenizer = self.tokenizer
+        end = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+        return [end] if end is not None else []
+
+    @abstractmethod
+    def metrics(self, texts: list[str], features: list[Feature]) -> dict[str, Any]:
+        """The task's own scores of the generated `texts` against the references in `features`."""
+
+    def outputs(
+        self, model: nn.Module, features: list[Feature], batch_size: int, autocast: Autocast,
+        streamer: BaseStreamer | None = None,
+    ) -> Generated:
+        """The texts written for every feature (unless the features are labelled and evaluation does
+        not generate), and the teacher-forced loss per target token when they are labelled."""
+        from ftcli.engine.generation import generate_ids, is_encoder_decoder, stop_settings, teacher_forced_loss
+
+        labelled = bool(features) and "labels" in features[0]
+        loss = teacher_forced_loss(model, features, self.collator(), batch_size, autocast) if labelled else None
+        if labelled and not self.generate_in_eval:
+            return Generated(None, loss)
+        stops = {} if is_encoder_decoder(model) else stop_settings(model, self.stop_ids(), self.tokenizer.pad_token_id)
+        settings = {**self.generation.as_kwargs(), **stops}
+        sequences = generate_ids(
+            model, self.prompts(features), self.prompt_collator(), batch_size, settings, autocast, streamer
+        )
+        texts = self.tokenizer.batch_decode(sequences, skip_special_tokens=True)
+        return Generated([text.strip() for text in texts], loss)
+
+    def scores(self, outputs: Generated, features: list[Feature]) -> dict[str, Any]:
+        """The loss, its perplexity (the loss is per target token), and the text metrics when texts were written."""
+        result: dict[str, Any] = {"loss": outputs.loss}
+        if outputs.loss is not None:
+            result["perplexity"] = math.exp(min(outputs.loss, MAX_EXP))
+        if outputs.texts is not None:
+            result.update(self.metrics(outputs.texts, features))
+        return result
+
+    def predictions(self, outputs: Generated, features: list[Feature]) -> list[dict[str, Any]]:
+        return [{GENERATED: text} for text in outputs.texts or []]
+
+    def prediction_fields(self) -> tuple[str, ...]:
+        return (GENERATED,)
