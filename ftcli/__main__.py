@@ -2,6 +2,6 @@
 
 import sys
 
-from ftcli.cli import main
+from ftcli.cli.main import main
 
 sys.exit(main())

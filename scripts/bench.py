@@ -96,7 +96,7 @@ def real_tokens(model: str, texts: list[str], max_length: int) -> int:
 
 
 def child_ftcli_train(spec: dict[str, Any]) -> dict[str, Any]:
-    from ftcli.cli import main
+    from ftcli.cli.main import main
 
     run = Path(spec["run"])
     overrides = [
@@ -119,8 +119,14 @@ def child_ftcli_train(spec: dict[str, Any]) -> dict[str, Any]:
 def child_hf_train(spec: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
     from datasets import Dataset
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                              TrainingArguments, set_seed)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
 
     set_seed(spec["seed"])
     tokenizer = AutoTokenizer.from_pretrained(spec["model"])
@@ -160,7 +166,7 @@ def child_hf_train(spec: dict[str, Any]) -> dict[str, Any]:
 
 def child_ftcli_predict(spec: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()  # both predictors are timed from before their imports
-    from ftcli.cli import main
+    from ftcli.cli.main import main
 
     output = Path(spec["output"])
     code = main(["predict", f"run_dir={spec['run']}", f"input={spec['input']}", f"output={output}",
@@ -285,7 +291,7 @@ def main_bench(argv: list[str] | None = None) -> int:
         print(f"train.jsonl and dev.jsonl not found in {args.data_dir}; pass --data-dir", file=sys.stderr)
         return 2
     from ftcli.config.schema import EMBEDDED_MODEL
-    from ftcli.modeling import resolve
+    from ftcli.models.sources import resolve
 
     model = args.model or resolve(EMBEDDED_MODEL)
     workdir = args.out or Path(tempfile.mkdtemp(prefix="ftcli-bench-"))

@@ -48,7 +48,7 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     from ftcli.config.schema import EMBEDDED_MODEL
     from ftcli.engine.attention import variable_length_attention
     from ftcli.engine.batching import TrainBatches
-    from ftcli.modeling import resolve
+    from ftcli.models.sources import resolve
 
     variant, path = args.child, args.model or resolve(EMBEDDED_MODEL)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ftcli.cli import main
+from ftcli.cli.main import main
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sst2"
 

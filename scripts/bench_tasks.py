@@ -245,7 +245,7 @@ def split_sizes(run: Path) -> dict[str, int]:
     import yaml
 
     from ftcli.config.schema import DataConfig
-    from ftcli.data import load_splits
+    from ftcli.data.splits import load_splits
 
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     known = {f.name for f in dataclasses.fields(DataConfig)}

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from ftcli import ui
+from ftcli.commands.summary import SHOWN, data_source, overrides_row, run_rows
 from ftcli.config.schema import DataConfig, EvalConfig, EvalDataConfig
-from ftcli.data import load_splits
-from ftcli.run_dir import METRICS, RunDir
-from ftcli.summary import SHOWN, data_source, overrides_row, run_rows
+from ftcli.data.splits import load_splits
+from ftcli.runs.directory import METRICS, RunDir
+from ftcli.runs.trained import load_trained
 from ftcli.tasks.notes import report, token_room
 from ftcli.tasks.pipeline import split_scores
-from ftcli.trained import load_trained
 
 SOURCE_KEYS = ("dataset", "validation_file", "test_file")
 
@@ -33,7 +33,7 @@ def run(cfg: EvalConfig, output_dir: Path) -> dict[str, Any]:
     splits = load_splits(data, train_cfg.task.name, train_cfg.seed, training=False, use_sample=own_data)
     batch_size = cfg.batch_size or train_cfg.trainer.eval_batch_size
     task = trained.rebound(data=data).task
-    room = token_room(trained.model, trained.method, train_cfg.method)
+    room = token_room(trained.model, trained.method.virtual_tokens(train_cfg.method))
     metrics = {}
     for split, rows in splits.rows.items():
         features = task.encode(rows, splits.sources[split])

@@ -7,14 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from ftcli import __version__, ui
+from ftcli.commands.summary import SHOWN, overrides_row, run_rows
 from ftcli.config.schema import ExportConfig
 from ftcli.errors import ConfigError, RunDirError
+from ftcli.files import staged_dir, write_text_atomic
 from ftcli.methods import METHODS
-from ftcli.modeling import load_config
-from ftcli.portable import make_portable, public_name
-from ftcli.run_dir import RunDir, ensure_outside, read_config, staged_dir, write_text_atomic
-from ftcli.summary import SHOWN, overrides_row, run_rows
-from ftcli.trained import TrainedRun, load_trained
+from ftcli.models.loading import load_config
+from ftcli.runs.directory import RunDir, ensure_outside, read_config
+from ftcli.runs.portable import make_portable, public_name
+from ftcli.runs.trained import TrainedRun, load_trained
 
 
 def run(cfg: ExportConfig, output_dir: Path) -> Path:
@@ -133,7 +134,7 @@ HEAD_NOTE = (
 
 def _base_settings(trained: TrainedRun) -> dict[str, Any]:
     """The task's model-config settings beyond the labels (`problem_type`, `is_decoder`), as ftcli
-    built the base model with them (`ftcli.trained.load_trained`)."""
+    built the base model with them (`ftcli.runs.trained.load_trained`)."""
     return trained.kind.model_config(trained.cfg.task, load_config(trained.cfg.model))
 
 

@@ -15,15 +15,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ftcli import ui
+from ftcli.commands.summary import SHOWN, overrides_row, run_rows
 from ftcli.config.schema import PredictConfig
+from ftcli.data.jsonl import jsonl_line
+from ftcli.data.readers import Row, read_rows
 from ftcli.errors import ConfigError
-from ftcli.jsonl import jsonl_line
-from ftcli.readers import Row, read_rows
-from ftcli.run_dir import ensure_outside, write_text_atomic
-from ftcli.summary import SHOWN, overrides_row, run_rows
+from ftcli.files import write_text_atomic
+from ftcli.runs.directory import ensure_outside
+from ftcli.runs.trained import TrainedRun, load_trained
 from ftcli.tasks.notes import report, token_room
 from ftcli.tasks.pipeline import row_predictions
-from ftcli.trained import TrainedRun, load_trained
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase, TextStreamer
@@ -98,7 +99,7 @@ def _predict(trained: TrainedRun, rows: list[dict[str, Any]], cfg: PredictConfig
         log.warning("input=%s has no rows; nothing to predict", cfg.input)
         return []
     features = trained.task.encode(rows, f"input={cfg.input}", with_labels=False)
-    room = token_room(trained.model, trained.method, trained.cfg.method)
+    room = token_room(trained.model, trained.method.virtual_tokens(trained.cfg.method))
     notes = report(features, len(rows), f"input={cfg.input}", f"input={cfg.input}", trained.cfg.task.max_length,
                    room, "predict", length_fixed=True)
     predictions = row_predictions(

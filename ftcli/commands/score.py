@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from ftcli import ui
+from ftcli.commands.summary import data_source, overrides_row
 from ftcli.config.schema import ScoreConfig
-from ftcli.data import load_splits, with_absolute_paths
-from ftcli.jsonl import jsonl_line
-from ftcli.modeling import build_model, build_tokenizer, fit_max_length, load_config, sync_pad_token
-from ftcli.run_dir import METRICS, RunDir, write_text_atomic
-from ftcli.summary import data_source, overrides_row
+from ftcli.data.jsonl import jsonl_line
+from ftcli.data.splits import load_splits, with_absolute_paths
+from ftcli.files import write_text_atomic
+from ftcli.models.loading import build_model, build_tokenizer, fit_max_length, load_config, sync_pad_token
+from ftcli.runs.directory import METRICS, RunDir
 from ftcli.tasks.scorers import scorer_of
 
 

@@ -11,30 +11,40 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ftcli import ui
+from ftcli.commands.summary import data_source, overrides_row, run_rows
 from ftcli.config.schema import EMBEDDED_MODEL, ModelConfig, TrainConfig, plain
-from ftcli.data import load_splits, with_absolute_paths
+from ftcli.data.splits import load_splits, with_absolute_paths
 from ftcli.engine.checkpoint import Checkpointing, checkpoints_dir, list_checkpoints, resume_point
 from ftcli.engine.loop import Training, train_loop
+from ftcli.engine.resources import peak_memory_mb, reset_peak_memory, weights_mb
 from ftcli.engine.state import LoopState
 from ftcli.engine.step import with_add_ons
 from ftcli.errors import Interrupted, ModelError, NothingToDo, RunDirError
+from ftcli.files import write_text_atomic
 from ftcli.methods import METHODS, count_parameters, head_modules
-from ftcli.modeling import (
-    architecture, build_model, build_tokenizer, can_carry, check_head, enable_gradient_checkpointing, fit_max_length,
-    head_need, load_config, sync_pad_token, with_absolute_path,
+from ftcli.models.loading import (
+    architecture,
+    build_model,
+    build_tokenizer,
+    can_carry,
+    check_head,
+    enable_gradient_checkpointing,
+    fit_max_length,
+    head_need,
+    load_config,
+    sync_pad_token,
+    with_absolute_path,
 )
-from ftcli.portable import make_portable
-from ftcli.resources import peak_memory_mb, reset_peak_memory, weights_mb
-from ftcli.environment import environment
-from ftcli.run_dir import ENVIRONMENT, LABELS, METRICS, RunDir, write_config, write_text_atomic
-from ftcli.summary import data_source, overrides_row, run_rows
+from ftcli.runs.directory import ENVIRONMENT, LABELS, METRICS, RunDir, write_config
+from ftcli.runs.environment import environment
+from ftcli.runs.portable import make_portable
 from ftcli.tasks import TASKS
 from ftcli.tasks.notes import report, token_room
 from ftcli.tasks.pipeline import split_scores
 
 if TYPE_CHECKING:
-    from transformers import PretrainedConfig
     from torch import nn
+    from transformers import PretrainedConfig
 
     from ftcli.methods import Method
     from ftcli.tasks.base import TaskKind
@@ -63,7 +73,7 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     cfg = _with_defaults(cfg, kind, method, model)
     task = kind.bind(cfg.task, cfg.data, labels, tokenizer)
     features = {split: task.encode(rows, splits.sources[split]) for split, rows in splits.rows.items()}
-    _report_data(cfg, splits, features, labels, token_room(model, method, cfg.method))
+    _report_data(cfg, splits, features, labels, token_room(model, method.virtual_tokens(cfg.method)))
     model, params = _apply_method(cfg, method, model)
 
     def evaluate(split: str, trained: nn.Module) -> dict[str, Any]:

@@ -4,7 +4,7 @@ Hydra's schema validation rejects unknown keys and wrong types, but not everythi
 adds keys the schema does not have (and `OmegaConf.to_object` then silently drops them), `???`
 values fail only when read, and rules across fields are beyond a schema. `to_typed` closes those
 gaps and returns the typed dataclass tree. Rules that need the task, scorer and method
-registries come from the layer that owns them (`ftcli.registered`), through `RegistryRules`:
+registries come from the layer that owns them (`ftcli.cli.registered`), through `RegistryRules`:
 this layer imports none of them.
 """
 
@@ -40,7 +40,7 @@ class RegistryRules(Protocol):
 def to_typed(cfg: DictConfig, schema: type[T], rules: RegistryRules | None = None) -> T:
     """Check a composed config and return it as `schema` (a dataclass tree).
 
-    Without `rules`, only what the schemas themselves know is checked (`ftcli.registered.to_typed`
+    Without `rules`, only what the schemas themselves know is checked (`ftcli.cli.registered.to_typed`
     passes the registries' rules).
 
     Raises:

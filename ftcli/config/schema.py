@@ -5,7 +5,7 @@ there), and `checks.to_typed` turns the composed config into these objects, so c
 config layer only ever sees typed dataclasses. Closed choices are `Enum`s because OmegaConf
 rejects `Literal`. Cross-field rules live in each config's `validate()`, which returns every
 problem instead of stopping at the first. Rules that must ask the task, scorer or method
-registries (which sit above this layer) are `ftcli.registered`'s.
+registries (which sit above this layer) are `ftcli.cli.registered`'s.
 """
 
 from __future__ import annotations
@@ -56,6 +56,47 @@ class ModelConfig:
         if not self.name_or_path.strip():
             return ["model.name_or_path is empty; give a hub id, a local folder, or pick model=minilm"]
         return []
+
+
+@dataclass
+class GenerationConfig:
+    """How generation tasks write: greedy by default, so evaluation is deterministic."""
+
+    num_beams: int = 1  # 1: greedy
+    max_new_tokens: int = 64
+    length_penalty: float = 1.0  # beam search: >1 favours longer outputs
+    no_repeat_ngram_size: int = 0  # 0: off
+    repetition_penalty: float = 1.0  # >1 discourages repeating tokens already written
+    do_sample: bool = False  # sample instead of taking the likeliest token (seeded by the run's seed)
+    temperature: float = 1.0  # sampling only
+    top_p: float = 1.0  # sampling only: nucleus size
+
+    def validate(self) -> list[str]:
+        problems = []
+        if self.num_beams < 1:
+            problems.append(f"task.generation.num_beams={self.num_beams} must be at least 1")
+        if self.max_new_tokens < 1:
+            problems.append(f"task.generation.max_new_tokens={self.max_new_tokens} must be at least 1")
+        if self.temperature <= 0:
+            problems.append(f"task.generation.temperature={self.temperature} must be positive (do_sample=false for greedy)")
+        if not 0 < self.top_p <= 1:
+            problems.append(f"task.generation.top_p={self.top_p} must be in (0, 1]")
+        if self.repetition_penalty <= 0:
+            problems.append(f"task.generation.repetition_penalty={self.repetition_penalty} must be positive")
+        return problems
+
+    def as_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"num_beams": self.num_beams, "max_new_tokens": self.max_new_tokens,
+                                  "do_sample": self.do_sample}
+        if self.num_beams > 1:
+            kwargs.update(length_penalty=self.length_penalty, early_stopping=True)
+        if self.no_repeat_ngram_size:
+            kwargs["no_repeat_ngram_size"] = self.no_repeat_ngram_size
+        if self.repetition_penalty != 1.0:
+            kwargs["repetition_penalty"] = self.repetition_penalty
+        if self.do_sample:
+            kwargs.update(temperature=self.temperature, top_p=self.top_p)
+        return kwargs
 
 
 @dataclass

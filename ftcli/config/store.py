@@ -1,6 +1,6 @@
 """Registers the top-level schemas with Hydra's ConfigStore.
 
-Each command's schema is stored here as `base_<command>`. `ftcli.registered` stores the rest:
+Each command's schema is stored here as `base_<command>`. `ftcli.cli.registered` stores the rest:
 `ScoreConfig` as `base_eval_<scorer>` for each `ftcli eval task=<scorer>`, and the task, scorer
 and method schemas, all of which come from registries that this layer does not import.
 """

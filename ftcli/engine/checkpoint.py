@@ -32,7 +32,7 @@ from torch import nn
 
 from ftcli.engine.state import LoopState
 from ftcli.errors import Interrupted, RunDirError, first_line
-from ftcli.run_dir import staged_dir
+from ftcli.files import staged_dir
 
 T = TypeVar("T")
 CHECKPOINTS = "checkpoints"

@@ -110,7 +110,7 @@ HEAD_SUFFIXES = {
     "LMHeadModel": "CAUSAL_LM",  # GPT2LMHeadModel, BertLMHeadModel
     "ForConditionalGeneration": "SEQ_2_SEQ_LM",
     "ForSeq2SeqLM": "SEQ_2_SEQ_LM",
-    "EncoderDecoderModel": "SEQ_2_SEQ_LM",  # warm-started from an encoder (ftcli.warmstart)
+    "EncoderDecoderModel": "SEQ_2_SEQ_LM",  # warm-started from an encoder (ftcli.models.warmstart)
 }
 
 

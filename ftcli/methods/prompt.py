@@ -6,7 +6,7 @@ classification on BERT-style encoders, not only causal LMs; the head trains and 
 the prompt. For token classification and question answering only prefix tuning fits: tokens
 added to the input would get outputs of their own (`check_per_token_outputs`). Virtual tokens
 take positions, so `task.max_length` plus `num_virtual_tokens` must fit the model's position
-table (`ftcli.modeling.fit_max_length`). Prefix tuning reaches the layers through the per-layer
+table (`ftcli.models.loading.fit_max_length`). Prefix tuning reaches the layers through the per-layer
 key/value cache, so it needs a model whose forward takes one (`check_prefix_support`; under either
 of its names, `ftcli.methods.prefix_cache`): BERT, RoBERTa, ELECTRA and decoders such as GPT-2 do;
 DistilBERT, ALBERT, DeBERTa-v2, MPNet and ModernBERT do not.
@@ -19,7 +19,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Optional
 
 from ftcli.config.schema import MethodConfig
-from ftcli.errors import ConfigError, ModelError
+from ftcli.errors import ModelError
 from ftcli.methods.base import METHODS
 from ftcli.methods.peft_adapter import PeftMethod, task_type
 from ftcli.methods.prefix_cache import accept_past_key_values, prefix_receivers, takes_prefix
@@ -224,7 +224,7 @@ def _prefix_alternatives(model: nn.Module) -> list[str]:
 
 def _tokenizer_path(model: nn.Module) -> str:
     """Where PEFT can load the tokenizer that text initialisation needs."""
-    from ftcli.modeling import embedded_tokenizer_path
+    from ftcli.models.sources import embedded_tokenizer_path
 
     return model.name_or_path or embedded_tokenizer_path()
 

@@ -21,11 +21,10 @@ if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedTokenizerBase
     from transformers.generation.streamers import BaseStreamer
 
-    from ftcli.config.schema import DataConfig, TaskConfig
-    from ftcli.data import Splits
+    from ftcli.config.schema import DataConfig, GenerationConfig, TaskConfig
+    from ftcli.data.readers import Row
+    from ftcli.data.splits import Splits
     from ftcli.engine.step import Collate, TrainingStep
-    from ftcli.readers import Row
-    from ftcli.tasks.generating import GenerationConfig
 
 Feature = dict[str, Any]
 """One encoded row, or one window of a row: the model's inputs, plus what the task reads its
@@ -54,7 +53,7 @@ class TaskKind(Protocol[C]):
 
     def model_config(self, cfg: C, model_config: PretrainedConfig) -> dict[str, Any]:
         """Model-config settings the head needs beyond its labels (e.g. `problem_type`); `model_config`
-        is the model's `transformers` config (`ftcli.modeling.load_config`), for settings that depend on it."""
+        is the model's `transformers` config (`ftcli.models.loading.load_config`), for settings that depend on it."""
 
     def label_names(self, splits: Splits, cfg: C, data: DataConfig) -> list[str]:
         """The ordered label set (from config or the training data)."""

@@ -14,7 +14,7 @@ from ftcli.errors import ModelError
 if TYPE_CHECKING:
     import torch
     from torch import nn
-    from transformers import PretrainedConfig, PreTrainedTokenizerBase
+    from transformers import PreTrainedTokenizerBase
     from transformers.generation.streamers import BaseStreamer
 
     from ftcli.config.schema import DataConfig, TaskConfig

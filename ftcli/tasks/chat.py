@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from ftcli.data.readers import Row
 from ftcli.errors import DataError, ModelError
-from ftcli.readers import Row
 
 ROLES = ("system", "user", "assistant")
 PLAIN_HEADERS = {"system": "### System:\n", "user": "### Instruction:\n", "assistant": "### Response:\n"}

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from ftcli.config.schema import DataConfig, TaskConfig
-from ftcli.data import Splits, require_columns
+from ftcli.data.readers import Row
+from ftcli.data.splits import Splits, require_columns
 from ftcli.errors import DataError
-from ftcli.readers import Row
 from ftcli.tasks.base import TASKS, Feature
 from ftcli.tasks.bound import LogitsTask
 from ftcli.tasks.notes import WithoutNotes, add_notes, cut_rows, is_blank
@@ -166,7 +166,7 @@ class ClassificationTask(LogitsTask[ClassificationConfig]):
         return ModelLoss(LossUnit.rows)
 
     def metrics(self, logits: np.ndarray, features: list[Feature]) -> dict[str, Any]:
-        from ftcli import metrics
+        from ftcli.tasks import metrics
 
         task, labels = self.cfg, self.labels
         references = np.array([f["labels"] for f in features])

@@ -18,12 +18,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ftcli.config.schema import DataConfig, TaskConfig
-from ftcli.data import Splits
-from ftcli.readers import Row
+from ftcli.config.schema import DataConfig, GenerationConfig, TaskConfig
+from ftcli.data.readers import Row
+from ftcli.data.splits import Splits
 from ftcli.tasks.base import TASKS, Feature
 from ftcli.tasks.chat import Columns, Renderer, RowFormat, Segment, Template, conversation
-from ftcli.tasks.generating import GeneratingTask, GenerationConfig
+from ftcli.tasks.generating import GeneratingTask
 from ftcli.tasks.notes import NOTE, RowNote, is_blank
 
 if TYPE_CHECKING:
@@ -178,7 +178,7 @@ class InstructionTask(GeneratingTask[InstructionConfig]):
         return lambda features: tokenizer.pad(features, padding=True, padding_side="left", return_tensors="pt")
 
     def metrics(self, texts: list[str], features: list[Feature]) -> dict[str, Any]:
-        from ftcli.metrics import load_metric
+        from ftcli.tasks.metrics import load_metric
 
         references = [f["reference"] for f in features]
         scores = load_metric("rouge").compute(predictions=texts, references=references)

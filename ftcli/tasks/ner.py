@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ftcli.config.schema import DataConfig, TaskConfig
-from ftcli.data import Splits, require_columns
+from ftcli.data.readers import Row
+from ftcli.data.splits import Splits, require_columns
 from ftcli.errors import ConfigError, DataError
-from ftcli.readers import Row
 from ftcli.tasks import alignment
 from ftcli.tasks.alignment import token_labels, word_spans
 from ftcli.tasks.base import TASKS, Feature
@@ -153,7 +153,7 @@ class NerTask(LogitsTask[NerConfig]):
         return ModelLoss(LossUnit.tokens)
 
     def metrics(self, logits: list[np.ndarray], features: list[Feature]) -> dict[str, Any]:
-        from ftcli.metrics import entity_metrics
+        from ftcli.tasks.metrics import entity_metrics
 
         labels = self.labels
         predicted = [_word_tags(row, feature[ALIGNMENT], labels) for row, feature in zip(logits, features)]

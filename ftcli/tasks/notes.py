@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ftcli.errors import DataError
 
 if TYPE_CHECKING:
-    from ftcli.config.schema import MethodConfig
-    from ftcli.methods.base import Method
+    from torch import nn
 
 NOTE = "row_note"  # the feature key holding a row's `RowNote`; collators leave it out
 SHOWN_RECORDS = 10  # empty predict inputs listed by record number in the warning
@@ -80,13 +79,13 @@ class WithoutNotes:
         return self.collate([{k: v for k, v in f.items() if k != NOTE} for f in features])
 
 
-def token_room(model: Any, method: Method, method_cfg: MethodConfig) -> int | None:
-    """The most input tokens `model` takes: its position table less the method's virtual tokens
-    (None: no position table limits it)."""
-    from ftcli.modeling import position_limit
+def token_room(model: nn.Module, virtual_tokens: int) -> int | None:
+    """The most input tokens `model` takes: its position table less the virtual tokens a method
+    puts before them (None: no position table limits it)."""
+    from ftcli.models.loading import position_limit
 
     limit = position_limit(model)
-    return None if limit is None else limit - method.virtual_tokens(method_cfg)
+    return None if limit is None else limit - virtual_tokens
 
 
 def report(

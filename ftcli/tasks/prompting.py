@@ -27,8 +27,8 @@ from enum import Enum
 from typing import Any
 
 from ftcli.config.schema import DataConfig, TaskConfig
+from ftcli.data.readers import Row
 from ftcli.errors import ConfigError, DataError, ModelError
-from ftcli.readers import Row
 from ftcli.tasks.chat import bos_ids
 from ftcli.tasks.scorers import SCORERS, ScoredRows
 
@@ -178,7 +178,7 @@ class Prompting:
     def metrics(self, scores: Any, prompts: Prompts, labels: list[str]) -> dict[str, Any]:
         import numpy as np
 
-        from ftcli import metrics
+        from ftcli.tasks import metrics
 
         return metrics.classification_metrics(scores.argmax(-1), np.array(prompts.references), labels)
 

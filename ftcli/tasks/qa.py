@@ -9,7 +9,7 @@ One row can become several features: a long context is cut into overlapping wind
 (`qa_windows.py`), each carrying its row's index. `metrics` and `predictions` group the windows
 of each row back together (`qa_spans.py` picks one span over them), so they return one result
 per row although `encode` returned one feature per window. Scores are SQuAD exact match and F1
-(`ftcli.metrics.SquadMetrics`); `predict` gives `{"answer", "score", "start", "end"}` with
+(`ftcli.tasks.metrics.SquadMetrics`); `predict` gives `{"answer", "score", "start", "end"}` with
 character offsets into the context (`start`/`end` null and `answer` empty for "no answer").
 """
 
@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ftcli.config.schema import DataConfig, TaskConfig
-from ftcli.data import Splits, require_columns, text_field
+from ftcli.data.readers import Row
+from ftcli.data.splits import Splits, require_columns, text_field
 from ftcli.errors import DataError
-from ftcli.readers import Row
 from ftcli.tasks.base import TASKS, Feature
 from ftcli.tasks.bound import LogitsTask, require_fast_tokenizer
 from ftcli.tasks.notes import NOTE, RowNote, is_blank
@@ -140,7 +140,7 @@ class QaTask(LogitsTask[QaConfig]):
         return torch.stack([out.start_logits, out.end_logits], dim=-1)
 
     def metrics(self, logits: list[np.ndarray], features: list[Feature]) -> dict[str, Any]:
-        from ftcli.metrics import squad_metrics
+        from ftcli.tasks.metrics import squad_metrics
 
         rows = _rows(logits, features)
         predicted = [best_span(windows, row_logits, self.cfg.rules).text for windows, row_logits in rows]

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from ftcli.config.schema import DataConfig, TaskConfig
-    from ftcli.readers import Row
+    from ftcli.data.readers import Row
 
 
 @dataclass(frozen=True)

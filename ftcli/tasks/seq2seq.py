@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ftcli.config.schema import DataConfig, TaskConfig
-from ftcli.data import Splits, require_columns, text_field
-from ftcli.readers import Row
+from ftcli.config.schema import DataConfig, GenerationConfig, TaskConfig
+from ftcli.data.readers import Row
+from ftcli.data.splits import Splits, require_columns, text_field
 from ftcli.tasks.base import TASKS, Feature
-from ftcli.tasks.generating import GeneratingTask, GenerationConfig
+from ftcli.tasks.generating import GeneratingTask
 from ftcli.tasks.notes import NOTE, add_notes, cut_rows, is_blank
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ class Seq2SeqTask(GeneratingTask[Seq2SeqConfig]):
         return self.collator()
 
     def metrics(self, texts: list[str], features: list[Feature]) -> dict[str, Any]:
-        from ftcli.metrics import load_metric
+        from ftcli.tasks.metrics import load_metric
 
         references = [f["reference"] for f in features]
         return load_metric(self.metric).compute(predictions=texts, references=references)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ftcli.cli import main
+from ftcli.cli.main import main
 
 SMOKE = ["model=tiny_bert", "debug=smoke", "trainer.eval_batch_size=16"]
 PROMPT_METHODS = {"prompt_tuning", "p_tuning", "prefix_tuning"}

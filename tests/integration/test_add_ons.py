@@ -8,10 +8,9 @@ from dataclasses import dataclass
 
 from safetensors.torch import load_file
 
-from ftcli.cli import main
+from ftcli.cli.main import main
 from ftcli.engine.step import ADD_ONS, TrainingStep, WrappedStep
 from ftcli.errors import EXIT_CONFIG
-
 from tests.integration.conftest import SMOKE
 
 

@@ -18,8 +18,8 @@ SCRIPT = SCRIPTS / "bench.py"
 def test_bench_compares_both_trainers_and_predictors(tmp_path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from ftcli.modeling import embedded_tokenizer_path
-    from ftcli.testing import tiny_config
+    from ftcli.models.sources import embedded_tokenizer_path
+    from ftcli.models.tiny import tiny_config
 
     model = tmp_path / "tiny"
     AutoModelForSequenceClassification.from_config(tiny_config("bert", num_labels=2)).save_pretrained(model)
@@ -48,8 +48,8 @@ def test_bench_compares_both_trainers_and_predictors(tmp_path):
 def test_bench_levers_reports_both_passes_of_each_variant(tmp_path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from ftcli.modeling import embedded_tokenizer_path
-    from ftcli.testing import tiny_config
+    from ftcli.models.sources import embedded_tokenizer_path
+    from ftcli.models.tiny import tiny_config
 
     model = tmp_path / "tiny"
     AutoModelForSequenceClassification.from_config(tiny_config("bert", num_labels=2)).save_pretrained(model)

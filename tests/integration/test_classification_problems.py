@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ftcli.cli import main
+from ftcli.cli.main import main
 from tests.integration.conftest import train
 
 TOPICS = [("the match ended in a draw after extra time", ["sports"]),

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ftcli.cli import main
+from ftcli.cli.main import main
 from ftcli.errors import EXIT_CONFIG, EXIT_DATA, EXIT_MODEL, EXIT_USAGE
-
 from tests.integration.conftest import SMOKE, train
 
 
@@ -135,7 +134,7 @@ def test_eval_of_a_missing_run_dir(tmp_path):
 
 @pytest.mark.parametrize("args", [["--help"], ["train", "--cfg", "job"], ["train", "--help"]])
 def test_startup_imports_no_torch(args):
-    code = f"import sys; from ftcli.cli import main; main({args!r}); print('torch' in sys.modules)"
+    code = f"import sys; from ftcli.cli.main import main; main({args!r}); print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0
     assert result.stdout.strip().splitlines()[-1] == "False"
@@ -153,8 +152,8 @@ def test_startup_imports_no_torch(args):
     ],
 )
 def test_model_accepts_a_hub_id_or_folder(override, expected):
-    from ftcli.argv import model_choice_as_path
-    from ftcli.cli import config_dir
+    from ftcli.cli.argv import model_choice_as_path
+    from ftcli.cli.main import config_dir
 
     assert model_choice_as_path(override, config_dir()) == expected
 

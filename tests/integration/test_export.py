@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from ftcli.cli import main
+from ftcli.cli.main import main
 from ftcli.errors import EXIT_CONFIG, EXIT_RUN_DIR
 
 TEXTS = ["a wonderful, warm film", "cold food and rude staff", "fine"]
@@ -83,7 +83,7 @@ def test_export_of_an_ftcli_adapter_loads_onto_its_base_and_predicts_the_same(tr
 
     from ftcli.config.schema import ModelConfig
     from ftcli.methods.native import load_adapter
-    from ftcli.modeling import build_model
+    from ftcli.models.loading import build_model
     from ftcli.tasks import TASKS
 
     folder = tmp_path / "adapter"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ftcli.cli import main
+from ftcli.cli.main import main
 from tests.integration.conftest import train
 
 FAST = ["task=instruction", "task.generation.max_new_tokens=4", "task.max_length=64"]
@@ -121,7 +121,7 @@ def saved_models(tmp_path_factory):
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from ftcli.modeling import embedded_tokenizer_path
+    from ftcli.models.sources import embedded_tokenizer_path
 
     folders = {}
     for arch, settings in SAVED.items():

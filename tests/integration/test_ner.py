@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from ftcli.cli import main
-from ftcli.data import sample_dir
+from ftcli.cli.main import main
+from ftcli.data.readers import read_rows
+from ftcli.data.splits import sample_dir
 from ftcli.errors import EXIT_DATA, EXIT_MODEL
-from ftcli.metrics import entity_metrics
-from ftcli.readers import read_rows
-
+from ftcli.tasks.metrics import entity_metrics
 from tests.integration.conftest import train
 
 NER_METHODS = ["full", "lora", "adapter", "prefix_tuning"]
@@ -190,7 +189,7 @@ def test_merged_lora_export_is_a_plain_token_classifier(ner_runs, tmp_path):
     import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    from ftcli.trained import load_trained
+    from ftcli.runs.trained import load_trained
 
     run, folder = ner_runs["lora"], tmp_path / "merged"
     assert main(["export", f"run_dir={run}", "merge=true", f"output={folder}", f"hydra.run.dir={tmp_path / 'x'}"]) == 0

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ftcli.cli import main
-from ftcli.data import sample_dir
-from ftcli.readers import read_rows
-
+from ftcli.cli.main import main
+from ftcli.data.readers import read_rows
+from ftcli.data.splits import sample_dir
 from tests.integration.conftest import ADAPTER_METHODS, METHODS
 
 

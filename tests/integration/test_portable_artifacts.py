@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ftcli.cli import main
+from ftcli.cli.main import main
 from tests.integration.conftest import train
 
 TEXTS = ["Investors pull money from property funds", "Asteroid sample holds building blocks", "Rugby squad named"]
@@ -63,8 +63,8 @@ def headless_base(tmp_path_factory) -> Path:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from ftcli.modeling import embedded_tokenizer_path
-    from ftcli.testing import tiny_config
+    from ftcli.models.sources import embedded_tokenizer_path
+    from ftcli.models.tiny import tiny_config
 
     folder = tmp_path_factory.mktemp("base")
     torch.manual_seed(0)
@@ -130,8 +130,8 @@ def hub_cache(tmp_path) -> Path:
     """A Hugging Face cache in which the public id of the embedded model is a copy of it, so that
     loaders that fetch it by that id find it offline."""
     from ftcli.config.schema import EMBEDDED_MODEL
-    from ftcli.modeling import resolve
-    from ftcli.portable import PUBLIC_IDS
+    from ftcli.models.sources import resolve
+    from ftcli.runs.portable import PUBLIC_IDS
 
     commit = "0" * 40
     repo = tmp_path / "hub" / ("models--" + PUBLIC_IDS[EMBEDDED_MODEL].replace("/", "--"))
@@ -153,10 +153,11 @@ def test_an_adapter_on_the_embedded_model_names_its_public_id_and_loads_with_pef
 
     from ftcli.commands.export import _loading_snippet
     from ftcli.config.schema import EMBEDDED_MODEL, ModelConfig
+    from ftcli.files import staged_dir
     from ftcli.methods import METHODS, head_modules
-    from ftcli.modeling import build_model, resolve
-    from ftcli.portable import make_portable, public_name
-    from ftcli.run_dir import staged_dir
+    from ftcli.models.loading import build_model
+    from ftcli.models.sources import resolve
+    from ftcli.runs.portable import make_portable, public_name
 
     labels, settings = ["low", "middle", "high"], {"problem_type": "single_label_classification"}
     lora = METHODS.get("lora")

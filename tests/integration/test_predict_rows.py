@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ftcli.cli import main
+from ftcli.cli.main import main
 from ftcli.errors import EXIT_CONFIG
-
 from tests.integration.conftest import SMOKE
 
 LONG = "word " * 40  # 42 tokens with [CLS] and [SEP]: cut at task.max_length=16

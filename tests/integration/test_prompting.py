@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ftcli.cli import main
+from ftcli.cli.main import main
 
 
 def read_json(path):

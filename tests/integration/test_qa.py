@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from ftcli.cli import main
-from ftcli.data import sample_dir
+from ftcli.cli.main import main
+from ftcli.data.readers import read_rows
+from ftcli.data.splits import sample_dir
 from ftcli.errors import EXIT_DATA, EXIT_MODEL
-from ftcli.metrics import squad_metrics
-from ftcli.readers import read_rows
-
+from ftcli.tasks.metrics import squad_metrics
 from tests.integration.conftest import train
 
 QA_METHODS = ["full", "lora"]

@@ -22,10 +22,9 @@ from pathlib import Path
 import pytest
 
 from ftcli import __version__
-from ftcli.cli import main
+from ftcli.cli.main import main
 from ftcli.errors import EXIT_CONFIG, EXIT_DATA, EXIT_INTERRUPTED, EXIT_MODEL, EXIT_OK, EXIT_RUN_DIR, EXIT_TRAINING
-from ftcli.run_dir import RunDir, read_config
-
+from ftcli.runs.directory import RunDir, read_config
 from tests.integration.conftest import METHODS, SMOKE
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"

@@ -13,7 +13,7 @@ import time
 import pytest
 from safetensors.torch import load_file
 
-from ftcli.cli import main
+from ftcli.cli.main import main
 
 STEPS = ["model=tiny_bert", "data.max_train_samples=96", "data.max_eval_samples=32", "trainer.batch_size=4",
          "trainer.max_steps=48", "trainer.eval_strategy=steps", "trainer.eval_steps=8", "trainer.logging_steps=4",

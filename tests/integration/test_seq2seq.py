@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ftcli.cli import main
+from ftcli.cli.main import main
 from tests.integration.conftest import train
 
 FAST = ["model=tiny_t5", "task.generation.max_new_tokens=6"]
@@ -103,8 +103,8 @@ def encoder_folder(tmp_path):
     """A small random BERT and the embedded tokenizer, as `save_pretrained` writes them."""
     from transformers import AutoModel, AutoTokenizer
 
-    from ftcli.modeling import embedded_tokenizer_path
-    from ftcli.testing import tiny_config
+    from ftcli.models.sources import embedded_tokenizer_path
+    from ftcli.models.tiny import tiny_config
 
     folder = tmp_path / "bert"
     AutoModel.from_config(tiny_config("bert")).save_pretrained(folder)

@@ -19,6 +19,6 @@ def config_dir() -> Path:
 @pytest.fixture(scope="session")
 def registered_configs() -> None:
     """Register ftcli's schemas with Hydra's ConfigStore, as the CLI does before composing."""
-    from ftcli.registered import register_configs
+    from ftcli.cli.registered import register_configs
 
     register_configs()

@@ -1,4 +1,4 @@
-"""Tests of ftcli.argv: the command-line conveniences rewritten before Hydra sees the words."""
+"""Tests of ftcli.cli.argv: the command-line conveniences rewritten before Hydra sees the words."""
 
 from __future__ import annotations
 
@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from ftcli.argv import HYDRA_FLAGS, UnknownFlag, flag_as_override, is_hydra_flag, normalise, unknown_flags, without_flags
+from ftcli.cli.argv import (
+    HYDRA_FLAGS,
+    UnknownFlag,
+    flag_as_override,
+    is_hydra_flag,
+    normalise,
+    unknown_flags,
+    without_flags,
+)
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

@@ -8,7 +8,12 @@ import pytest
 import torch
 
 from ftcli.engine.checkpoint import (
-    LoopState, list_checkpoints, read_checkpoint, restore, resume_point, save_checkpoint,
+    LoopState,
+    list_checkpoints,
+    read_checkpoint,
+    restore,
+    resume_point,
+    save_checkpoint,
 )
 from ftcli.errors import ConfigError, RunDirError
 
@@ -64,7 +69,7 @@ def test_a_resumed_log_keeps_records_up_to_the_checkpoint_and_drops_a_torn_line(
     """SIGKILL may cut the log's last line short; the resumed run's log must still be whole jsonl."""
     from ftcli.commands.train import _start_log
     from ftcli.engine.checkpoint import Checkpoint, LoopState
-    from ftcli.run_dir import RunDir
+    from ftcli.runs.directory import RunDir
 
     run = RunDir(tmp_path)
     records = [{"step": 2, "loss": 0.7}, {"step": 4, "loss": 0.6}, {"step": 4, "eval": {"accuracy": 0.5}},

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from ftcli.config.schema import DataConfig
-from ftcli.data import Splits
+from ftcli.data.splits import Splits
 from ftcli.engine.inference import Outputs
 from ftcli.errors import DataError
-from ftcli.metrics import multilabel_metrics, regression_metrics
 from ftcli.tasks import TASKS
 from ftcli.tasks.classification import ClassificationConfig, PairClassificationConfig, Problem
+from ftcli.tasks.metrics import multilabel_metrics, regression_metrics
 
 MULTI = ClassificationConfig(problem=Problem.multi_label)
 REGRESSION = ClassificationConfig(problem=Problem.regression)
@@ -23,7 +23,7 @@ PAIRS = TASKS.get("pair_classification").impl
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from ftcli.modeling import embedded_tokenizer_path
+    from ftcli.models.sources import embedded_tokenizer_path
 
     return AutoTokenizer.from_pretrained(embedded_tokenizer_path())
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from ftcli.config.schema import DataConfig
-from ftcli.data import Splits
+from ftcli.data.readers import read_rows
+from ftcli.data.splits import Splits
 from ftcli.engine.inference import Outputs
 from ftcli.errors import DataError
-from ftcli.readers import read_rows
 from ftcli.tasks import TASKS
 from ftcli.tasks.classification import ClassificationConfig, SequenceClassification
 from ftcli.tasks.notes import NOTE, RowNote
@@ -22,7 +22,7 @@ CONFIG = ClassificationConfig()
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from ftcli.modeling import embedded_tokenizer_path
+    from ftcli.models.sources import embedded_tokenizer_path
 
     return AutoTokenizer.from_pretrained(embedded_tokenizer_path())
 
@@ -93,7 +93,7 @@ def test_encode_notes_which_rows_were_cut_or_empty(tokenizer):
 def test_pairs_are_cut_or_empty_when_either_text_is():
     from transformers import AutoTokenizer
 
-    from ftcli.modeling import embedded_tokenizer_path
+    from ftcli.models.sources import embedded_tokenizer_path
     from ftcli.tasks.classification import PairClassificationConfig
 
     rows = [{"text": "a b", "text_pair": "c"}, {"text": "a b c d", "text_pair": "e f g"}, {"text": "a", "text_pair": " "}]

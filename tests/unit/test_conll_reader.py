@@ -1,11 +1,11 @@
-"""Tests of the CoNLL reader in ftcli.readers: sentences, document markers, extra columns, errors by line."""
+"""Tests of the CoNLL reader in ftcli.data.readers: sentences, document markers, extra columns, errors by line."""
 
 from __future__ import annotations
 
 import pytest
 
+from ftcli.data.readers import read_rows
 from ftcli.errors import DataError
-from ftcli.readers import read_rows
 
 
 def write(tmp_path, name: str, text: str) -> str:

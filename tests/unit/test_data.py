@@ -1,4 +1,4 @@
-"""Tests of ftcli.data: loading splits from files and bundled samples, carving, truncation, columns."""
+"""Tests of ftcli.data.splits: loading splits from files and bundled samples, carving, truncation, columns."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ftcli.config.schema import DataConfig
-from ftcli.data import load_splits, require_columns
+from ftcli.data.splits import load_splits, require_columns
 from ftcli.errors import DataError
 
 

@@ -1,10 +1,10 @@
-"""Tests of the bundled seqeval metric (ftcli.metrics.entity_metrics) on hand-computed cases."""
+"""Tests of the bundled seqeval metric (ftcli.tasks.metrics.entity_metrics) on hand-computed cases."""
 
 from __future__ import annotations
 
 import pytest
 
-from ftcli.metrics import EntityMetrics, entity_metrics, load_metric
+from ftcli.tasks.metrics import EntityMetrics, entity_metrics, load_metric
 
 TYPES = ["LOC", "MISC", "ORG", "PER"]
 

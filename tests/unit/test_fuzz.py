@@ -27,9 +27,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ftcli.config.schema import DataConfig
-from ftcli.data import Splits, require_columns, text_field
+from ftcli.data.readers import CONLL_TAGS, CONLL_TOKENS, DOCSTART, SUFFIXES, read_rows
+from ftcli.data.splits import Splits, require_columns, text_field
 from ftcli.errors import ConfigError, DataError, FtcliError
-from ftcli.readers import CONLL_TAGS, CONLL_TOKENS, DOCSTART, SUFFIXES, read_rows
 from ftcli.tasks.classification import (
     ClassificationConfig,
     PairClassificationConfig,
@@ -53,7 +53,7 @@ def tokenizer():
     """The embedded MiniLM tokenizer (a fast one), loaded once for every example."""
     from transformers import AutoTokenizer
 
-    from ftcli.modeling import embedded_tokenizer_path
+    from ftcli.models.sources import embedded_tokenizer_path
 
     return AutoTokenizer.from_pretrained(embedded_tokenizer_path())
 
@@ -464,9 +464,9 @@ overrides = st.one_of(
 
 def check_command_line(command: str, argv: list[str], configs: Path) -> None:
     """What `ftcli COMMAND ARGV...` runs before Hydra does (`cli.main` and `cli._run`)."""
-    from ftcli.argv import normalise
+    from ftcli.cli.argv import normalise
+    from ftcli.cli.precheck import check_overrides
     from ftcli.commands import job_for
-    from ftcli.precheck import check_overrides
 
     words = normalise(command, argv, configs)
     check_overrides(job_for(command, words), words, configs)

@@ -32,7 +32,7 @@ class Quiet:
 
 
 def tiny(auto_class: type, arch: str, **config) -> nn.Module:
-    from ftcli.testing import tiny_config
+    from ftcli.models.tiny import tiny_config
 
     torch.manual_seed(0)
     return auto_class.from_config(tiny_config(arch, **NO_DROPOUT[arch], **config))

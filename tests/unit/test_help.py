@@ -1,10 +1,10 @@
-"""Tests of ftcli.help: each command's `--help` ends with examples of that command."""
+"""Tests of ftcli.cli.help: each command's `--help` ends with examples of that command."""
 
 from __future__ import annotations
 
 import pytest
 
-from ftcli.help import print_command_help
+from ftcli.cli.help import print_command_help
 
 
 @pytest.mark.parametrize(("command", "usage"), [("train", "train"), ("eval", "eval"), ("predict", "predict"),

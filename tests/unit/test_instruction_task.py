@@ -8,13 +8,13 @@ from contextlib import nullcontext
 import pytest
 import torch
 
-from ftcli.config.schema import DataConfig
+from ftcli.config.schema import DataConfig, GenerationConfig
 from ftcli.engine.generation import generate_ids, teacher_forced_loss
 from ftcli.engine.step import IGNORE_INDEX as IGNORE
 from ftcli.errors import DataError, ModelError
 from ftcli.tasks import TASKS
 from ftcli.tasks.chat import Segment
-from ftcli.tasks.generating import Generated, GenerationConfig
+from ftcli.tasks.generating import Generated
 from ftcli.tasks.instruction import InstructionConfig, fit
 from ftcli.tasks.notes import NOTE, RowNote
 
@@ -37,7 +37,7 @@ CHAT_TEMPLATE = (
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from ftcli.modeling import embedded_tokenizer_path
+    from ftcli.models.sources import embedded_tokenizer_path
 
     return AutoTokenizer.from_pretrained(embedded_tokenizer_path())
 
@@ -150,7 +150,7 @@ def test_exact_match_and_rouge_hand_computed():
 def tiny_lm(arch: str, **config):
     from transformers import AutoModelForCausalLM
 
-    from ftcli.testing import tiny_config
+    from ftcli.models.tiny import tiny_config
 
     torch.manual_seed(0)
     return AutoModelForCausalLM.from_config(tiny_config(arch, **config)).eval()
@@ -163,7 +163,7 @@ def causal_lm(request):
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
 def test_packing_gives_the_same_loss_as_padding(tokenizer, arch):
-    from ftcli.testing import tiny_config
+    from ftcli.models.tiny import tiny_config
 
     causal_lm = tiny_lm(arch, **TASK.model_config(InstructionConfig(packing=True), tiny_config(arch)))
     features = encode(tokenizer, ROWS)
@@ -226,7 +226,7 @@ def test_evaluation_generates_unless_generate_in_eval_is_off_and_predict_always_
 @pytest.mark.parametrize("name", ["tiny:bert", "tiny:gpt2"])
 def test_models_built_for_instruction_read_left_to_right(name):
     from ftcli.config.schema import ModelConfig
-    from ftcli.modeling import build_model, load_config
+    from ftcli.models.loading import build_model, load_config
 
     settings = TASK.model_config(InstructionConfig(), load_config(ModelConfig(name)))
     model = build_model(ModelConfig(name), TASK.model_class(), [], **settings).eval()

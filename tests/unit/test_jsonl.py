@@ -1,4 +1,4 @@
-"""Tests of ftcli.jsonl: one line per object for every line splitter, and the same values read back."""
+"""Tests of ftcli.data.jsonl: one line per object for every line splitter, and the same values read back."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ftcli.jsonl import jsonl_line
+from ftcli.data.jsonl import jsonl_line
 
 
 @pytest.mark.parametrize("text", ["a\u2028b", "a\u2029b", "a\x85b", "a\nb\rc", "a\x1cb\x1dc\x1ed\x0be\x0cf"])

@@ -1,4 +1,4 @@
-"""Tests of ftcli.metrics: the bundled classification metric on a hand-computed case, and load_metric."""
+"""Tests of ftcli.tasks.metrics: the bundled classification metric on a hand-computed case, and load_metric."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ftcli.errors import ConfigError
-from ftcli.metrics import ClassificationMetrics, classification_metrics, load_metric
+from ftcli.tasks.metrics import ClassificationMetrics, classification_metrics, load_metric
 
 
 def test_classification_metrics_by_hand():

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import pytest
 from transformers import (
-    AutoConfig, AutoModelForCausalLM, AutoModelForQuestionAnswering, AutoModelForSeq2SeqLM,
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForQuestionAnswering,
+    AutoModelForSeq2SeqLM,
     AutoModelForSequenceClassification,
 )
 
 from ftcli.config.schema import ModelConfig
 from ftcli.errors import ModelError
-from ftcli.modeling import architecture, check_head, load_config
+from ftcli.models.loading import architecture, check_head, load_config
 
 
 def check(name: str, model_class: type, task: str = "summarization") -> None:

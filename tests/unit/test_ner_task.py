@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ftcli.config.schema import DataConfig
-from ftcli.data import Splits
+from ftcli.data.splits import Splits
 from ftcli.engine.inference import Outputs
 from ftcli.engine.step import IGNORE_INDEX as IGNORE
 from ftcli.errors import ConfigError, DataError
@@ -30,7 +30,7 @@ FIRST_TOKENS = [1, 2, 4, 5, 6]
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from ftcli.modeling import embedded_tokenizer_path
+    from ftcli.models.sources import embedded_tokenizer_path
 
     return AutoTokenizer.from_pretrained(embedded_tokenizer_path())
 

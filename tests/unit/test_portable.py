@@ -1,4 +1,4 @@
-"""Tests of ftcli.portable: saved folders name the embedded model by its public id, not its venv folder."""
+"""Tests of ftcli.runs.portable: saved folders name the embedded model by its public id, not its venv folder."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from ftcli.config.schema import EMBEDDED_MODEL
-from ftcli.modeling import resolve
-from ftcli.portable import make_portable, public_name
+from ftcli.models.sources import resolve
+from ftcli.runs.portable import make_portable, public_name
 
 PUBLIC_ID = "sentence-transformers/all-MiniLM-L6-v2"
 

@@ -6,8 +6,8 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, RobertaConfig
 
 from ftcli.errors import ConfigError
-from ftcli.modeling import fit_max_length, position_limit
-from ftcli.testing import tiny_config
+from ftcli.models.loading import fit_max_length, position_limit
+from ftcli.models.tiny import tiny_config
 
 
 @pytest.mark.parametrize(

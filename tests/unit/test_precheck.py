@@ -1,11 +1,11 @@
-"""Tests of ftcli.precheck.check_overrides: every job composed and checked before Hydra runs."""
+"""Tests of ftcli.cli.precheck.check_overrides: every job composed and checked before Hydra runs."""
 
 from __future__ import annotations
 
 import pytest
 
+from ftcli.cli.precheck import check_overrides
 from ftcli.errors import ConfigError
-from ftcli.precheck import check_overrides
 
 
 @pytest.fixture

@@ -9,15 +9,15 @@ import pytest
 from ftcli.config.schema import DataConfig
 from ftcli.engine.inference import Outputs
 from ftcli.tasks import TASKS
-from ftcli.tasks.generating import Generated
 from ftcli.tasks.classification import ClassificationConfig, Problem, SequenceClassification
+from ftcli.tasks.generating import Generated
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from ftcli.modeling import embedded_tokenizer_path
+    from ftcli.models.sources import embedded_tokenizer_path
 
     return AutoTokenizer.from_pretrained(embedded_tokenizer_path())
 

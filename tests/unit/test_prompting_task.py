@@ -20,7 +20,7 @@ ROWS = [{"text": "good film", "label": "pos"}, {"text": "bad film", "label": "ne
 def tiny(arch: str):
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
-    from ftcli.testing import tiny_config
+    from ftcli.models.tiny import tiny_config
 
     torch.manual_seed(0)
     config = tiny_config(arch)
@@ -99,7 +99,7 @@ def test_bad_input_is_named(rows, kwargs, error, message):
 def test_encoders_are_refused_and_language_models_picked():
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
-    from ftcli.testing import tiny_config
+    from ftcli.models.tiny import tiny_config
 
     assert TASK.model_class(tiny_config("gpt2")) is AutoModelForCausalLM
     assert TASK.model_class(tiny_config("llama")) is AutoModelForCausalLM

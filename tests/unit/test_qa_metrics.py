@@ -1,10 +1,10 @@
-"""SQuAD answer normalisation, exact match and F1 (ftcli.metrics.SquadMetrics), checked by hand."""
+"""SQuAD answer normalisation, exact match and F1 (ftcli.tasks.metrics.SquadMetrics), checked by hand."""
 
 from __future__ import annotations
 
 import pytest
 
-from ftcli.metrics import answer_exact_match, answer_f1, normalize_answer, squad_metrics
+from ftcli.tasks.metrics import answer_exact_match, answer_f1, normalize_answer, squad_metrics
 
 
 @pytest.mark.parametrize(

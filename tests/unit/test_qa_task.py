@@ -24,7 +24,7 @@ QUESTION = "which?"  # [CLS] which ? [SEP]: context tokens start at position 4
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from ftcli.modeling import embedded_tokenizer_path
+    from ftcli.models.sources import embedded_tokenizer_path
 
     return AutoTokenizer.from_pretrained(embedded_tokenizer_path())
 
@@ -208,8 +208,9 @@ def test_metrics_and_predictions_give_one_result_per_row_from_its_windows():
 
 
 def test_the_heads_start_and_end_logits_are_read_as_two_columns_per_token():
-    import torch
     from types import SimpleNamespace
+
+    import torch
 
     start, end = torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[4.0, 5.0, 6.0]])
     stacked = bound().logits_of(SimpleNamespace(start_logits=start, end_logits=end))

@@ -1,4 +1,4 @@
-"""Tests of ftcli.readers.read_rows: every file format, stdin, and errors that name the line."""
+"""Tests of ftcli.data.readers.read_rows: every file format, stdin, and errors that name the line."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ftcli.data.readers import read_rows, text_lines
 from ftcli.errors import DataError
-from ftcli.readers import read_rows, text_lines
 
 
 def write(tmp_path, name: str, text: str):

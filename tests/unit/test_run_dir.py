@@ -1,4 +1,4 @@
-"""Tests of ftcli.run_dir: readiness checks of a run directory and its atomic file and folder writes."""
+"""Tests of ftcli.runs.directory: readiness checks of a run directory and its atomic file and folder writes."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 
 from ftcli.config.schema import ModelConfig, TrainConfig, TrainerConfig
 from ftcli.errors import RunDirError
+from ftcli.files import staged_dir, write_text_atomic
 from ftcli.methods.lora import LoraConfig
-from ftcli.run_dir import (
-    DirState, RunDir, leave_as_found, read_config, staged_dir, write_config, write_text_atomic,
-)
+from ftcli.runs.directory import RunDir, read_config, write_config
+from ftcli.runs.refusal import DirState, leave_as_found
 from ftcli.tasks.classification import ClassificationConfig
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from ftcli.config.schema import DataConfig
+from ftcli.config.schema import DataConfig, GenerationConfig
 from ftcli.errors import DataError
-from ftcli.metrics import load_metric
 from ftcli.tasks import TASKS
+from ftcli.tasks.metrics import load_metric
 from ftcli.tasks.notes import NOTE
-from ftcli.tasks.seq2seq import GenerationConfig, Seq2SeqConfig
+from ftcli.tasks.seq2seq import Seq2SeqConfig
 
 TASK = TASKS.get("summarization").impl
 
@@ -18,7 +18,7 @@ TASK = TASKS.get("summarization").impl
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from ftcli.modeling import embedded_tokenizer_path
+    from ftcli.models.sources import embedded_tokenizer_path
 
     return AutoTokenizer.from_pretrained(embedded_tokenizer_path())
 
@@ -117,7 +117,7 @@ def test_bleu_and_chrf_bounds():
 
 
 def test_tiny_t5_ends_targets_where_the_tokenizer_does(tokenizer):
-    from ftcli.testing import tiny_config
+    from ftcli.models.tiny import tiny_config
 
     config = tiny_config("t5")
     assert config.eos_token_id == tokenizer.sep_token_id and config.decoder_start_token_id == tokenizer.pad_token_id

@@ -1,11 +1,11 @@
-"""Tests of ftcli.summary: the few lines a command prints before it starts."""
+"""Tests of ftcli.commands.summary: the few lines a command prints before it starts."""
 
 from __future__ import annotations
 
 import pytest
 
+from ftcli.commands.summary import _flow, data_source, given_overrides
 from ftcli.config.schema import DataConfig
-from ftcli.summary import _flow, data_source, given_overrides
 
 
 @pytest.mark.parametrize(

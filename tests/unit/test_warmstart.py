@@ -1,4 +1,4 @@
-"""Tests of ftcli.warmstart: the MiniLM-to-MiniLM encoder-decoder (`model=minilm2minilm`)."""
+"""Tests of ftcli.models.warmstart: the MiniLM-to-MiniLM encoder-decoder (`model=minilm2minilm`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import torch
 
 from ftcli.config.schema import EMBEDDED_MODEL, ModelConfig
 from ftcli.errors import ModelError
-from ftcli.modeling import build_model, build_tokenizer, embedded_tokenizer_path
+from ftcli.models.loading import build_model, build_tokenizer
+from ftcli.models.sources import embedded_tokenizer_path
 from ftcli.tasks import TASKS
 
 WARMSTART = ModelConfig(name_or_path=f"warmstart:{EMBEDDED_MODEL}")

@@ -9,13 +9,14 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import OmegaConf
 
+from ftcli.cli.registered import to_typed
 from ftcli.config.schema import (
     EMBEDDED_MODEL,
     DataConfig,
     EvalConfig,
     EvalStrategy,
-    PredictConfig,
     Precision,
+    PredictConfig,
     ScoreConfig,
     TrainConfig,
     TrainerConfig,
@@ -25,16 +26,15 @@ from ftcli.errors import ConfigError
 from ftcli.methods.adapter import AdapterConfig
 from ftcli.methods.bitfit import BitFitConfig
 from ftcli.methods.freeze import FreezeConfig
+from ftcli.methods.full import FullConfig
 from ftcli.methods.ia3 import IA3Config
 from ftcli.methods.ln_tuning import LNTuningConfig
-from ftcli.methods.prompt import PrefixTuningConfig, PromptTuningConfig, PTuningConfig
-from ftcli.methods.full import FullConfig
 from ftcli.methods.lora import LoraBias, LoraConfig
 from ftcli.methods.mixed import MixedConfig
-from ftcli.registered import to_typed
+from ftcli.methods.prompt import PrefixTuningConfig, PromptTuningConfig, PTuningConfig
 from ftcli.tasks.classification import ClassificationConfig
-from ftcli.tasks.ner import NerConfig
 from ftcli.tasks.instruction import InstructionConfig
+from ftcli.tasks.ner import NerConfig
 from ftcli.tasks.prompting import PromptingConfig
 from ftcli.tasks.qa import QaConfig
 from ftcli.tasks.seq2seq import Seq2SeqConfig

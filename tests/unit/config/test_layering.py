@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from ftcli.cli.registered import RULES
 from ftcli.config.schema import ModelConfig, TrainConfig
 from ftcli.methods.lora import LoraConfig
 from ftcli.methods.mixed import MixedConfig
 from ftcli.methods.prompt import PTuningConfig
-from ftcli.registered import RULES
 from ftcli.tasks.classification import ClassificationConfig
 from ftcli.tasks.instruction import InstructionConfig
 from ftcli.tasks.prompting import PromptingConfig

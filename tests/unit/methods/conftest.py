@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ftcli.config.schema import ModelConfig
-from ftcli.modeling import build_model, build_tokenizer
+from ftcli.models.loading import build_model, build_tokenizer
 from ftcli.tasks import TASKS
 
 LABELS = ["negative", "positive"]

@@ -16,10 +16,8 @@ from ftcli.methods.lora import LoraConfig
 from ftcli.methods.mixed import MixedConfig
 from ftcli.methods.native import CONFIG_FILE, WEIGHTS_FILE, load_adapter
 from ftcli.methods.prompt import PrefixTuningConfig
-from ftcli.modeling import build_model
+from ftcli.models.loading import build_model
 from ftcli.tasks import TASKS
-
-
 
 LABELS = ["negative", "positive"]
 HIDDEN, LAYERS = 32, 2

@@ -9,11 +9,11 @@ from ftcli.errors import ModelError
 from ftcli.methods import METHODS, count_parameters, head_modules
 from ftcli.methods.bitfit import BitFitConfig
 from ftcli.methods.freeze import FreezeConfig
+from ftcli.methods.full import FullConfig
 from ftcli.methods.ia3 import IA3Config
 from ftcli.methods.ln_tuning import LNTuningConfig
-from ftcli.methods.prompt import PrefixTuningConfig, PromptInit, PromptTuningConfig
-from ftcli.methods.full import FullConfig
 from ftcli.methods.lora import LoraConfig
+from ftcli.methods.prompt import PrefixTuningConfig, PromptInit, PromptTuningConfig
 
 HIDDEN, LAYERS, LABELS = 32, 2, 2
 HEAD = HIDDEN * LABELS + LABELS  # classifier weight + bias
@@ -178,7 +178,7 @@ def test_prompt_text_init_starts_from_the_text_embeddings(tiny_bert, tokenizer):
 
 def test_virtual_tokens_must_fit_the_position_table(tiny_bert):
     from ftcli.errors import ConfigError
-    from ftcli.modeling import fit_max_length
+    from ftcli.models.loading import fit_max_length
 
     method = METHODS.get("prompt_tuning").impl
     assert fit_max_length(tiny_bert, 500, 128, method.virtual_tokens(PromptTuningConfig(num_virtual_tokens=12))) == 500

@@ -15,7 +15,7 @@ from ftcli.methods.ln_tuning import LNTuningConfig
 def test_ln_tuning_trains_exactly_the_rms_norms(arch, auto, norms):
     import transformers
 
-    from ftcli.testing import tiny_config
+    from ftcli.models.tiny import tiny_config
 
     config = tiny_config(arch)
     model = getattr(transformers, auto).from_config(config)

@@ -25,7 +25,7 @@ NO_PAST_KEY_VALUES = {  # tiny configs of architectures whose forwards take no p
 def tiny_without_past(model_type: str):
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from ftcli.modeling import embedded_tokenizer_path
+    from ftcli.models.sources import embedded_tokenizer_path
 
     vocab = AutoConfig.from_pretrained(embedded_tokenizer_path()).vocab_size
     config = AutoConfig.for_model(
@@ -117,7 +117,7 @@ def test_a_backbone_without_the_old_name_still_gets_the_prefix(batch):
     is removed) receives the prefix through it, so the prefix changes the logits."""
     from transformers import BertForSequenceClassification, BertModel
 
-    from ftcli.testing import tiny_config
+    from ftcli.models.tiny import tiny_config
 
     inner = "cache" if "cache" in inspect.signature(BertModel.forward).parameters else "past_key_values"
 

@@ -64,10 +64,10 @@ def load_config(cfg: ModelConfig) -> Any:
     """The `EncoderDecoderConfig` that `build_model` gives its model, without loading any weights."""
     from transformers import EncoderDecoderConfig
 
-    from ftcli.modeling import _loading
+    from ftcli.models.sources import loading
 
     encoder_cfg = encoder_model_config(cfg)
-    with _loading(encoder_cfg):
+    with loading(encoder_cfg):
         return EncoderDecoderConfig.from_encoder_decoder_configs(*_half_configs(cfg))
 
 
@@ -75,7 +75,7 @@ def _half_configs(cfg: ModelConfig) -> tuple[Any, Any]:
     """The encoder's config, and the same config as a decoder with cross-attention."""
     from transformers import AutoConfig
 
-    from ftcli.modeling import resolve
+    from ftcli.models.sources import resolve
 
     path = resolve(encoder_model_config(cfg).name_or_path)
     shared = dict(revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
@@ -96,14 +96,14 @@ def build_model(cfg: ModelConfig, model_class: type, labels: list[str], **config
     import torch
     from transformers import AutoTokenizer, EncoderDecoderModel
 
-    from ftcli.modeling import _loading, resolve
-    from ftcli.testing import TINY_SEED
+    from ftcli.models.sources import loading, resolve
+    from ftcli.models.tiny import TINY_SEED
 
     check_model_class(cfg, model_class)
     encoder_cfg = encoder_model_config(cfg)
     path = resolve(encoder_cfg.name_or_path)
     shared = dict(revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
-    with _loading(encoder_cfg):
+    with loading(encoder_cfg):
         tokenizer = AutoTokenizer.from_pretrained(path, **shared)
         special = {"decoder_start_token_id": tokenizer.cls_token_id, "eos_token_id": tokenizer.sep_token_id,
                    "pad_token_id": tokenizer.pad_token_id}

@@ -30,7 +30,7 @@ def environment() -> dict[str, Any]:
 
 def _source_commit() -> str | None:
     """HEAD of the git checkout ftcli runs from (an editable install), with `-dirty` for local changes; else None."""
-    checkout = Path(__file__).resolve().parent.parent
+    checkout = Path(__file__).resolve().parents[2]
     if not (checkout / ".git").exists():
         return None
     try:

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ftcli.config.schema import DataConfig, TaskConfig, TrainConfig
 from ftcli.errors import FtcliError, RunDirError, first_line
 from ftcli.methods import METHODS, Method
-from ftcli.modeling import build_model, load_config, prepare_tokenizer, sync_pad_token
-from ftcli.run_dir import LABELS, RunDir, read_config
+from ftcli.models.loading import build_model, load_config, prepare_tokenizer, sync_pad_token
+from ftcli.runs.directory import LABELS, RunDir, read_config
 from ftcli.tasks import TASKS, Task, TaskKind
 
 if TYPE_CHECKING:

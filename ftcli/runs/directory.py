@@ -16,23 +16,19 @@ Layout (documented in the README):
 Files are written to a temporary name and renamed, and artefact folders are built beside their
 final name and swapped in, so a killed run never leaves a half-written file or folder; both get
 the modes the user's umask gives a plain `open()` or `mkdir()`, not the temporary files' 0600.
-A `train` refused before it trains puts back what Hydra and it wrote first (`leave_as_found`).
+A `train` refused before it trains puts back what Hydra and it wrote first (`ftcli.runs.refusal`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ftcli.data.jsonl import jsonl_line
 from ftcli.errors import RunDirError
-from ftcli.jsonl import jsonl_line
+from ftcli.files import staged_dir, write_text_atomic
 
 CONFIG = "config.yaml"
 LABELS = "labels.json"
@@ -125,85 +121,6 @@ def ensure_outside(run_path: Path, target: Path, setting: str, example: str) -> 
         )
 
 
-def _umask() -> int:
-    """The process's umask, which `open()` and `mkdir()` apply to what they create.
-
-    Linux reports it in /proc/self/status; elsewhere it is read by setting and restoring it, which
-    other threads could see for that instant.
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def give_normal_modes(folder: Path) -> None:
-    """Give `folder` and everything in it the modes a plain `mkdir()` and `open()` would, under the umask.
-
-    `tempfile.mkdtemp` makes folders 0700, and files written to a temporary name and renamed into
-    place keep `mkstemp`'s 0600 (safetensors writes its files that way), which would hide a run's
-    weights from the other users of a shared machine whatever their umask allows.
-    """
-    mask = _umask()
-    os.chmod(folder, 0o777 & ~mask)
-    for root, dirs, files in os.walk(folder):
-        for names, mode in ((dirs, 0o777), (files, 0o666)):
-            for name in names:
-                path = os.path.join(root, name)
-                if not os.path.islink(path):  # chmod would follow it out of the folder
-                    os.chmod(path, mode & ~mask)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file normal permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-@contextmanager
-def staged_dir(final: Path) -> Iterator[Path]:
-    """A temporary folder beside `final` that replaces it only if the block succeeds, with the
-    modes a plain `mkdir()` and `open()` would have given it and what the block wrote."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
-    try:
-        yield tmp
-        give_normal_modes(tmp)
-        old = None
-        if final.exists():
-            old = final.with_name(f".{final.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            final.rename(old)
-        try:
-            tmp.rename(final)
-        except BaseException:
-            if old is not None:
-                old.rename(final)
-            raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def write_config(run: RunDir, cfg: Any) -> None:
     """The resolved, validated training config, as YAML."""
     from omegaconf import OmegaConf
@@ -266,79 +183,3 @@ def _version_hint(run: RunDir) -> str:
         f"the run was written by this ftcli version ({__version__}), so the file was edited or damaged; "
         "fix it, or retrain"
     )
-
-
-
-@dataclass
-class DirState:
-    """A run directory as it was before a `train` that may be refused.
-
-    Hydra writes its record of the command (`.hydra/`) and opens the log before ftcli sees the
-    config, and `train` writes `environment.json` before it reads the data. `leave_as_found`
-    puts those back after a refusal, so a finished run keeps the record of the command that made
-    it (`export` copies that command into the model card).
-    """
-
-    path: Path
-    existed: bool
-    files: dict[Path, bytes] = field(default_factory=dict)  # `_record_files`, with what they held
-    had_record: bool = False  # whether .hydra/ was there
-    stamp: set[tuple[str, int, int]] = field(default_factory=set)
-
-    @classmethod
-    def capture(cls, path: Path) -> DirState:
-        state = cls(path, path.is_dir())
-        if state.existed:
-            state.files = {file: file.read_bytes() for file in _record_files(path)}
-            state.had_record = (path / HYDRA_RECORD).is_dir()
-            state.stamp = _folders_stamp(path)
-        return state
-
-
-def leave_as_found(path: Path, before: DirState | None, log_name: str) -> None:
-    """Undo what a refused `train` wrote into `path` before it was refused.
-
-    A directory that existed gets its `.hydra/` record, logs and `environment.json` back as they
-    were, unless one of its folders changed (a checkpoint was written: the attempt trained, and is
-    kept). A directory the attempt made is removed when it holds nothing but what is written
-    before the checks: `.hydra/`, the log and `environment.json`.
-    """
-    if before is None or not before.existed:
-        if path.is_dir() and {entry.name for entry in path.iterdir()} <= {HYDRA_RECORD, log_name, ENVIRONMENT}:
-            shutil.rmtree(path, ignore_errors=True)
-        return
-    if _folders_stamp(path) != before.stamp:
-        return
-    for file in _record_files(path):
-        if file not in before.files:
-            file.unlink()
-    for file, data in before.files.items():
-        if not file.is_file() or file.read_bytes() != data:
-            write_bytes_atomic(file, data)
-    record = path / HYDRA_RECORD
-    if not before.had_record and record.is_dir() and not any(record.iterdir()):
-        record.rmdir()
-
-
-def _record_files(path: Path) -> list[Path]:
-    """The files a `train` may write before its checks: `.hydra/`, logs and `environment.json`.
-
-    Only these are read, so a directory that holds large files of its own (`hydra.run.dir=.`)
-    costs nothing to capture.
-    """
-    record = path / HYDRA_RECORD
-    top = [f for f in path.iterdir() if f.name in (ENVIRONMENT, TRAIN_LOG) or f.suffix == ".log"]
-    files = top + (list(record.iterdir()) if record.is_dir() else [])
-    return [f for f in files if f.is_file() and not f.is_symlink()]
-
-
-def _folders_stamp(path: Path) -> set[tuple[str, int, int]]:
-    """Name, inode and modification time of every folder but `.hydra/` and of what it holds: a saved
-    checkpoint or artefact changes it."""
-    stamp = set()
-    for folder in path.iterdir():
-        if folder.is_dir() and not folder.is_symlink() and folder.name != HYDRA_RECORD:
-            for entry in (folder, *folder.iterdir()):
-                info = entry.stat()
-                stamp.add((str(entry.relative_to(path)), info.st_ino, info.st_mtime_ns))
-    return stamp

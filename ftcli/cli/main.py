@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ftcli import __version__
-from ftcli.argv import normalise, unknown_flags
+from ftcli.cli.argv import normalise, unknown_flags
 from ftcli.errors import EXIT_CONFIG, EXIT_DATA, EXIT_MODEL, EXIT_OK, EXIT_RUN_DIR
 
 # Exit codes of a `train` refused before it trained: config, data, model or run directory.
@@ -27,7 +27,7 @@ def config_dir() -> Path:
     """`FTCLI_CONFIG_DIR`, else the configs shipped in the package, else the source checkout's."""
     if os.environ.get("FTCLI_CONFIG_DIR"):
         return Path(os.environ["FTCLI_CONFIG_DIR"]).resolve()
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent
     shipped = package / "configs"
     return shipped if shipped.is_dir() else package.parent / "configs"
 
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = normalise(command, args[1:], config_dir())
     job = job_for(command, overrides)
     if any(flag in overrides for flag in ("--help", "-h")):
-        from ftcli.help import print_command_help
+        from ftcli.cli.help import print_command_help
 
         print_command_help(job.config_name, config_dir(), job.usage)
         return 0
@@ -73,10 +73,10 @@ def _unknown_flags(job: Any, command: str, words: list[str]) -> int:
     """Refuse `--flags` that are not Hydra's, with the `key=value` override each one most likely meant."""
     import shlex
 
-    from ftcli.argv import flag_as_override, without_flags
-    from ftcli.registered import register_configs
+    from ftcli.cli.argv import flag_as_override, without_flags
+    from ftcli.cli.precheck import known_settings
+    from ftcli.cli.registered import register_configs
     from ftcli.errors import UsageError
-    from ftcli.precheck import known_settings
 
     flags = unknown_flags(words)
     register_configs()
@@ -97,13 +97,13 @@ def _run(job: Any, overrides: list[str]) -> int:
     import hydra
     from hydra.core.global_hydra import GlobalHydra
 
-    from ftcli.registered import register_configs
+    from ftcli.cli.registered import register_configs
     from ftcli.errors import FtcliError
 
     register_configs()
     try:
         if not any(flag in overrides for flag in HYDRA_FLAGS_WITHOUT_CHECK):
-            from ftcli.precheck import check_overrides
+            from ftcli.cli.precheck import check_overrides
 
             check_overrides(job, overrides, config_dir())
         if job.config_name != "train":
@@ -143,7 +143,7 @@ def _run_dir_before(job: Any, overrides: list[str]) -> Any:
     """For `train` with `hydra.run.dir=` given, that directory as it is before Hydra writes to it."""
     if job.config_name != "train" or any(flag in overrides for flag in ("-m", "--multirun")):
         return None
-    from ftcli.run_dir import DirState
+    from ftcli.runs.refusal import DirState
 
     folder = _given_path(overrides, "hydra.run.dir")
     return DirState.capture(folder) if folder is not None else None
@@ -182,8 +182,8 @@ def _run_job(job: Any, cfg: Any, before: Any = None) -> Any:
 
     from hydra.core.hydra_config import HydraConfig
 
+    from ftcli.cli.registered import to_typed
     from ftcli.config import schema
-    from ftcli.registered import to_typed
     from ftcli.errors import FtcliError
 
     # Deprecation notices that libraries raise against each other are not the user's to act on.
@@ -196,7 +196,9 @@ def _run_job(job: Any, cfg: Any, before: Any = None) -> Any:
         return job.runner(typed, output_dir)
     except FtcliError as exc:
         if job.config_name == "train" and exc.exit_code in REFUSALS:
-            _undo_refused_train(output_dir, before, f"{HydraConfig.get().job.name}.log")
+            from ftcli.runs.refusal import undo_refused_train
+
+            undo_refused_train(output_dir, before, f"{HydraConfig.get().job.name}.log")
         raise SystemExit(_report(exc)) from exc
     except KeyboardInterrupt as exc:
         from ftcli import ui
@@ -219,20 +221,6 @@ def _run_job(job: Any, cfg: Any, before: Any = None) -> Any:
             "run again with FTCLI_DEBUG=1 for the traceback, and report it if it looks like a bug",
         )
         raise SystemExit(1) from exc
-
-
-def _undo_refused_train(output_dir: Path, before: Any, log_name: str) -> None:
-    """A `train` refused before it trained leaves the directory as it found it (`ftcli.run_dir.leave_as_found`)."""
-    import logging
-
-    from ftcli.run_dir import leave_as_found
-
-    folder = output_dir.resolve()
-    for handler in list(logging.root.handlers):  # the job's log file: nothing more is written there
-        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).resolve().parent == folder:
-            handler.close()
-            logging.root.removeHandler(handler)
-    leave_as_found(folder, before if before is not None and before.path == folder else None, log_name)
 
 
 def _report(exc: Any) -> int:

@@ -8,48 +8,20 @@ disk, and a failure says which id and how to fix it.
 `warmstart:<encoder>`, where `<encoder>` is any of the above but `tiny:`, builds a seq2seq
 encoder-decoder whose encoder and decoder both start from that encoder-only checkpoint, with new
 cross-attention ("bert2bert"; `model=minilm2minilm` warm-starts from the embedded MiniLM). Its
-tokenizer is the encoder's; `ftcli.warmstart` builds it.
+tokenizer is the encoder's; `ftcli.models.warmstart` builds it.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ftcli.config.schema import EMBEDDED_MODEL, ModelConfig
-from ftcli.errors import ModelError, first_line
+from ftcli.config.schema import ModelConfig
+from ftcli.errors import ModelError
+from ftcli.models.sources import TINY_PREFIX, embedded_tokenizer_path, loading, resolve
 
 log = logging.getLogger(__name__)
-
-PACKAGE_PREFIX = "package:"
-TINY_PREFIX = "tiny:"
-
-
-def embedded_tokenizer_path() -> str:
-    return resolve(EMBEDDED_MODEL)
-
-
-def resolve(name_or_path: str) -> str:
-    """A loadable path or hub id for `name_or_path` (package references become folders)."""
-    if name_or_path.startswith(PACKAGE_PREFIX):
-        module, _, sub = name_or_path[len(PACKAGE_PREFIX):].partition("/")
-        try:
-            folder = Path(str(resources.files(module))) / sub
-        except ModuleNotFoundError as exc:
-            raise ModelError(
-                f"model.name_or_path={name_or_path!r}: the Python package {module!r} is not installed",
-                hint=f"pip install {module.replace('_', '-')}",
-            ) from exc
-        if not folder.is_dir():
-            raise ModelError(f"model.name_or_path={name_or_path!r}: {folder} does not exist in that package")
-        return str(folder)
-    return name_or_path
-
 
 def with_absolute_path(cfg: ModelConfig) -> ModelConfig:
     """A local model folder as an absolute path, so a saved config works from any directory."""
@@ -65,7 +37,7 @@ def build_model(cfg: ModelConfig, model_class: type, labels: list[str], **config
     """A model with a fresh task head for `labels`, in float32; `config` sets more model-config fields."""
     import torch
 
-    from ftcli import warmstart
+    from ftcli.models import warmstart
 
     if warmstart.is_warmstart(cfg.name_or_path):  # an encoder-decoder warm-started from an encoder
         return warmstart.build_model(cfg, model_class, labels, **config)
@@ -73,14 +45,14 @@ def build_model(cfg: ModelConfig, model_class: type, labels: list[str], **config
         num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)}, **config
     )
     if cfg.name_or_path.startswith(TINY_PREFIX):
-        from ftcli.testing import TINY_SEED, tiny_config
+        from ftcli.models.tiny import TINY_SEED, tiny_config
 
         arch = cfg.name_or_path[len(TINY_PREFIX):]
         config = tiny_config(arch, **label_args)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(TINY_SEED)
             return model_class.from_config(config)
-    with _loading(cfg):
+    with loading(cfg):
         return model_class.from_pretrained(
             resolve(cfg.name_or_path),
             revision=cfg.revision,
@@ -93,12 +65,12 @@ def build_model(cfg: ModelConfig, model_class: type, labels: list[str], **config
 def build_tokenizer(cfg: ModelConfig) -> Any:
     from transformers import AutoTokenizer
 
-    from ftcli import warmstart
+    from ftcli.models import warmstart
 
     if warmstart.is_warmstart(cfg.name_or_path):  # the encoder's tokenizer
         cfg = warmstart.encoder_model_config(cfg)
     path = embedded_tokenizer_path() if cfg.name_or_path.startswith(TINY_PREFIX) else resolve(cfg.name_or_path)
-    with _loading(cfg):
+    with loading(cfg):
         tokenizer = AutoTokenizer.from_pretrained(path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
     return prepare_tokenizer(tokenizer)
 
@@ -115,44 +87,20 @@ def sync_pad_token(model: Any, tokenizer: Any) -> None:
         model.config.pad_token_id = tokenizer.pad_token_id
 
 
-@contextmanager
-def _loading(cfg: ModelConfig) -> Iterator[None]:
-    """Turns the many ways `from_pretrained` fails into one ModelError that says what to do."""
-    try:
-        yield
-    except (OSError, ValueError) as exc:
-        raise _load_error(cfg.name_or_path, exc) from exc
-
-
-def _load_error(name: str, exc: BaseException) -> ModelError:
-    if Path(name).exists() or name.startswith(PACKAGE_PREFIX):
-        return ModelError(f"model.name_or_path={name!r} could not be loaded: {first_line(exc)}")
-    if name.startswith((".", "/", "~")):
-        return ModelError(f"model.name_or_path={name!r}: no such folder", hint="check the path")
-    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
-    where = "the Hub is unreachable (HF_HUB_OFFLINE is set)" if offline else "it could not be fetched from the Hub"
-    return ModelError(
-        f"model.name_or_path={name!r} is not a local folder, is not in the Hugging Face cache, and {where}: "
-        f"{first_line(exc)}",
-        hint=f"check the id; to use it offline, download it once with network access "
-        f"(`hf download {name}`) or point model.name_or_path at a local folder; model=minilm needs no network",
-    )
-
-
 def load_config(cfg: ModelConfig) -> Any:
     """The model's `transformers` config, without its weights (tiny models' from their recipe,
     warm-started ones' as the encoder-decoder config they are built with)."""
     from transformers import AutoConfig
 
-    from ftcli import warmstart
+    from ftcli.models import warmstart
 
     if warmstart.is_warmstart(cfg.name_or_path):
         return warmstart.load_config(cfg)
     if cfg.name_or_path.startswith(TINY_PREFIX):
-        from ftcli.testing import tiny_config
+        from ftcli.models.tiny import tiny_config
 
         return tiny_config(cfg.name_or_path[len(TINY_PREFIX):])
-    with _loading(cfg):
+    with loading(cfg):
         return AutoConfig.from_pretrained(
             resolve(cfg.name_or_path), revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
         )
@@ -225,7 +173,7 @@ def check_head(cfg: ModelConfig, config: Any, model_class: type, task_name: str)
     `config` is the model's (`load_config`). `transformers` would fail later with "Unrecognized
     configuration class", which names neither the setting nor a model that works.
     """
-    from ftcli import warmstart
+    from ftcli.models import warmstart
 
     if warmstart.is_warmstart(cfg.name_or_path):  # a more specific message of its own
         warmstart.check_model_class(cfg, model_class)

@@ -13,8 +13,8 @@ from importlib import resources
 from pathlib import Path
 
 from ftcli.config.schema import DataConfig
+from ftcli.data.readers import Row, read_rows
 from ftcli.errors import DataError, first_line
-from ftcli.readers import Row, read_rows
 
 log = logging.getLogger(__name__)
 

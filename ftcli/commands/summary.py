@@ -24,7 +24,7 @@ def run_rows(cfg: TrainConfig) -> dict[str, str]:
 
 def data_source(data: DataConfig, sample: str, use_sample: bool = True) -> str:
     """Where the rows come from: a hub dataset, the files named, or the task's bundled sample
-    (for the splits no file names, as `ftcli.data.load_splits` reads them)."""
+    (for the splits no file names, as `ftcli.data.splits.load_splits` reads them)."""
     if data.dataset:
         return f"{data.dataset}" + (f" ({data.dataset_config})" if data.dataset_config else "") + " from the hub"
     files = {split: getattr(data, f"{split}_file") for split in ("train", "validation", "test")}

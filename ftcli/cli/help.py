@@ -81,7 +81,7 @@ def _default_settings(command: str, config_dir: Path) -> str:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from ftcli.registered import register_configs
+    from ftcli.cli.registered import register_configs
 
     register_configs()
     with initialize_config_dir(str(config_dir), version_base="1.3", job_name=command):

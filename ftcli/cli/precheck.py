@@ -17,9 +17,9 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf.errors import OmegaConfBaseException
 
+from ftcli.cli.registered import to_typed
 from ftcli.commands import Job, job_for
 from ftcli.config import schema
-from ftcli.registered import to_typed
 from ftcli.errors import ConfigError
 from ftcli.registry import did_you_mean
 

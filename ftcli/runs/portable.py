@@ -25,7 +25,7 @@ CARD = "README.md"  # PEFT's model card names it too
 
 def public_name(name_or_path: str) -> str:
     """`model.name_or_path` as it is written down for others: an embedded model's public id, else as given."""
-    from ftcli.warmstart import WARMSTART_PREFIX, encoder_reference, is_warmstart
+    from ftcli.models.warmstart import WARMSTART_PREFIX, encoder_reference, is_warmstart
 
     if is_warmstart(name_or_path):
         return WARMSTART_PREFIX + public_name(encoder_reference(name_or_path))
@@ -35,7 +35,7 @@ def public_name(name_or_path: str) -> str:
 def make_portable(folder: Path) -> None:
     """Rewrite the files of a saved model or adapter `folder` that name an embedded model by its
     folder in the virtual environment, to name it by its public id."""
-    from ftcli.run_dir import write_text_atomic
+    from ftcli.files import write_text_atomic
 
     names = _embedded_folders()
     if not names:
@@ -58,7 +58,7 @@ def make_portable(folder: Path) -> None:
 
 def _embedded_folders() -> dict[str, str]:
     """Each installed embedded model's folder, as given and fully resolved, mapped to its public id."""
-    from ftcli.modeling import resolve
+    from ftcli.models.sources import resolve
 
     folders = {}
     for reference, public in PUBLIC_IDS.items():

@@ -39,7 +39,7 @@ def tiny_config(arch: str, **overrides: Any) -> Any:
     """A `transformers` config for a tiny model of architecture `arch`."""
     from transformers import AutoConfig
 
-    from ftcli.modeling import embedded_tokenizer_path
+    from ftcli.models.sources import embedded_tokenizer_path
 
     if arch not in TINY_ARCHITECTURES:
         raise ModelError(

@@ -1,0 +1,1 @@
+"""Rows from files, hub datasets and bundled samples, and writing jsonl."""

@@ -1,0 +1,1 @@
+"""Pretrained models and tokenizers: where they come from, tiny random ones, warm-started encoder-decoders."""

@@ -1,0 +1,67 @@
+"""Where a model comes from, and the one error every way of loading it fails with.
+
+`model.name_or_path` is a hub id, a local folder, `package:<module>/<dir>` (weights inside an
+installed Python package: the embedded MiniLM) or `tiny:<arch>`. `resolve` turns package
+references into folders; `loading` turns the many ways `from_pretrained` fails into a
+`ModelError` that names the id and says what to do (offline: how to fetch it once, or which
+model needs no network).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+from ftcli.config.schema import EMBEDDED_MODEL, ModelConfig
+from ftcli.errors import ModelError, first_line
+
+PACKAGE_PREFIX = "package:"
+TINY_PREFIX = "tiny:"
+
+
+def embedded_tokenizer_path() -> str:
+    return resolve(EMBEDDED_MODEL)
+
+
+def resolve(name_or_path: str) -> str:
+    """A loadable path or hub id for `name_or_path` (package references become folders)."""
+    if name_or_path.startswith(PACKAGE_PREFIX):
+        module, _, sub = name_or_path[len(PACKAGE_PREFIX):].partition("/")
+        try:
+            folder = Path(str(resources.files(module))) / sub
+        except ModuleNotFoundError as exc:
+            raise ModelError(
+                f"model.name_or_path={name_or_path!r}: the Python package {module!r} is not installed",
+                hint=f"pip install {module.replace('_', '-')}",
+            ) from exc
+        if not folder.is_dir():
+            raise ModelError(f"model.name_or_path={name_or_path!r}: {folder} does not exist in that package")
+        return str(folder)
+    return name_or_path
+
+
+@contextmanager
+def loading(cfg: ModelConfig) -> Iterator[None]:
+    """Turns the many ways `from_pretrained` fails into one ModelError that says what to do."""
+    try:
+        yield
+    except (OSError, ValueError) as exc:
+        raise load_error(cfg.name_or_path, exc) from exc
+
+
+def load_error(name: str, exc: BaseException) -> ModelError:
+    if Path(name).exists() or name.startswith(PACKAGE_PREFIX):
+        return ModelError(f"model.name_or_path={name!r} could not be loaded: {first_line(exc)}")
+    if name.startswith((".", "/", "~")):
+        return ModelError(f"model.name_or_path={name!r}: no such folder", hint="check the path")
+    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    where = "the Hub is unreachable (HF_HUB_OFFLINE is set)" if offline else "it could not be fetched from the Hub"
+    return ModelError(
+        f"model.name_or_path={name!r} is not a local folder, is not in the Hugging Face cache, and {where}: "
+        f"{first_line(exc)}",
+        hint=f"check the id; to use it offline, download it once with network access "
+        f"(`hf download {name}`) or point model.name_or_path at a local folder; model=minilm needs no network",
+    )
