@@ -8,6 +8,13 @@ import yaml
 
 HIDDEN_GROUPS = {"hydra", "schema", "local"}
 
+SUMMARIES = {  # `ftcli --help`: one line per command
+    "train": "fine-tune a model; writes a run directory",
+    "eval": "re-evaluate a run directory, on its data or new files; `eval task=prompting`: zero/few-shot, no training",
+    "predict": "label new inputs with a run directory (jsonl out)",
+    "export": "write a run as a plain transformers folder or a PEFT adapter",
+}
+
 
 EXAMPLES = {
     "eval": (

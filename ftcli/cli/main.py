@@ -39,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help", "help"):
         from ftcli import ui
 
-        ui.print_usage({name: summary for name, (_, _, summary) in COMMANDS.items()})
+        from ftcli.cli.help import SUMMARIES
+
+        ui.print_usage({name: SUMMARIES[name] for name in COMMANDS})
         return 0
     if args[0] in ("--version", "-V"):
         print(f"ftcli {__version__}")

@@ -7,15 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-# name -> (module, schema class name, one-line summary)
-COMMANDS: dict[str, tuple[str, str, str]] = {
-    "train": ("ftcli.commands.train", "TrainConfig", "fine-tune a model; writes a run directory"),
-    "eval": (
-        "ftcli.commands.evaluation", "EvalConfig",
-        "re-evaluate a run directory, on its data or new files; `eval task=prompting`: zero/few-shot, no training",
-    ),
-    "predict": ("ftcli.commands.predict", "PredictConfig", "label new inputs with a run directory (jsonl out)"),
-    "export": ("ftcli.commands.export", "ExportConfig", "write a run as a plain transformers folder or a PEFT adapter"),
+# name -> (module, schema class name); what each one does is `ftcli.cli.help.SUMMARIES`
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("ftcli.commands.train", "TrainConfig"),
+    "eval": ("ftcli.commands.evaluation", "EvalConfig"),
+    "predict": ("ftcli.commands.predict", "PredictConfig"),
+    "export": ("ftcli.commands.export", "ExportConfig"),
 }
 
 
@@ -42,7 +39,7 @@ def job_for(command: str, overrides: list[str]) -> Job:
     scorer = scorer_named(overrides) if command == "eval" else None
     if scorer is not None:
         return Job(f"{command}_{scorer}", SCORE_MODULE, SCORE_SCHEMA, f"{command} task={scorer}")
-    module, schema, _ = COMMANDS[command]
+    module, schema = COMMANDS[command]
     return Job(command, module, schema, command)
 
 
