@@ -39,3 +39,11 @@ def _bind_absl_to_the_process_stderr() -> None:
 
 
 _bind_absl_to_the_process_stderr()
+
+
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    """The seed of this run's random order (pytest-randomly), also under `-q`, which hides the header
+    line that names it: a failure that depends on the order repeats with `--randomly-seed=N`."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if config.pluginmanager.hasplugin("randomly") and seed is not None and config.getoption("randomly_reorganize"):
+        terminalreporter.write_line(f"tests ran in a random order: repeat it with --randomly-seed={seed}")
