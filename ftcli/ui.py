@@ -39,9 +39,16 @@ def _log(message: str, markup: bool = True, level: int = logging.INFO) -> None:
 
 
 def use_stderr() -> None:
-    """Send all status output to stderr from now on."""
+    """Send status output to stderr for the rest of the command (`ftcli.cli` calls `use_stdout` when it ends)."""
     global console
     console = Console(stderr=True, highlight=False, emoji=False)
+
+
+def use_stdout() -> None:
+    """Status output back on stdout, where each command starts: a `predict output=-` run in this
+    process earlier does not move the next command's output."""
+    global console
+    console = Console(highlight=False, emoji=False)
 
 
 def print_summary(title: str, rows: dict[str, str]) -> None:

@@ -118,6 +118,7 @@ def _run(job: Any, overrides: list[str]) -> int:
         lambda cfg: _run_job(job, cfg, before)
     )
     saved_argv = sys.argv
+    saved_logging = _root_logging()
     sys.argv = [f"ftcli {job.config_name}", *overrides]
     try:
         app()
@@ -125,20 +126,47 @@ def _run(job: Any, overrides: list[str]) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         sys.argv = saved_argv
-        GlobalHydra.instance().clear()
-        _close_job_logs()
+        _end_command(saved_logging)
     return 0
 
 
-def _close_job_logs() -> None:
-    """A job's log file ends with the job: what this process prints later (the next command of a
-    test or script) does not land in a finished run's log."""
+def _root_logging() -> tuple[list[Any], int]:
+    """The root logger's handlers and level, as the caller has them before Hydra configures a job's."""
+    import logging
+
+    return list(logging.root.handlers), logging.root.level
+
+
+def _end_command(saved_logging: tuple[list[Any], int]) -> None:
+    """Undo what a command set up for itself in this process, so that the next command of a test or
+    script starts as the first did: Hydra's global state and the job's config, status output on
+    stdout, and the root logger as the caller had it (`_close_job_logs`)."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    from ftcli import ui
+
+    GlobalHydra.instance().clear()
+    HydraConfig.instance().cfg = None
+    ui.use_stdout()
+    _close_job_logs(*saved_logging)
+
+
+def _close_job_logs(handlers: list[Any], level: int) -> None:
+    """A job's log handlers end with the job: its log file is closed, so what this process prints
+    later does not land in a finished run's log, and its console handler, bound to the `sys.stderr`
+    of the job's start (which a caller may since have closed), is dropped. The root logger gets back
+    the `handlers` and `level` it had before."""
     import logging
 
     for handler in list(logging.root.handlers):
-        if isinstance(handler, logging.FileHandler):
+        if handler not in handlers:
             handler.close()
             logging.root.removeHandler(handler)
+    for handler in handlers:
+        if handler not in logging.root.handlers:
+            logging.root.addHandler(handler)
+    logging.root.setLevel(level)
 
 
 def _run_dir_before(job: Any, overrides: list[str]) -> Any:

@@ -224,3 +224,28 @@ def test_the_log_file_records_the_run(tmp_path, capsys):
                  "final metrics (best checkpoint):", f"accuracy {validation['accuracy']:.4f}", f"run directory: {run}"):
         assert text in log, text
     assert "ftcli.ui" not in captured.out + captured.err  # printed once: the log's copy stays off the terminal
+
+
+def test_a_command_run_in_process_leaves_the_process_as_it_found_it(trained_runs, tmp_path, capsys):
+    """`predict output=-` moves status output to stderr, and Hydra sets up the root logger and its job
+    config for the job; all of that ends with the command, so the next one in the same process (a
+    test, a script) starts as the first did."""
+    import logging
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from ftcli import ui
+
+    run = trained_runs["lora"]  # trained (and its output printed) first, when no other test has
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"text": "a lovely day"}) + "\n", encoding="utf-8")
+    handlers, level = list(logging.root.handlers), logging.root.level
+    capsys.readouterr()
+    code = main(["predict", f"run_dir={run}", f"input={source}", "output=-", f"hydra.run.dir={tmp_path / 'job'}"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert [json.loads(line)["text"] for line in captured.out.splitlines()] == ["a lovely day"]
+    assert (logging.root.handlers, logging.root.level) == (handlers, level)
+    assert not HydraConfig.initialized()
+    ui.info("status after the command")
+    assert capsys.readouterr().out == "status after the command\n"
