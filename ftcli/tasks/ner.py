@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
     from ftcli.engine.inference import Outputs
     from ftcli.engine.step import Collate, TrainingStep
+    from ftcli.models.sources import ModelClass
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class TokenClassification:
     def best_metric(self, task: NerConfig) -> str:
         return "f1"  # entity-level micro F1
 
-    def model_class(self) -> type:
+    def model_class(self) -> ModelClass:
         from transformers import AutoModelForTokenClassification
 
         return AutoModelForTokenClassification

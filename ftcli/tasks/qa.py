@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from ftcli.engine.inference import Outputs
     from ftcli.engine.step import Collate, TrainingStep
+    from ftcli.models.sources import ModelClass
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class QuestionAnswering:
     def best_metric(self, task: QaConfig) -> str:
         return "f1"  # SQuAD token F1
 
-    def model_class(self) -> type:
+    def model_class(self) -> ModelClass:
         from transformers import AutoModelForQuestionAnswering
 
         return AutoModelForQuestionAnswering
