@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn, Protocol, TypeVar, cast
 
 from ftcli.registry import Registry
 
@@ -67,7 +67,7 @@ class Method(Protocol[M_contra]):
     def lr_scale(self, cfg: M_contra) -> Callable[[str], float] | None:
         """The learning-rate factor per parameter name (LoRA+), or None when all share one rate."""
 
-    def merge(self, model: AdaptedModel) -> nn.Module:
+    def merge(self, model: AdaptedModel) -> PreTrainedModel:
         """The adapted `model` as plain weights that load without ftcli or PEFT; refused (ModelError)
         when the method is not `mergeable`."""
 
@@ -93,7 +93,7 @@ class MethodBase(Generic[M]):
     def lr_scale(self, cfg: M) -> Callable[[str], float] | None:
         return None
 
-    def merge(self, model: AdaptedModel) -> nn.Module:
+    def merge(self, model: AdaptedModel) -> PreTrainedModel:
         refuse_merge(self)
 
 
@@ -180,9 +180,9 @@ class WholeModelMethod(MethodBase[M]):
     def save(self, model: AdaptedModel, directory: Path, cfg: M) -> None:
         model.save_pretrained(str(directory), safe_serialization=True)
 
-    def merge(self, model: AdaptedModel) -> nn.Module:
+    def merge(self, model: AdaptedModel) -> PreTrainedModel:
         """The model itself: its trained weights are already the model's own."""
-        return model
+        return cast("PreTrainedModel", model)  # a whole-model method leaves the transformers model unwrapped
 
 
 def freeze_all_but_head(model: nn.Module, head: list[str]) -> None:

@@ -58,12 +58,12 @@ class PeftMethod(MethodBase[M]):
 
         return PeftModel.from_pretrained(base, directory)
 
-    def merge(self, model: AdaptedModel) -> nn.Module:
+    def merge(self, model: AdaptedModel) -> PreTrainedModel:
         """PEFT folds the adapter into the base weights and drops its wrapper (`merge_and_unload`)."""
         if not self.mergeable:
             refuse_merge(self)
         # a PEFT method's trained model is always PEFT's wrapper (`apply`, `load`)
-        merged: nn.Module = cast("PeftModel", model).merge_and_unload()
+        merged: PreTrainedModel = cast("PeftModel", model).merge_and_unload()
         return merged
 
 

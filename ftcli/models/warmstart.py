@@ -17,7 +17,7 @@ of the run's seed, so a run directory that stores only an adapter rebuilds the s
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ftcli.config.schema import ModelConfig
 from ftcli.errors import ModelError
@@ -126,7 +126,7 @@ def build_model(cfg: ModelConfig, model_class: ModelClass, labels: list[str], **
                 path, path, encoder_config=encoder_config, decoder_config=decoder_config,
                 **{f"{half}_{key}": value for half in ("encoder", "decoder") for key, value in shared.items()},
             )
-    for key, value in {**special, "vocab_size": model.decoder.config.vocab_size, **config}.items():
+    for key, value in {**special, "vocab_size": cast("PreTrainedModel", model.decoder).config.vocab_size, **config}.items():
         setattr(model.config, key, value)
     for key, value in special.items():
         setattr(model.generation_config, key, value)

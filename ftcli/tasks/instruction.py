@@ -152,6 +152,8 @@ class InstructionTask(GeneratingTask[InstructionConfig]):
 
         from ftcli.engine.step import IGNORE_INDEX
 
+        pad: DataCollatorWithFlattening | DataCollatorForSeq2Seq
+        keys: tuple[str, ...]
         if self.cfg.packing:
             pad = DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE_INDEX)
             keys = ("input_ids", "labels")
