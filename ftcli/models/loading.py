@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from ftcli.config.schema import ModelConfig
 from ftcli.errors import ModelError
-from ftcli.models.sources import TINY_PREFIX, ModelClass, embedded_tokenizer_path, loading, resolve
+from ftcli.models.sources import TINY_PREFIX, embedded_tokenizer_path, loading, resolve
 
 if TYPE_CHECKING:
     from torch import nn
     from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+    from ftcli.models.sources import ModelClass
 
 log = logging.getLogger(__name__)
 
