@@ -154,4 +154,5 @@ def _with_generation(trained: TrainedRun, cfg: PredictConfig) -> TrainedRun:
     problems = generation.validate()
     if problems:
         raise ConfigError("; ".join(p.replace("task.generation.", "") for p in problems))
-    return trained.rebound(task=replace(trained.cfg.task, generation=generation))
+    task: Any = trained.cfg.task  # a generating task's settings, which hold `generation`
+    return trained.rebound(task=replace(task, generation=generation))

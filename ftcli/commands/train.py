@@ -8,7 +8,7 @@ import shutil
 import time
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ftcli import ui
 from ftcli.commands.summary import data_source, overrides_row, run_rows
@@ -44,9 +44,10 @@ from ftcli.tasks.pipeline import split_scores
 
 if TYPE_CHECKING:
     from torch import nn
-    from transformers import PretrainedConfig
+    from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
     from ftcli.methods import Method
+    from ftcli.methods.base import AdaptedModel
     from ftcli.tasks.base import TaskKind
 
 log = logging.getLogger(__name__)
@@ -68,24 +69,25 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     labels = kind.label_names(splits, cfg.task, cfg.data)
     set_seed(cfg.seed)
     tokenizer = build_tokenizer(cfg.model)
-    model = build_model(cfg.model, kind.model_class(), labels, **kind.model_config(cfg.task, model_config))
-    sync_pad_token(model, tokenizer)
-    cfg = _with_defaults(cfg, kind, method, model)
+    base = build_model(cfg.model, kind.model_class(), labels, **kind.model_config(cfg.task, model_config))
+    sync_pad_token(base, tokenizer)
+    cfg = _with_defaults(cfg, kind, method, base)
     task = kind.bind(cfg.task, cfg.data, labels, tokenizer)
     features = {split: task.encode(rows, splits.sources[split]) for split, rows in splits.rows.items()}
-    _report_data(cfg, splits, features, labels, token_room(model, method.virtual_tokens(cfg.method)))
-    model, params = _apply_method(cfg, method, model)
+    _report_data(cfg, splits, features, labels, token_room(base, method.virtual_tokens(cfg.method)))
+    model, params = _apply_method(cfg, method, base)
 
     def evaluate(split: str, trained: nn.Module) -> dict[str, Any]:
         return split_scores(task, trained, features[split], cfg.trainer.eval_batch_size, cfg.trainer.precision)
 
+    assert cfg.trainer.lr is not None  # `_with_defaults` gave it the method's rate
     training = Training(
         model, features["train"], task.collator(), cfg.trainer.lr, cfg.seed, lambda m: evaluate("validation", m),
         _LoggedProgress(run_dir), with_add_ons(task.training_step(), cfg.trainer.add_ons), method.lr_scale(cfg.method),
         Checkpointing(run_dir.path, cfg.trainer.save_every, cfg.trainer.keep_checkpoints, resumable, resume),
     )
     result = _train(training, cfg, output_dir)
-    metrics = {split: evaluate(split, model) for split in ("validation", "test") if split in features}
+    metrics: dict[str, Any] = {split: evaluate(split, model) for split in ("validation", "test") if split in features}
     metrics["train"] = _train_metrics(result, cfg, params, started)
     _save(run_dir, cfg, method, model, tokenizer, labels, metrics)
     shutil.rmtree(checkpoints_dir(run_dir.path), ignore_errors=True)  # the run is whole; nothing left to resume
@@ -104,7 +106,7 @@ def _quiet_libraries() -> None:
     transformers.logging.disable_progress_bar()
 
 
-def _with_defaults(cfg: TrainConfig, kind: TaskKind[Any], method: Method, model: nn.Module) -> TrainConfig:
+def _with_defaults(cfg: TrainConfig, kind: TaskKind[Any], method: Method[Any], model: PreTrainedModel) -> TrainConfig:
     """`cfg` with the settings left to ftcli resolved for this run, so `config.yaml` records them.
 
     `trainer.metric_for_best` null is the task's headline metric; `trainer.lr` null is the
@@ -116,7 +118,7 @@ def _with_defaults(cfg: TrainConfig, kind: TaskKind[Any], method: Method, model:
         trainer = replace(trainer, metric_for_best=kind.best_metric(cfg.task))
     if trainer.lr is None:
         trainer = replace(trainer, lr=method.default_lr)
-    default_length = next(f.default for f in fields(cfg.task) if f.name == "max_length")
+    default_length = cast(int, next(f.default for f in fields(cfg.task) if f.name == "max_length"))  # TaskConfig gives one
     max_length = fit_max_length(model, cfg.task.max_length, default_length, method.virtual_tokens(cfg.method))
     return replace(cfg, trainer=trainer, task=replace(cfg.task, max_length=max_length))
 
@@ -159,13 +161,13 @@ def _report_data(cfg: TrainConfig, splits: Any, features: dict[str, Any], labels
         ui.info(f"labels: {', '.join(labels)}")
 
 
-def _apply_method(cfg: TrainConfig, method: Any, model: Any) -> tuple[Any, dict[str, Any]]:
+def _apply_method(cfg: TrainConfig, method: Method[Any], model: PreTrainedModel) -> tuple[AdaptedModel, dict[str, Any]]:
     """The model as the method trains it, and its parameter counts; a method that trains nothing is refused."""
     head = head_modules(model)
-    model = method.apply(model, cfg.method, head)
+    adapted = method.apply(model, cfg.method, head)
     if cfg.trainer.gradient_checkpointing:
-        enable_gradient_checkpointing(model)
-    params = count_parameters(model, head).as_dict()
+        enable_gradient_checkpointing(adapted)
+    params = count_parameters(adapted, head).as_dict()
     if not params["trainable"]:
         raise ModelError(
             f"method={cfg.method.name} leaves nothing to train on this {model.config.model_type} model: "
@@ -173,7 +175,7 @@ def _apply_method(cfg: TrainConfig, method: Any, model: Any) -> tuple[Any, dict[
             hint="for a language model use method=lora, adapter or full; with freeze set method.train_top_layers",
         )
     ui.print_parameters(params, cfg.method.name)
-    return model, params
+    return adapted, params
 
 
 def _train(training: Training, cfg: TrainConfig, output_dir: Path) -> LoopState:
@@ -298,7 +300,10 @@ class _LoggedProgress(ui.TrainProgress):
         self.run_dir.append_log(record)
 
 
-def _save(run_dir: RunDir, cfg: TrainConfig, method: Any, model: Any, tokenizer: Any, labels: list[str], metrics: dict) -> None:
+def _save(
+    run_dir: RunDir, cfg: TrainConfig, method: Method[Any], model: AdaptedModel, tokenizer: PreTrainedTokenizerBase,
+    labels: list[str], metrics: dict[str, Any],
+) -> None:
     """Artefact first, metrics.json last: a run directory with metrics.json is a finished run.
 
     The artefact's weight size is added to `metrics["train"]` once it is written.

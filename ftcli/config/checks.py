@@ -11,7 +11,7 @@ this layer imports none of them.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
@@ -70,7 +70,7 @@ def to_typed(cfg: DictConfig, schema: type[T], rules: RegistryRules | None = Non
     problems += rules.registered(typed) if rules is not None else []
     if problems:
         raise ConfigError(problems)
-    return typed
+    return cast(T, typed)  # a structured config of `schema` converts to an instance of it
 
 
 def _problem(exc: OmegaConfBaseException) -> str:

@@ -11,6 +11,7 @@ import random
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from ftcli.config.schema import DataConfig
 from ftcli.data.readers import Row, read_rows
@@ -36,7 +37,7 @@ def with_absolute_paths(cfg: DataConfig) -> DataConfig:
     """Local file and folder paths made absolute, so a saved config works from any directory."""
     from dataclasses import replace
 
-    changes = {}
+    changes: dict[str, Any] = {}
     for key in ("train_file", "validation_file", "test_file", "dataset"):
         value = getattr(cfg, key)
         if value and value != "-" and Path(value).expanduser().exists():

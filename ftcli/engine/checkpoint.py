@@ -25,7 +25,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import torch
 from torch import nn
@@ -60,7 +60,7 @@ def list_checkpoints(run_path: Path) -> list[Path]:
     """Complete checkpoint folders, oldest first (temporary folders of an interrupted save are not listed)."""
     folder = checkpoints_dir(run_path)
     found = [p for p in folder.iterdir() if p.is_dir() and STEP_DIR.fullmatch(p.name)] if folder.is_dir() else []
-    return sorted(found, key=lambda p: int(STEP_DIR.fullmatch(p.name).group(1)))
+    return sorted(found, key=lambda p: int(cast("re.Match[str]", STEP_DIR.fullmatch(p.name)).group(1)))
 
 
 @dataclass
@@ -79,7 +79,8 @@ class Checkpointing:
             self.last = self.resume.path
 
     def due(self, step: int, total_steps: int) -> bool:
-        return bool(self.every) and step % self.every == 0 and step < total_steps
+        every = self.every or 0
+        return bool(every) and step % every == 0 and step < total_steps
 
     def save(self, accelerator: Any, model: nn.Module, optimizer: Any, scheduler: Any, state: LoopState) -> None:
         """Write `state` and the tensors from the main process; the others wait until it is complete."""

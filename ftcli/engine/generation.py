@@ -10,20 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
 
 from ftcli.engine.batching import sorted_batches
 from ftcli.engine.eval_mode import evaluating
-from ftcli.engine.step import IGNORE_INDEX
+from ftcli.engine.step import IGNORE_INDEX, Collate
+
+if TYPE_CHECKING:
+    from transformers import GenerationMixin
 
 
 def teacher_forced_loss(
     model: nn.Module,
     features: list[dict[str, Any]],
-    collate: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]],
+    collate: Collate,
     batch_size: int,
     autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
 ) -> float | None:
@@ -50,7 +53,7 @@ def teacher_forced_loss(
 def generate_ids(
     model: nn.Module,
     prompts: list[dict[str, Any]],
-    collate: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]],
+    collate: Collate,
     batch_size: int,
     generation: dict[str, Any],
     autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
@@ -72,7 +75,8 @@ def generate_ids(
         for batch_idx in order:
             batch = {k: v.to(device) for k, v in collate([prompts[i] for i in batch_idx]).items() if v is not None}
             with autocast():
-                output = model.generate(**batch, **generation, streamer=streamer)
+                # every model ftcli generates with is a transformers or PEFT model, which has generate()
+                output = cast("GenerationMixin", model).generate(**batch, **generation, streamer=streamer)
             if decoder_only:
                 output = output[:, batch["input_ids"].shape[1]:]
             for row, i in enumerate(batch_idx):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,6 +21,9 @@ from torch import nn
 
 from ftcli.engine.batching import sorted_batches
 from ftcli.engine.eval_mode import evaluating
+
+if TYPE_CHECKING:
+    from ftcli.engine.step import Collate
 
 
 @dataclass
@@ -39,7 +42,7 @@ def model_logits(out: Any) -> torch.Tensor:
 def run_inference(
     model: nn.Module,
     features: list[dict[str, Any]],
-    collate: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]],
+    collate: Collate,
     batch_size: int,
     autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
     logits_of: Callable[[Any], torch.Tensor] = model_logits,

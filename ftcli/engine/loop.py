@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import torch
 from torch import nn
@@ -125,7 +125,7 @@ def train_loop(training: Training, cfg: TrainerConfig) -> LoopState:
                     with clock.paused():
                         _check_finite(_running_mean(state), state.step, run.scheduler.get_last_lr()[0], checkpoints)
                         checkpoints.save(run.accelerator, run.unwrapped, run.optimizer, run.scheduler, state)
-                    if interrupted:
+                    if interrupted and stop.signal is not None:
                         raise checkpoints.interrupted(stop.signal.name, state.step, run.total_steps)
                 if _finished(state, run):
                     break
@@ -153,7 +153,9 @@ def _prepare(training: Training, cfg: TrainerConfig) -> _Prepared:
     batches = _train_batches([len(f["input_ids"]) for f in features], cfg, training.seed)
     # its own generator: the loader then draws nothing from torch's global random state, which a
     # resumed run restores mid-epoch
-    loader = DataLoader(features, batch_sampler=batches, collate_fn=training.step.collator(training.collate),
+    loader: DataLoader[dict[str, Any]] = DataLoader(
+        features,  # type: ignore[arg-type]  # a list is a map-style dataset; torch's stubs ask for a Dataset
+        batch_sampler=batches, collate_fn=training.step.collator(training.collate),
                         generator=torch.Generator().manual_seed(training.seed))
     steps_per_epoch = max(1, math.ceil(len(batches) / cfg.grad_accum_steps))
     total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
@@ -161,7 +163,8 @@ def _prepare(training: Training, cfg: TrainerConfig) -> _Prepared:
     scheduler = build_scheduler(optimizer, cfg, total_steps)
     model, optimizer, loader = accelerator.prepare(training.model, optimizer, loader)
     # only the training forward pass is compiled: weights, checkpoints and evaluation see `model`
-    forward = torch.compile(model, dynamic=True) if cfg.compile else model
+    # compiling a module gives a module (OptimizedModule), though torch annotates a callable
+    forward = cast(nn.Module, torch.compile(model, dynamic=True)) if cfg.compile else model
     return _Prepared(accelerator, model, forward, optimizer, scheduler, loader, batches, steps_per_epoch, total_steps)
 
 
@@ -222,7 +225,7 @@ def _log(run: _Prepared, cfg: TrainerConfig, state: LoopState, clock: _Clock,
     }
     _check_finite(record["loss"], state.step, record["lr"], checkpoints)
     state.history.append(record)
-    state.running_loss.zero_()
+    cast(torch.Tensor, state.running_loss).zero_()  # on the device while training
     state.running_count = 0
     return record
 
@@ -303,7 +306,7 @@ def _check_finite(loss: float, step: int, lr: float, checkpoints: Checkpointing 
 
 
 @contextmanager
-def _out_of_memory_hint(cfg: TrainerConfig, batch: dict[str, torch.Tensor], step: int) -> Iterator[None]:
+def _out_of_memory_hint(cfg: TrainerConfig, batch: Batch, step: int) -> Iterator[None]:
     """A step that does not fit in memory becomes an error that says how to make it fit."""
     try:
         yield

@@ -12,7 +12,7 @@ composing a config stays fast.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from accelerate import Accelerator
     from torch import nn
 
-Batch = dict[str, "torch.Tensor"]
+Batch = Mapping[str, "torch.Tensor"]
 Collate = Callable[[list[dict[str, Any]]], Batch]
 Backward = Callable[["torch.Tensor"], None]
 IGNORE_INDEX = -100  # the label id PyTorch's cross-entropy skips: prompt tokens, padding, subword tails

@@ -18,18 +18,31 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn, Protocol, TypeVar, cast
 
 from ftcli.registry import Registry
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from peft import PeftModel
     from torch import nn
+    from transformers import PreTrainedModel
 
     from ftcli.config.schema import MethodConfig
 
+    AdaptedModel: TypeAlias = PreTrainedModel | PeftModel
+    """What a method makes of a task model: the model itself, changed in place, or PEFT's wrapper around it."""
 
-class Method(Protocol):
-    """What a fine-tuning method provides to the commands."""
+M = TypeVar("M", bound="MethodConfig")
+M_contra = TypeVar("M_contra", bound="MethodConfig", contravariant=True)
+
+
+class Method(Protocol[M_contra]):
+    """What a fine-tuning method provides to the commands.
+
+    `M_contra` is the method's config class (registered with it); `cfg` is always an instance of it.
+    """
 
     artifact: ClassVar[str]  # "model" or "adapter"
     default_lr: ClassVar[float]  # used when trainer.lr is null
@@ -38,47 +51,49 @@ class Method(Protocol):
     # learning): cross-group rules ask this, e.g. packed batches cannot keep such examples apart.
     prompt_learning: ClassVar[bool]
 
-    def apply(self, model: nn.Module, cfg: MethodConfig, head: list[str]) -> nn.Module:
+    def apply(self, model: PreTrainedModel, cfg: M_contra, head: list[str]) -> AdaptedModel:
         """Adapt `model` and set `requires_grad` on exactly the parameters to train."""
 
-    def save(self, model: nn.Module, directory: Path, cfg: MethodConfig) -> None:
+    def save(self, model: AdaptedModel, directory: Path, cfg: M_contra) -> None:
         """Write what is needed to rebuild the trained model into `directory`."""
 
-    def load(self, base: nn.Module, directory: Path) -> nn.Module:
+    def load(self, base: PreTrainedModel, directory: Path) -> AdaptedModel:
         """Adapter methods only: the trained model from a freshly built `base` and the saved folder."""
 
-    def virtual_tokens(self, cfg: MethodConfig) -> int:
+    def virtual_tokens(self, cfg: M_contra) -> int:
         """Positions the method's virtual tokens take in front of the input (0: none); the task's
         `max_length` plus these must fit the model's position table."""
 
-    def lr_scale(self, cfg: MethodConfig) -> Callable[[str], float] | None:
+    def lr_scale(self, cfg: M_contra) -> Callable[[str], float] | None:
         """The learning-rate factor per parameter name (LoRA+), or None when all share one rate."""
 
-    def merge(self, model: nn.Module) -> nn.Module:
+    def merge(self, model: AdaptedModel) -> PreTrainedModel:
         """The adapted `model` as plain weights that load without ftcli or PEFT; refused (ModelError)
         when the method is not `mergeable`."""
 
 
-METHODS: Registry[Method] = Registry("method")
+METHODS: Registry[Method[Any]] = Registry("method")
 
 
-class MethodBase:
+class MethodBase(Generic[M]):
     """Every hook's answer for a method that has no virtual tokens, one learning rate and nothing to merge.
 
     Methods subclass it (through `WholeModelMethod`, `PeftMethod` or `NativeMethod`) and override
     the hooks they need, so every registered method answers every hook of `Method`.
     """
 
+    artifact: ClassVar[str]
+    default_lr: ClassVar[float]
     mergeable: ClassVar[bool] = False
     prompt_learning: ClassVar[bool] = False
 
-    def virtual_tokens(self, cfg: MethodConfig) -> int:
+    def virtual_tokens(self, cfg: M) -> int:
         return 0
 
-    def lr_scale(self, cfg: MethodConfig) -> Callable[[str], float] | None:
+    def lr_scale(self, cfg: M) -> Callable[[str], float] | None:
         return None
 
-    def merge(self, model: nn.Module) -> nn.Module:
+    def merge(self, model: AdaptedModel) -> PreTrainedModel:
         refuse_merge(self)
 
 
@@ -97,7 +112,7 @@ def refuse_merge(method: object) -> NoReturn:
     )
 
 
-def head_modules(model: nn.Module) -> list[str]:
+def head_modules(model: PreTrainedModel) -> list[str]:
     """Names of the task-head modules: the model's own children with parameters, outside the backbone.
 
     For BERT sequence classification that is `classifier`; DistilBERT adds `pre_classifier`,
@@ -153,18 +168,21 @@ def count_parameters(model: nn.Module, head: list[str]) -> ParameterCount:
     return ParameterCount(trainable, without_head, total)
 
 
-class WholeModelMethod(MethodBase):
+class WholeModelMethod(MethodBase[M]):
     """Methods that train some of the model's own weights and save the whole model (`model/`)."""
 
     artifact = "model"
     mergeable = True  # nothing to merge: the weights are already whole
 
-    def save(self, model: nn.Module, directory: Path, cfg: MethodConfig) -> None:
-        model.save_pretrained(directory, safe_serialization=True)
+    def load(self, base: PreTrainedModel, directory: Path) -> AdaptedModel:
+        raise NotImplementedError(f"{type(self).__name__} saves the whole model, not an adapter to load")
 
-    def merge(self, model: nn.Module) -> nn.Module:
+    def save(self, model: AdaptedModel, directory: Path, cfg: M) -> None:
+        model.save_pretrained(str(directory), safe_serialization=True)
+
+    def merge(self, model: AdaptedModel) -> PreTrainedModel:
         """The model itself: its trained weights are already the model's own."""
-        return model
+        return cast("PreTrainedModel", model)  # a whole-model method leaves the transformers model unwrapped
 
 
 def freeze_all_but_head(model: nn.Module, head: list[str]) -> None:

@@ -13,7 +13,9 @@ from ftcli.errors import ModelError
 from ftcli.methods.base import METHODS, WholeModelMethod, freeze_all_but_head
 
 if TYPE_CHECKING:
-    from torch import nn
+    from transformers import PreTrainedModel
+
+    from ftcli.methods.base import AdaptedModel
 
 
 @dataclass
@@ -21,10 +23,10 @@ class BitFitConfig(MethodConfig):
     name: str = "bitfit"
 
 
-class BitFit(WholeModelMethod):
+class BitFit(WholeModelMethod[BitFitConfig]):
     default_lr = 1.0e-3
 
-    def apply(self, model: nn.Module, cfg: BitFitConfig, head: list[str]) -> nn.Module:
+    def apply(self, model: PreTrainedModel, cfg: BitFitConfig, head: list[str]) -> AdaptedModel:
         biases = [p for name, p in model.named_parameters() if name.endswith(".bias")]
         if not biases:
             raise ModelError(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 from torch import nn
 from transformers.activations import ACT2FN
@@ -34,19 +36,20 @@ class WithBottleneck(nn.Module):
     # Some models read their projection's weight directly (T5 checks `wo.weight.dtype`).
     @property
     def weight(self) -> torch.Tensor:
-        return self.base_layer.weight
+        return cast(torch.Tensor, self.base_layer.weight)
 
     @property
     def bias(self) -> torch.Tensor | None:
-        return self.base_layer.bias
+        return cast("torch.Tensor | None", self.base_layer.bias)
 
-    def forward(self, *args, **kwargs) -> torch.Tensor:
-        return self.adapter(self.base_layer(*args, **kwargs))
+    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return cast(torch.Tensor, self.adapter(self.base_layer(*args, **kwargs)))
 
 
 def output_size(layer: nn.Module) -> int:
     """Output features of a linear layer: nn.Linear, GPT-2's Conv1D, or a PEFT layer around either."""
-    base = layer.get_base_layer() if hasattr(layer, "get_base_layer") else layer
+    get_base_layer = getattr(layer, "get_base_layer", None)
+    base = get_base_layer() if get_base_layer is not None else layer
     for attribute in ("out_features", "nf"):
         if hasattr(base, attribute):
             return int(getattr(base, attribute))

@@ -11,6 +11,9 @@ from ftcli.methods.base import METHODS, WholeModelMethod, freeze_all_but_head
 
 if TYPE_CHECKING:
     from torch import nn
+    from transformers import PreTrainedModel
+
+    from ftcli.methods.base import AdaptedModel
 
 
 @dataclass
@@ -24,10 +27,10 @@ class FreezeConfig(MethodConfig):
         return []
 
 
-class Freeze(WholeModelMethod):
+class Freeze(WholeModelMethod[FreezeConfig]):
     default_lr = 1.0e-3
 
-    def apply(self, model: nn.Module, cfg: FreezeConfig, head: list[str]) -> nn.Module:
+    def apply(self, model: PreTrainedModel, cfg: FreezeConfig, head: list[str]) -> AdaptedModel:
         freeze_all_but_head(model, head)
         if cfg.train_top_layers:
             layers = transformer_layers(model)
@@ -44,7 +47,7 @@ class Freeze(WholeModelMethod):
 METHODS.register("freeze", FreezeConfig)(Freeze())
 
 
-def transformer_layers(model: nn.Module) -> list[nn.Module]:
+def transformer_layers(model: PreTrainedModel) -> list[nn.Module]:
     """The backbone's stack of transformer blocks: the ModuleList as long as the config's layer count."""
     from torch import nn
 

@@ -9,7 +9,9 @@ from ftcli.config.schema import MethodConfig
 from ftcli.methods.base import METHODS, WholeModelMethod
 
 if TYPE_CHECKING:
-    from torch import nn
+    from transformers import PreTrainedModel
+
+    from ftcli.methods.base import AdaptedModel
 
 
 @dataclass
@@ -17,10 +19,10 @@ class FullConfig(MethodConfig):
     name: str = "full"
 
 
-class Full(WholeModelMethod):
+class Full(WholeModelMethod[FullConfig]):
     default_lr = 5.0e-5
 
-    def apply(self, model: nn.Module, cfg: FullConfig, head: list[str]) -> nn.Module:
+    def apply(self, model: PreTrainedModel, cfg: FullConfig, head: list[str]) -> AdaptedModel:
         model.requires_grad_(True)
         return model
 

@@ -7,7 +7,7 @@ saved with the adapter.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from ftcli.config.schema import MethodConfig
 from ftcli.errors import ModelError
@@ -15,7 +15,8 @@ from ftcli.methods.base import METHODS
 from ftcli.methods.peft_adapter import PeftMethod, linear_names, task_type, uses_conv1d
 
 if TYPE_CHECKING:
-    from torch import nn
+    from peft import PeftConfig
+    from transformers import PreTrainedModel
 
 EXTRA_TARGETS = {"distilbert": (["k_lin", "v_lin", "lin2"], ["lin2"])}
 
@@ -32,10 +33,10 @@ class IA3Config(MethodConfig):
         return []
 
 
-class IA3(PeftMethod):
+class IA3(PeftMethod[IA3Config]):
     default_lr = 3.0e-3
 
-    def peft_config(self, model: nn.Module, cfg: IA3Config, head: list[str]) -> Any:
+    def peft_config(self, model: PreTrainedModel, cfg: IA3Config, head: list[str]) -> PeftConfig:
         import peft
 
         if cfg.target_modules is None:
@@ -51,7 +52,7 @@ class IA3(PeftMethod):
         )
 
 
-def default_targets(model: nn.Module) -> tuple[list[str], list[str]]:
+def default_targets(model: PreTrainedModel) -> tuple[list[str], list[str]]:
     from peft.utils import TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING as FEEDFORWARD
     from peft.utils import TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING as TARGETS
 

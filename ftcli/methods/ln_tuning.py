@@ -6,14 +6,15 @@ The cheapest method that still moves every layer's activations; a strong baselin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from ftcli.config.schema import MethodConfig
 from ftcli.methods.base import METHODS, head_modules
 from ftcli.methods.peft_adapter import PeftMethod, norm_names, task_type
 
 if TYPE_CHECKING:
-    from torch import nn
+    from peft import PeftConfig
+    from transformers import PreTrainedModel
 
 
 @dataclass
@@ -22,14 +23,14 @@ class LNTuningConfig(MethodConfig):
     target_modules: Optional[list[str]] = None  # null: every LayerNorm of the backbone
 
 
-class LNTuning(PeftMethod):
+class LNTuning(PeftMethod[LNTuningConfig]):
     default_lr = 1.0e-3
     layer_kind = "LayerNorm"
 
-    def candidate_names(self, model: nn.Module) -> list[str]:
+    def candidate_names(self, model: PreTrainedModel) -> list[str]:
         return norm_names(model, head_modules(model))
 
-    def peft_config(self, model: nn.Module, cfg: LNTuningConfig, head: list[str]) -> Any:
+    def peft_config(self, model: PreTrainedModel, cfg: LNTuningConfig, head: list[str]) -> PeftConfig:
         import peft
 
         targets = list(cfg.target_modules) if cfg.target_modules is not None else norm_names(model, head)

@@ -17,7 +17,8 @@ from ftcli.methods.base import METHODS
 from ftcli.methods.peft_adapter import PeftMethod, linear_names, task_type, uses_conv1d
 
 if TYPE_CHECKING:
-    from torch import nn
+    import peft
+    from transformers import PreTrainedModel
 
 # Defaults for architectures PEFT's own table lacks; PEFT's table covers the rest.
 EXTRA_TARGETS = {"distilbert": ["q_lin", "v_lin"], "deberta-v2": ["query_proj", "value_proj"]}
@@ -69,17 +70,17 @@ class LoraConfig(MethodConfig):
         return [targets] if isinstance(targets, str) else targets
 
 
-class Lora(PeftMethod):
+class Lora(PeftMethod[LoraConfig]):
     default_lr = 1.0e-3
     target_hint = "set method.target_modules to some of those names, or [all-linear]"
 
-    def peft_config(self, model: nn.Module, cfg: LoraConfig, head: list[str]) -> Any:
+    def peft_config(self, model: PreTrainedModel, cfg: LoraConfig, head: list[str]) -> peft.LoraConfig:
         import peft
 
         targets = cfg.targets()
         return peft.LoraConfig(
             r=cfg.rank,
-            lora_alpha=cfg.alpha,
+            lora_alpha=cfg.alpha,  # type: ignore[arg-type]  # PEFT declares int; any number scales (alpha / r)
             lora_dropout=cfg.dropout,
             target_modules=default_targets(model) if targets is None else targets,
             bias=cfg.bias.value,
@@ -110,7 +111,7 @@ def loraplus_scale(ratio: Optional[float]) -> Optional[Callable[[str], float]]:
     return lambda name: ratio if {"lora_B", "lora_embedding_B"} & set(name.split(".")) else 1.0
 
 
-def upper_layers(model: nn.Module, frozen_bottom: int) -> Optional[list[int]]:
+def upper_layers(model: PreTrainedModel, frozen_bottom: int) -> Optional[list[int]]:
     """Indices of the transformer layers above the bottom `frozen_bottom`, or None for all of them."""
     if not frozen_bottom:
         return None
@@ -125,7 +126,7 @@ def upper_layers(model: nn.Module, frozen_bottom: int) -> Optional[list[int]]:
     return list(range(frozen_bottom, count))
 
 
-def default_targets(model: nn.Module) -> list[str]:
+def default_targets(model: PreTrainedModel) -> list[str]:
     from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_TARGETS
 
     model_type = model.config.model_type

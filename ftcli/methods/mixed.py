@@ -15,7 +15,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, cast
 
 from ftcli.config.schema import MethodConfig
 from ftcli.methods.adapter import AdapterConfig, insert_bottlenecks
@@ -34,6 +34,9 @@ from ftcli.registry import did_you_mean
 
 if TYPE_CHECKING:
     from torch import nn
+    from transformers import PreTrainedModel
+
+    from ftcli.methods.base import AdaptedModel
 
 COMPONENTS = ("lora", "adapter", "prefix_tuning", "prompt_tuning")
 
@@ -72,10 +75,10 @@ class MixedConfig(MethodConfig):
         return problems
 
 
-class Mixed(NativeMethod):
+class Mixed(NativeMethod[MixedConfig]):
     default_lr = 1.0e-3
 
-    def apply(self, model: nn.Module, cfg: MixedConfig, head: list[str]) -> nn.Module:
+    def apply(self, model: PreTrainedModel, cfg: MixedConfig, head: list[str]) -> AdaptedModel:
         import peft
 
         if cfg.uses("prefix_tuning"):
@@ -85,24 +88,26 @@ class Mixed(NativeMethod):
         if cfg.uses("lora"):
             lora = Lora().peft_config(model, cfg.lora, head)
             lora.modules_to_save, lora.task_type = None, None  # the head is handled here, not by PEFT
-            model = peft.inject_adapter_in_model(lora, model)
+            # injects into `model` itself and returns it, though typed as a plain module
+            model = cast("PreTrainedModel", peft.inject_adapter_in_model(lora, model))
             trained |= _trainable(model)
         if cfg.uses("adapter"):
             insert_bottlenecks(model, cfg.adapter)
             trained |= _trainable(model)
         prompt = self._prompt(cfg)
+        adapted: AdaptedModel = model
         if prompt is not None:
             method, settings = prompt
             with warnings.catch_warnings():  # stacking on the injected LoRA is intended here
                 warnings.filterwarnings("ignore", message="You are trying to modify a model with PEFT")
-                model = method.apply(model, settings, head)
-            trained |= _trainable(model)
-        for name, param in model.named_parameters():
+                adapted = method.apply(model, settings, head)
+            trained |= _trainable(adapted)
+        for name, param in adapted.named_parameters():
             # PEFT's modules_to_save keeps the untouched original head beside the trained copy
             param.requires_grad = id(param) in trained and "original_module" not in name.split(".")
-        return model
+        return adapted
 
-    def _prompt(self, cfg: MixedConfig) -> Optional[tuple[PromptMethod, Any]]:
+    def _prompt(self, cfg: MixedConfig) -> Optional[tuple[PromptMethod[Any], PrefixTuningConfig | PromptTuningConfig]]:
         """The prompt-learning part and its settings, if one is picked (at most one: `validate`)."""
         if cfg.uses("prefix_tuning"):
             return PrefixTuning(), cfg.prefix_tuning

@@ -15,22 +15,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ftcli.errors import ModelError
-from ftcli.methods.base import MethodBase
+from ftcli.methods.base import M, MethodBase
 
 if TYPE_CHECKING:
-    from torch import nn
+    from transformers import PreTrainedModel
 
-    from ftcli.config.schema import MethodConfig
+    from ftcli.methods.base import AdaptedModel
 
 CONFIG_FILE = "ftcli_method.json"
 WEIGHTS_FILE = "trainable.safetensors"
 FORMAT = 1
 
 
-class NativeMethod(MethodBase):
+class NativeMethod(MethodBase[M]):
     """Base for methods saved in ftcli's format; subclasses supply `apply`.
 
     Not mergeable: bottleneck layers (and a mixed method's virtual tokens) are extra computation,
@@ -40,10 +40,10 @@ class NativeMethod(MethodBase):
     artifact = "adapter"
     mergeable = False
 
-    def apply(self, model: nn.Module, cfg: Any, head: list[str]) -> nn.Module:
+    def apply(self, model: PreTrainedModel, cfg: M, head: list[str]) -> AdaptedModel:
         raise NotImplementedError
 
-    def save(self, model: nn.Module, directory: Path, cfg: MethodConfig) -> None:
+    def save(self, model: AdaptedModel, directory: Path, cfg: M) -> None:
         from safetensors.torch import save_file
 
         from ftcli.config.schema import plain
@@ -53,11 +53,11 @@ class NativeMethod(MethodBase):
         document = {"format": FORMAT, "method": cfg.name, "config": plain(cfg)}
         (directory / CONFIG_FILE).write_text(json.dumps(document, indent=2) + "\n")
 
-    def load(self, base: nn.Module, directory: Path) -> nn.Module:
+    def load(self, base: PreTrainedModel, directory: Path) -> AdaptedModel:
         return load_adapter(base, directory)
 
 
-def load_adapter(base: nn.Module, directory: str | Path) -> nn.Module:
+def load_adapter(base: PreTrainedModel, directory: str | Path) -> AdaptedModel:
     """The trained model from a freshly built task model `base` and an ftcli adapter folder.
 
     `base` must be the same architecture, weights and labels the adapter was trained on.

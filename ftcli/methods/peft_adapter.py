@@ -7,29 +7,31 @@ Each method supplies only its `peft_config(model, cfg, head)`; the head always g
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ftcli.errors import ModelError
-from ftcli.methods.base import MethodBase, refuse_merge
+from ftcli.methods.base import M, MethodBase, refuse_merge
 
 if TYPE_CHECKING:
+    from peft import PeftConfig, PeftModel, TaskType
     from torch import nn
+    from transformers import PreTrainedModel
 
-    from ftcli.config.schema import MethodConfig
+    from ftcli.methods.base import AdaptedModel
 
 TARGET_MISSES = ("not found in the base model", "No modules were targeted", "Target modules")
 
 
-class PeftMethod(MethodBase):
+class PeftMethod(MethodBase[M]):
     artifact = "adapter"
     mergeable = True  # LoRA, IA3 and LN tuning change weights PEFT can fold back in (prompt methods cannot)
     layer_kind = "linear"  # what a target-miss message lists
     target_hint = "set method.target_modules to some of those names"
 
-    def peft_config(self, model: nn.Module, cfg: MethodConfig, head: list[str]) -> Any:
+    def peft_config(self, model: PreTrainedModel, cfg: M, head: list[str]) -> PeftConfig:
         raise NotImplementedError
 
-    def apply(self, model: nn.Module, cfg: MethodConfig, head: list[str]) -> nn.Module:
+    def apply(self, model: PreTrainedModel, cfg: M, head: list[str]) -> AdaptedModel:
         import peft
 
         config = self.peft_config(model, cfg, head)
@@ -45,30 +47,33 @@ class PeftMethod(MethodBase):
                 hint=self.target_hint,
             ) from exc
 
-    def candidate_names(self, model: nn.Module) -> list[str]:
+    def candidate_names(self, model: PreTrainedModel) -> list[str]:
         return linear_names(model)
 
-    def save(self, model: nn.Module, directory: Path, cfg: MethodConfig) -> None:
-        model.save_pretrained(directory, safe_serialization=True)
+    def save(self, model: AdaptedModel, directory: Path, cfg: M) -> None:
+        model.save_pretrained(str(directory), safe_serialization=True)
 
-    def load(self, base: nn.Module, directory: Path) -> nn.Module:
+    def load(self, base: PreTrainedModel, directory: Path) -> AdaptedModel:
         from peft import PeftModel
 
         return PeftModel.from_pretrained(base, directory)
 
-    def merge(self, model: nn.Module) -> nn.Module:
+    def merge(self, model: AdaptedModel) -> PreTrainedModel:
         """PEFT folds the adapter into the base weights and drops its wrapper (`merge_and_unload`)."""
         if not self.mergeable:
             refuse_merge(self)
-        return model.merge_and_unload()
+        # a PEFT method's trained model is always PEFT's wrapper (`apply`, `load`)
+        merged: PreTrainedModel = cast("PeftModel", model).merge_and_unload()
+        return merged
 
 
 def _targets(config: Any) -> Any:
+    """The targets of a LoRA, IA3 or LN-tuning config (`PeftConfig` itself declares none)."""
     targets = config.target_modules
     return sorted(targets) if isinstance(targets, (set, list)) else targets
 
 
-def linear_names(model: nn.Module) -> list[str]:
+def linear_names(model: PreTrainedModel) -> list[str]:
     """The distinct last-segment names of the model's linear layers (what target_modules matches)."""
     from torch import nn
     from transformers.pytorch_utils import Conv1D
@@ -76,7 +81,7 @@ def linear_names(model: nn.Module) -> list[str]:
     return sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, (nn.Linear, Conv1D))})
 
 
-def uses_conv1d(model: nn.Module) -> bool:
+def uses_conv1d(model: PreTrainedModel) -> bool:
     """Whether the model's linear layers are GPT-2-style Conv1D (weights stored transposed).
 
     PEFT's LoRA and IA3 need `fan_in_fan_out=True` for them; passing it avoids PEFT's warning and
@@ -87,7 +92,7 @@ def uses_conv1d(model: nn.Module) -> bool:
     return any(isinstance(m, Conv1D) for m in model.modules())
 
 
-def norm_names(model: nn.Module, head: list[str]) -> list[str]:
+def norm_names(model: PreTrainedModel, head: list[str]) -> list[str]:
     """The distinct last-segment names of the backbone's normalisation layers: LayerNorm, and the
     RMSNorm classes of Llama-likes and T5 (`LlamaRMSNorm`, `T5LayerNorm`), which are their own modules."""
     from torch import nn
@@ -114,7 +119,7 @@ HEAD_SUFFIXES = {
 }
 
 
-def task_type(model: nn.Module) -> Any:
+def task_type(model: PreTrainedModel) -> TaskType:
     """PEFT's task type for a model, read from its head class (`BertForSequenceClassification` → SEQ_CLS)."""
     from peft import TaskType
 

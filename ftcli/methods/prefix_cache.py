@@ -49,7 +49,7 @@ def accept_past_key_values(model: nn.Module) -> None:
     """
     for module in prefix_receivers(model):
         if cache_argument(module) == "cache":
-            module.forward = types.MethodType(_forward_taking_past_key_values, module)  # type: ignore[method-assign]
+            module.forward = types.MethodType(_forward_taking_past_key_values, module)
 
 
 def _forward_taking_past_key_values(self: nn.Module, *args: Any, past_key_values: Any = None, **kwargs: Any) -> Any:

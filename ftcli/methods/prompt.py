@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, TypeVar
 
 from ftcli.config.schema import MethodConfig
 from ftcli.errors import ModelError
@@ -27,7 +27,10 @@ from ftcli.methods.prefix_cache import accept_past_key_values, prefix_receivers,
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from torch import nn
+    from peft import PeftConfig
+    from transformers import PreTrainedModel
+
+    from ftcli.methods.base import AdaptedModel
 
 
 class PromptInit(str, Enum):
@@ -80,25 +83,28 @@ def _positive_tokens(count: int) -> list[str]:
     return [] if count >= 1 else [f"method.num_virtual_tokens={count} must be at least 1"]
 
 
-class PromptMethod(PeftMethod):
+P = TypeVar("P", bound="PromptTuningConfig | PTuningConfig | PrefixTuningConfig")
+
+
+class PromptMethod(PeftMethod[P]):
     mergeable = False  # virtual tokens are extra inputs, not a change to any weight (`merge` refuses)
     prompt_learning = True
     extends_input = True  # the virtual tokens join the input sequence (prefix tuning's do not)
 
-    def apply(self, model: nn.Module, cfg: Any, head: list[str]) -> nn.Module:
+    def apply(self, model: PreTrainedModel, cfg: P, head: list[str]) -> AdaptedModel:
         if self.extends_input:
             check_per_token_outputs(model, cfg.name)
         return super().apply(model, cfg, head)
 
-    def virtual_tokens(self, cfg: Any) -> int:
+    def virtual_tokens(self, cfg: P) -> int:
         """Counted for all three prompt methods, prefix tuning included."""
         return cfg.num_virtual_tokens
 
 
-class PromptTuning(PromptMethod):
+class PromptTuning(PromptMethod[PromptTuningConfig]):
     default_lr = 3.0e-2
 
-    def peft_config(self, model: nn.Module, cfg: PromptTuningConfig, head: list[str]) -> Any:
+    def peft_config(self, model: PreTrainedModel, cfg: PromptTuningConfig, head: list[str]) -> PeftConfig:
         import peft
 
         text = cfg.init is PromptInit.text
@@ -113,10 +119,10 @@ class PromptTuning(PromptMethod):
         )
 
 
-class PTuning(PromptMethod):
+class PTuning(PromptMethod[PTuningConfig]):
     default_lr = 1.0e-2
 
-    def peft_config(self, model: nn.Module, cfg: PTuningConfig, head: list[str]) -> Any:
+    def peft_config(self, model: PreTrainedModel, cfg: PTuningConfig, head: list[str]) -> PeftConfig:
         import peft
 
         return peft.PromptEncoderConfig(
@@ -129,20 +135,20 @@ class PTuning(PromptMethod):
         )
 
 
-class PrefixTuning(PromptMethod):
+class PrefixTuning(PromptMethod[PrefixTuningConfig]):
     default_lr = 1.0e-2
     extends_input = False
 
-    def apply(self, model: nn.Module, cfg: PrefixTuningConfig, head: list[str]) -> nn.Module:
+    def apply(self, model: PreTrainedModel, cfg: PrefixTuningConfig, head: list[str]) -> AdaptedModel:
         check_prefix_support(model)
         accept_past_key_values(model)
         return super().apply(model, cfg, head)
 
-    def load(self, base: nn.Module, directory: Path) -> nn.Module:
+    def load(self, base: PreTrainedModel, directory: Path) -> AdaptedModel:
         accept_past_key_values(base)
         return super().load(base, directory)
 
-    def peft_config(self, model: nn.Module, cfg: PrefixTuningConfig, head: list[str]) -> Any:
+    def peft_config(self, model: PreTrainedModel, cfg: PrefixTuningConfig, head: list[str]) -> PeftConfig:
         import peft
 
         return peft.PrefixTuningConfig(
@@ -154,7 +160,7 @@ class PrefixTuning(PromptMethod):
         )
 
 
-def _input_sizes(model: nn.Module) -> dict[str, Any]:
+def _input_sizes(model: PreTrainedModel) -> dict[str, Any]:
     """The sizes PEFT needs for tokens prepended to the input, read from the model itself.
 
     PEFT looks them up under a few config key names and fails on configs that name them otherwise
@@ -168,7 +174,7 @@ def _input_sizes(model: nn.Module) -> dict[str, Any]:
     )
 
 
-def check_per_token_outputs(model: nn.Module, name: str) -> None:
+def check_per_token_outputs(model: PreTrainedModel, name: str) -> None:
     """Fail before training when virtual input tokens would misalign a per-token head (`ner`, `qa`).
 
     PEFT prepends prompt-tuning and P-tuning tokens to the input, and its token-classification
@@ -186,7 +192,7 @@ def check_per_token_outputs(model: nn.Module, name: str) -> None:
         )
 
 
-def check_prefix_support(model: nn.Module) -> None:
+def check_prefix_support(model: PreTrainedModel) -> None:
     """Fail before training when PEFT could not hand this model a prefix.
 
     PEFT passes the prefix to the task model's forward or, when that does not take it, to its
@@ -207,7 +213,7 @@ def check_prefix_support(model: nn.Module) -> None:
     )
 
 
-def _prefix_alternatives(model: nn.Module) -> list[str]:
+def _prefix_alternatives(model: PreTrainedModel) -> list[str]:
     """The parameter-efficient methods to use instead: the input-side prompts, then LoRA and IA3
     (plain where ftcli knows the architecture's default targets, else with targets to set)."""
     from ftcli.methods import ia3, lora
@@ -222,7 +228,7 @@ def _prefix_alternatives(model: nn.Module) -> list[str]:
     return names
 
 
-def _tokenizer_path(model: nn.Module) -> str:
+def _tokenizer_path(model: PreTrainedModel) -> str:
     """Where PEFT can load the tokenizer that text initialisation needs."""
     from ftcli.models.sources import embedded_tokenizer_path
 

@@ -15,13 +15,20 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftcli.config.schema import ModelConfig
 from ftcli.errors import ModelError
 from ftcli.models.sources import TINY_PREFIX, embedded_tokenizer_path, loading, resolve
 
+if TYPE_CHECKING:
+    from torch import nn
+    from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+    from ftcli.models.sources import ModelClass
+
 log = logging.getLogger(__name__)
+
 
 def with_absolute_path(cfg: ModelConfig) -> ModelConfig:
     """A local model folder as an absolute path, so a saved config works from any directory."""
@@ -33,7 +40,7 @@ def with_absolute_path(cfg: ModelConfig) -> ModelConfig:
     return cfg
 
 
-def build_model(cfg: ModelConfig, model_class: type, labels: list[str], **config: Any) -> Any:
+def build_model(cfg: ModelConfig, model_class: ModelClass, labels: list[str], **config: Any) -> PreTrainedModel:
     """A model with a fresh task head for `labels`, in float32; `config` sets more model-config fields."""
     import torch
 
@@ -48,10 +55,9 @@ def build_model(cfg: ModelConfig, model_class: type, labels: list[str], **config
         from ftcli.models.tiny import TINY_SEED, tiny_config
 
         arch = cfg.name_or_path[len(TINY_PREFIX):]
-        config = tiny_config(arch, **label_args)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(TINY_SEED)
-            return model_class.from_config(config)
+            return model_class.from_config(tiny_config(arch, **label_args))
     with loading(cfg):
         return model_class.from_pretrained(
             resolve(cfg.name_or_path),
@@ -62,7 +68,7 @@ def build_model(cfg: ModelConfig, model_class: type, labels: list[str], **config
         )
 
 
-def build_tokenizer(cfg: ModelConfig) -> Any:
+def build_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerBase:
     from transformers import AutoTokenizer
 
     from ftcli.models import warmstart
@@ -75,19 +81,19 @@ def build_tokenizer(cfg: ModelConfig) -> Any:
     return prepare_tokenizer(tokenizer)
 
 
-def prepare_tokenizer(tokenizer: Any) -> Any:
+def prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
     """Give tokenizers without a padding token (GPT-2 and most causal LMs) their EOS as padding."""
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
 
-def sync_pad_token(model: Any, tokenizer: Any) -> None:
+def sync_pad_token(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
     if getattr(model.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
         model.config.pad_token_id = tokenizer.pad_token_id
 
 
-def load_config(cfg: ModelConfig) -> Any:
+def load_config(cfg: ModelConfig) -> PretrainedConfig:
     """The model's `transformers` config, without its weights (tiny models' from their recipe,
     warm-started ones' as the encoder-decoder config they are built with)."""
     from transformers import AutoConfig
@@ -132,7 +138,7 @@ HEADS: dict[str, tuple[str, str]] = {
 }
 
 
-def architecture(config: Any) -> str:
+def architecture(config: PretrainedConfig) -> str:
     """What the model is, as a phrase: "an encoder-decoder", "encoder-only" or "a decoder".
 
     Only configs of models that can also run as a decoder (BERT-likes) have an `is_decoder` field;
@@ -149,25 +155,25 @@ def architecture(config: Any) -> str:
     return "a decoder"
 
 
-def head_need(model_class: type) -> str:
+def head_need(model_class: ModelClass) -> str:
     """What a model must be to carry `model_class`'s head: "an encoder-decoder", ..."""
     return _head(model_class)[0]
 
 
-def _head(model_class: type) -> tuple[str, str]:
+def _head(model_class: ModelClass) -> tuple[str, str]:
     """`HEADS`' entry for `model_class`, or a plain one for an Auto class it does not list."""
     return HEADS.get(
         model_class.__name__, (f"a model that {model_class.__name__} loads", "a model of another architecture")
     )
 
 
-def can_carry(config: Any, model_class: type) -> bool:
+def can_carry(config: PretrainedConfig, model_class: ModelClass) -> bool:
     """Whether `model_class` has a model for this config (or the model's own code provides one)."""
     mapping = getattr(model_class, "_model_mapping", {})
     return type(config) in mapping or model_class.__name__ in (getattr(config, "auto_map", None) or {})
 
 
-def check_head(cfg: ModelConfig, config: Any, model_class: type, task_name: str) -> None:
+def check_head(cfg: ModelConfig, config: PretrainedConfig, model_class: ModelClass, task_name: str) -> None:
     """Refuse, before any weights load, a model whose architecture has no `model_class` head.
 
     `config` is the model's (`load_config`). `transformers` would fail later with "Unrecognized
@@ -191,7 +197,7 @@ def check_head(cfg: ModelConfig, config: Any, model_class: type, task_name: str)
 POSITION_TABLES = ("position_embeddings", "wpe", "embed_positions")
 
 
-def position_limit(model: Any) -> int | None:
+def position_limit(model: nn.Module) -> int | None:
     """The most tokens a model with a learned position table takes; None when positions are computed
     (rotary, relative, ALiBi) and any length runs. RoBERTa-style tables reserve the first rows for
     padding, BART-style ones an `offset`."""
@@ -205,7 +211,7 @@ def position_limit(model: Any) -> int | None:
     return min(limits) if limits else None
 
 
-def fit_max_length(model: Any, max_length: int, default: int, virtual_tokens: int = 0) -> int:
+def fit_max_length(model: PreTrainedModel, max_length: int, default: int, virtual_tokens: int = 0) -> int:
     """`task.max_length`, checked against the model's position table (virtual tokens take positions too).
 
     Past the table, the model fails on the first long input, hours in; so a length set beyond it is

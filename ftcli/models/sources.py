@@ -14,9 +14,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ftcli.config.schema import EMBEDDED_MODEL, ModelConfig
 from ftcli.errors import ModelError, first_line
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from transformers.models.auto.auto_factory import _BaseAutoModelClass
+
+    ModelClass: TypeAlias = type[_BaseAutoModelClass]
+    """A `transformers` Auto model class (`AutoModelForSequenceClassification`, ...): it builds the
+    model of a config's architecture with the class's head."""
 
 PACKAGE_PREFIX = "package:"
 TINY_PREFIX = "tiny:"

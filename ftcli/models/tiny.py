@@ -9,13 +9,16 @@ the last real token of each padded row.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftcli.errors import ModelError
 
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
+
 TINY_SEED = 1234
 
-TINY_ARCHITECTURES = {
+TINY_ARCHITECTURES: dict[str, dict[str, Any]] = {
     "bert": dict(
         model_type="bert", hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
         intermediate_size=37, max_position_embeddings=512,
@@ -35,7 +38,7 @@ TINY_ARCHITECTURES = {
 SPECIAL_TOKEN_IDS = ("pad_token_id", "bos_token_id", "eos_token_id")
 
 
-def tiny_config(arch: str, **overrides: Any) -> Any:
+def tiny_config(arch: str, **overrides: Any) -> PretrainedConfig:
     """A `transformers` config for a tiny model of architecture `arch`."""
     from transformers import AutoConfig
 

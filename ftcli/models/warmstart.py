@@ -17,10 +17,15 @@ of the run's seed, so a run directory that stores only an adapter rebuilds the s
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ftcli.config.schema import ModelConfig
 from ftcli.errors import ModelError
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedModel
+
+    from ftcli.models.sources import ModelClass
 
 WARMSTART_PREFIX = "warmstart:"
 
@@ -46,7 +51,7 @@ def encoder_model_config(cfg: ModelConfig) -> ModelConfig:
     return replace(cfg, name_or_path=encoder_reference(cfg.name_or_path))
 
 
-def check_model_class(cfg: ModelConfig, model_class: type) -> None:
+def check_model_class(cfg: ModelConfig, model_class: ModelClass) -> None:
     """Refuse a task whose Auto class cannot load an encoder-decoder back (only `AutoModelForSeq2SeqLM`
     can), or a saved run could not be reloaded."""
     from transformers import EncoderDecoderConfig
@@ -60,7 +65,7 @@ def check_model_class(cfg: ModelConfig, model_class: type) -> None:
         )
 
 
-def load_config(cfg: ModelConfig) -> Any:
+def load_config(cfg: ModelConfig) -> PretrainedConfig:
     """The `EncoderDecoderConfig` that `build_model` gives its model, without loading any weights."""
     from transformers import EncoderDecoderConfig
 
@@ -71,7 +76,7 @@ def load_config(cfg: ModelConfig) -> Any:
         return EncoderDecoderConfig.from_encoder_decoder_configs(*_half_configs(cfg))
 
 
-def _half_configs(cfg: ModelConfig) -> tuple[Any, Any]:
+def _half_configs(cfg: ModelConfig) -> tuple[PretrainedConfig, PretrainedConfig]:
     """The encoder's config, and the same config as a decoder with cross-attention."""
     from transformers import AutoConfig
 
@@ -85,7 +90,7 @@ def _half_configs(cfg: ModelConfig) -> tuple[Any, Any]:
     return encoder_config, decoder_config
 
 
-def build_model(cfg: ModelConfig, model_class: type, labels: list[str], **config: Any) -> Any:
+def build_model(cfg: ModelConfig, model_class: ModelClass, labels: list[str], **config: Any) -> PreTrainedModel:
     """The warm-started `EncoderDecoderModel` in float32, ready for training and `generate()`.
 
     `model_class` is the task's Auto class (see `check_model_class`). `config` sets more fields
@@ -121,7 +126,7 @@ def build_model(cfg: ModelConfig, model_class: type, labels: list[str], **config
                 path, path, encoder_config=encoder_config, decoder_config=decoder_config,
                 **{f"{half}_{key}": value for half in ("encoder", "decoder") for key, value in shared.items()},
             )
-    for key, value in {**special, "vocab_size": model.decoder.config.vocab_size, **config}.items():
+    for key, value in {**special, "vocab_size": cast("PreTrainedModel", model.decoder).config.vocab_size, **config}.items():
         setattr(model.config, key, value)
     for key, value in special.items():
         setattr(model.generation_config, key, value)

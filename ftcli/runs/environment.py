@@ -19,7 +19,7 @@ LIBRARIES = ("torch", "transformers", "peft", "accelerate", "datasets", "hydra-c
 
 def environment() -> dict[str, Any]:
     """Versions of Python, ftcli and its main libraries, and the git commit of an ftcli source checkout."""
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in LIBRARIES:
         try:
             versions[name] = metadata.version(name)

@@ -15,8 +15,9 @@ from ftcli.runs.directory import LABELS, RunDir, read_config
 from ftcli.tasks import TASKS, Task, TaskKind
 
 if TYPE_CHECKING:
-    from torch import nn
     from transformers import PreTrainedTokenizerBase
+
+    from ftcli.methods.base import AdaptedModel
 
 T = TypeVar("T")
 DAMAGED_HINT = "the run directory is incomplete or damaged: restore it from a copy, or train again"
@@ -30,8 +31,8 @@ class TrainedRun:
     labels: list[str]
     kind: TaskKind[Any]
     task: Task[Any]  # `kind` bound to cfg.task, cfg.data, labels and tokenizer
-    method: Method
-    model: nn.Module
+    method: Method[Any]
+    model: AdaptedModel
     tokenizer: PreTrainedTokenizerBase
 
     def rebound(self, data: DataConfig | None = None, task: TaskConfig | None = None) -> TrainedRun:

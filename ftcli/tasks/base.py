@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ftcli.data.readers import Row
     from ftcli.data.splits import Splits
     from ftcli.engine.step import Collate, TrainingStep
+    from ftcli.models.sources import ModelClass
 
 Feature = dict[str, Any]
 """One encoded row, or one window of a row: the model's inputs, plus what the task reads its
@@ -48,7 +49,7 @@ class TaskKind(Protocol[C]):
     def best_metric(self, cfg: C) -> str:
         """The headline metric: it picks the best checkpoint when trainer.metric_for_best is null."""
 
-    def model_class(self) -> type:
+    def model_class(self) -> ModelClass:
         """The `transformers` Auto class that builds the model with this task's head."""
 
     def model_config(self, cfg: C, model_config: PretrainedConfig) -> dict[str, Any]:

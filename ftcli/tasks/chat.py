@@ -73,13 +73,14 @@ def conversation(row: Row, fmt: RowFormat, columns: Columns, system_prompt: str,
     A row that has only a prompt (predict input; `data.text_column` for plain text) gives a
     conversation that ends with the user's turn.
     """
-    fmt = _detect(row, columns) if fmt == RowFormat.auto else RowFormat(fmt)
-    if fmt is None:
+    found = _detect(row, columns) if fmt == RowFormat.auto else RowFormat(fmt)
+    if found is None:
         expected = f"{columns.messages!r}, {columns.instruction!r} or {columns.prompt!r}"
         raise DataError(
             f"{where}: has none of the columns {expected} (it has: {', '.join(map(repr, row)) or 'none'})",
             hint="set task.messages_column, task.instruction_column or task.prompt_column to the right column",
         )
+    fmt = found
     if fmt is RowFormat.messages:
         turns = _messages(row, columns.messages, where)
     elif fmt is RowFormat.alpaca:
@@ -195,7 +196,8 @@ class Renderer:
         return PLAIN_HEADERS[turn["role"]] + turn["content"] + TURN_SEPARATOR
 
     def _plain_segments(self, turns: list[dict[str, str]]) -> list[Segment]:
-        segments, pending = [], ""
+        segments: list[Segment] = []
+        pending = ""
         for turn in turns:
             if turn["role"] != "assistant":
                 pending += self._plain_turn(turn)

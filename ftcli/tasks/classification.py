@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from ftcli.engine.inference import Outputs
     from ftcli.engine.step import Collate, TrainingStep
+    from ftcli.models.sources import ModelClass
 
 
 INTEGER = re.compile(r"-?[0-9]+")
@@ -70,7 +71,7 @@ class SequenceClassification:
             task.problem
         ]
 
-    def model_class(self) -> type:
+    def model_class(self) -> ModelClass:
         from transformers import AutoModelForSequenceClassification
 
         return AutoModelForSequenceClassification

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
     from ftcli.engine.step import Collate, TrainingStep
+    from ftcli.models.sources import ModelClass
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class Instruction:
     def best_metric(self, task: InstructionConfig) -> str:
         return "rougeL" if task.generate_in_eval else "perplexity"
 
-    def model_class(self) -> type:
+    def model_class(self) -> ModelClass:
         from transformers import AutoModelForCausalLM
 
         return AutoModelForCausalLM
@@ -151,6 +152,8 @@ class InstructionTask(GeneratingTask[InstructionConfig]):
 
         from ftcli.engine.step import IGNORE_INDEX
 
+        pad: DataCollatorWithFlattening | DataCollatorForSeq2Seq
+        keys: tuple[str, ...]
         if self.cfg.packing:
             pad = DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE_INDEX)
             keys = ("input_ids", "labels")

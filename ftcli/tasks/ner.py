@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
     from ftcli.engine.inference import Outputs
     from ftcli.engine.step import Collate, TrainingStep
+    from ftcli.models.sources import ModelClass
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class TokenClassification:
     def best_metric(self, task: NerConfig) -> str:
         return "f1"  # entity-level micro F1
 
-    def model_class(self) -> type:
+    def model_class(self) -> ModelClass:
         from transformers import AutoModelForTokenClassification
 
         return AutoModelForTokenClassification
@@ -109,7 +110,7 @@ class TokenClassification:
                 raise ConfigError(f"data.label_names item {exc.position}: {exc.message}", hint=exc.hint) from exc
         rows, source = splits["train"], splits.sources["train"]
         require_columns(rows, _columns(task), source)
-        types = set()
+        types: set[str] = set()
         for index, row in enumerate(rows):
             tags = _gold_tags(row, index, len(_words(row, index, task, data, source)), task, data, source)
             types.update(tag[2:] for tag in tags if tag != OUTSIDE)
@@ -182,7 +183,7 @@ class NerTask(LogitsTask[NerConfig]):
             scores = [float(probs[p, best[p]]) if p is not None else 0.0 for p in positions]
             entities = []
             for span in entity_spans(tags, scores):
-                if words.text is not None:
+                if words.text is not None and words.spans is not None:  # raw text: both are set
                     start, end = words.spans[span.start][0], words.spans[span.end - 1][1]
                     text = words.text[start:end]
                 else:
@@ -228,11 +229,12 @@ def _tokenize(inputs: list[list[str] | str], tokenizer: Any, max_length: int) ->
             return_offsets_mapping=not pre_split,
         )
         for k, i in enumerate(at):
+            given = inputs[i]
             word_ids, truncated = encoded.word_ids(k), bool(encoded.encodings[k].overflowing)
-            if pre_split:
-                words = Words(inputs[i], word_ids, truncated)
+            if isinstance(given, list):  # pre_split
+                words = Words(given, word_ids, truncated)
             else:
-                text, found = inputs[i], word_spans(word_ids, encoded["offset_mapping"][k])
+                text, found = given, word_spans(word_ids, encoded["offset_mapping"][k])
                 words = Words([text[start:end] for start, end in found], word_ids, truncated, text=text, spans=found)
             features[i] = {key: encoded[key][k] for key in encoded if key != "offset_mapping"}
             features[i][ALIGNMENT] = words

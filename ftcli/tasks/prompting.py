@@ -24,13 +24,19 @@ import random
 import string
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftcli.config.schema import DataConfig, TaskConfig
 from ftcli.data.readers import Row
 from ftcli.errors import ConfigError, DataError, ModelError
 from ftcli.tasks.chat import bos_ids
 from ftcli.tasks.scorers import SCORERS, ScoredRows
+
+if TYPE_CHECKING:
+    import numpy as np
+    from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+    from ftcli.models.sources import ModelClass
 
 
 class Score(str, Enum):
@@ -86,7 +92,8 @@ class Prompting:
         return {"shots": task.shots, "template": task.template}
 
     def score_rows(
-        self, model: Any, tokenizer: Any, rows: list[Row], source: str, task: PromptingConfig, data: DataConfig,
+        self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rows: list[Row], source: str,
+        task: PromptingConfig, data: DataConfig,
         labels: list[str], train: list[Row] | None, seed: int, batch_size: int,
     ) -> ScoredRows:
         """Each row's prompt, the label words' log-likelihoods after it, and the metrics when rows have labels."""
@@ -95,7 +102,7 @@ class Prompting:
         metrics = self.metrics(scores, prompts, labels) if prompts.references is not None else None
         return ScoredRows(scores, metrics)
 
-    def model_class(self, config: Any) -> type:
+    def model_class(self, config: PretrainedConfig) -> ModelClass:
         """The Auto class for scoring with this model; encoder-only models have nothing to score with."""
         from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
         from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
@@ -153,8 +160,9 @@ class Prompting:
         return Prompts(texts, references, words)
 
     def score(
-        self, model: Any, tokenizer: Any, prompts: Prompts, task: PromptingConfig, batch_size: int
-    ) -> Any:
+        self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Prompts, task: PromptingConfig,
+        batch_size: int,
+    ) -> np.ndarray:
         """Log-likelihood of each label word after each prompt: an array (rows, labels)."""
         import numpy as np
 
@@ -175,7 +183,7 @@ class Prompting:
             totals = totals / np.array([len(ids) for ids in words])
         return totals
 
-    def metrics(self, scores: Any, prompts: Prompts, labels: list[str]) -> dict[str, Any]:
+    def metrics(self, scores: np.ndarray, prompts: Prompts, labels: list[str]) -> dict[str, Any]:
         import numpy as np
 
         from ftcli.tasks import metrics
@@ -188,7 +196,7 @@ def _words(task: PromptingConfig) -> dict[str, str]:
     return {str(k): v for k, v in (task.label_words or {}).items()}
 
 
-def _encoder_only(config: Any) -> bool:
+def _encoder_only(config: PretrainedConfig) -> bool:
     """BERT-likes map to a causal-LM class too (BertLMHeadModel), but only as decoders built for it."""
     return config.model_type in ("bert", "roberta", "xlm-roberta", "electra", "camembert") and not config.is_decoder
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from itertools import groupby
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from ftcli.engine.inference import Outputs
     from ftcli.engine.step import Collate, TrainingStep
+    from ftcli.models.sources import ModelClass
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class QuestionAnswering:
     def best_metric(self, task: QaConfig) -> str:
         return "f1"  # SQuAD token F1
 
-    def model_class(self) -> type:
+    def model_class(self) -> ModelClass:
         from transformers import AutoModelForQuestionAnswering
 
         return AutoModelForQuestionAnswering
@@ -144,7 +145,8 @@ class QaTask(LogitsTask[QaConfig]):
 
         rows = _rows(logits, features)
         predicted = [best_span(windows, row_logits, self.cfg.rules).text for windows, row_logits in rows]
-        return squad_metrics(predicted, [windows[0].gold for windows, _ in rows])
+        # scored features carry their labels, so every window has its gold answers
+        return squad_metrics(predicted, [cast("list[str]", windows[0].gold) for windows, _ in rows])
 
     def predictions(self, outputs: Outputs, features: list[Feature]) -> list[dict[str, Any]]:
         """One `{"answer", "score", "start", "end"}` per row: `context[start:end] == answer`."""

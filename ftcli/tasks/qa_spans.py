@@ -15,6 +15,7 @@ chosen tokens under the softmax of their own window, so it lies in [0, 1] whiche
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -60,7 +61,8 @@ def best_span(windows: list[Window], logits: list[np.ndarray], rules: SpanRules)
             null = (null_score, Span("", float(start_probs[cls] * end_probs[cls]), None, None))
         for score, i, j in _candidates(window, starts, ends, rules):
             if best is None or score > best[0]:
-                first, last = window.offsets[i][0], window.offsets[j][1]
+                # candidates are context tokens, which all have offsets
+                first, last = cast("tuple[int, int]", window.offsets[i])[0], cast("tuple[int, int]", window.offsets[j])[1]
                 span = Span(window.context[first:last], float(start_probs[i] * end_probs[j]), first, last)
                 best = (score, span)
     if rules.allow_unanswerable and null is not None and (best is None or null[0] - best[0] > rules.null_threshold):

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
     from ftcli.engine.step import Collate, TrainingStep
+    from ftcli.models.sources import ModelClass
 
 TARGET_FIELDS = ("labels", "decoder_input_ids", "reference")  # what a feature holds of its target, not its source
 
@@ -46,7 +47,7 @@ class Seq2Seq:
     def best_metric(self, task: Seq2SeqConfig) -> str:
         return self.headline
 
-    def model_class(self) -> type:
+    def model_class(self) -> ModelClass:
         from transformers import AutoModelForSeq2SeqLM
 
         return AutoModelForSeq2SeqLM
