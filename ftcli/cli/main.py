@@ -38,7 +38,6 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
         from ftcli import ui
-
         from ftcli.cli.help import SUMMARIES
 
         ui.print_usage({name: SUMMARIES[name] for name in COMMANDS})
