@@ -112,5 +112,5 @@ class Task(Protocol[O]):
 
 
 TASKS: Registry[TaskKind[Any]] = Registry("task")
-"""Every task by name. `prompting` registers here too, with an API of its own (it is evaluated
-without training, so it is never bound; `ftcli.commands.prompting` drives it)."""
+"""Every trainable task by name. Tasks that score a pretrained model without training
+(`prompting`) register in `ftcli.tasks.scorers.SCORERS` instead."""
