@@ -105,6 +105,9 @@ def train_loop(training: Training, cfg: TrainerConfig) -> LoopState:
         cleanup.callback(callbacks.on_train_end)  # the progress display stops however the loop ends
         cleanup.enter_context(variable_length_attention())
         while not _finished(state, run):
+            if state.batches_in_epoch >= len(run.batches):  # resumed from a checkpoint at an epoch's end
+                state.epoch, state.batches_in_epoch = state.epoch + 1, 0
+                continue
             run.batches.skip = state.batches_in_epoch
             run.loader.set_epoch(state.epoch)  # accelerate's loader passes its own epoch count on to the sampler
             for window in _windows(run.loader, cfg.grad_accum_steps):
