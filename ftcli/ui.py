@@ -166,7 +166,10 @@ class TrainProgress:
         if record is not None:
             status = f"loss {record['loss']:.4f}  lr {record['lr']:.2e}  {record['samples_per_second']:.1f} samples/s"
             _log(f"step {step}: {status}", markup=False)
-        self.progress.update(self.task, completed=step, **({"status": status} if status else {}))
+        if status:
+            self.progress.update(self.task, completed=step, status=status)
+        else:
+            self.progress.update(self.task, completed=step)
         if record is not None and not console.is_terminal and time.monotonic() - self.last_print > 5:
             self.progress.console.print(f"step {step}: {status}")
             self.last_print = time.monotonic()

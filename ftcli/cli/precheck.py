@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
@@ -66,7 +66,7 @@ def known_settings(job: Job, overrides: list[str], config_dir: Path) -> tuple[di
         except Exception:  # malformed overrides: they are reported once the flags are fixed
             continue
         groups = [group for group in cfg.hydra.runtime.choices if not group.startswith("hydra")]
-        raw = OmegaConf.to_container(cfg, resolve=False)
+        raw = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=False))  # a config's root is a mapping
         raw.pop("hydra", None)
         settings = {key: value for key, value in _flatten(raw).items() if key not in {f"{g}.name" for g in groups}}
         return {**settings, "hydra.run.dir": None}, groups
@@ -111,9 +111,9 @@ def _explain(exc: BaseException) -> str:
     if cause is not None:
         return cause
     message = str(exc).strip().splitlines()[0]
-    root = exc
-    while root.__cause__ is not None or root.__context__ is not None:
-        root = root.__cause__ or root.__context__
+    root: BaseException = exc
+    while (inner := root.__cause__ or root.__context__) is not None:
+        root = inner
     detail = str(root).strip().splitlines()[0] if root is not exc and str(root).strip() else ""
     return f"{message}: {detail}" if detail and detail not in message else message
 
@@ -146,7 +146,7 @@ def _group_value(job: list[str]) -> str | None:
 
 def _key_error(exc: BaseException) -> str | None:
     """'KEY is not a setting; valid keys under PARENT: ...' for an unknown key in a schema."""
-    seen = exc
+    seen: BaseException | None = exc
     while seen is not None:
         object_type = getattr(seen, "object_type", None)
         full_key = getattr(seen, "full_key", None)
