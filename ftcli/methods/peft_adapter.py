@@ -64,7 +64,25 @@ class PeftMethod(MethodBase[M]):
             refuse_merge(self)
         # a PEFT method's trained model is always PEFT's wrapper (`apply`, `load`)
         merged: PreTrainedModel = cast("PeftModel", model).merge_and_unload()
+        _unwrap_saved_modules(merged)
         return merged
+
+
+def _unwrap_saved_modules(model: PreTrainedModel) -> None:
+    """Put each trained copy of a `modules_to_save` module (the task head) in its wrapper's place.
+
+    `merge_and_unload` does this for LoRA and IA3, but LN tuning's leaves the head wrapped, so the
+    merged model's weights would be saved as `classifier.modules_to_save.default.*` and a plain
+    `from_pretrained` would start the head from random weights.
+    """
+    from peft.utils.other import ModulesToSaveWrapper
+
+    for name, module in list(model.named_modules()):
+        if isinstance(module, ModulesToSaveWrapper):
+            parent, _, child = name.rpartition(".")
+            active = [adapter for adapter in module.active_adapters if adapter in module.modules_to_save]
+            trained = module.modules_to_save[active[0]] if active else module.original_module
+            setattr(model.get_submodule(parent) if parent else model, child, trained)
 
 
 def _targets(config: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from transformers import AutoModelForSequenceClassification
 
 from ftcli.errors import ModelError
 from ftcli.methods import METHODS
@@ -62,7 +63,7 @@ def test_mixed_answers_for_its_parts():
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_merge_matches_the_declaration(name, tiny_bert, batch):
+def test_merge_matches_the_declaration(name, tiny_bert, batch, tmp_path):
     method, cfg = METHODS.get(name).impl, settings(name)
     model = method.apply(tiny_bert, cfg, ["classifier"]).eval()
     if not method.mergeable:
@@ -82,3 +83,7 @@ def test_merge_matches_the_declaration(name, tiny_bert, batch):
         assert not any("lora_" in n or "ia3_" in n for n, _ in merged.named_parameters())
         assert type(merged).__name__ == "BertForSequenceClassification"
     torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
+    merged.save_pretrained(tmp_path)  # what `export merge=true` writes loads as a plain model, head included
+    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**batch).logits, before, rtol=1e-4, atol=1e-4)
