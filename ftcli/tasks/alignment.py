@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ftcli.engine.step import IGNORE_INDEX
+
 
 def token_labels(
     word_ids: Sequence[int | None], word_labels: Sequence[int], label_all_subtokens: bool, inside: Sequence[int]
@@ -19,8 +21,6 @@ def token_labels(
 
     `inside[label]` is the id a later sub-token of a word labelled `label` gets (`B-X` → `I-X`).
     """
-    from ftcli.engine.step import IGNORE_INDEX  # imports torch: not at start-up
-
     labels, previous = [], None
     for word in word_ids:
         if word is None:

@@ -71,7 +71,7 @@ class LogitsTask(BoundTask[C], ABC):
 def require_fast_tokenizer(tokenizer: PreTrainedTokenizerBase, task: str, needed_for: str) -> None:
     """A ModelError unless `tokenizer` is a fast one (backed by the `tokenizers` library), which
     alone reports word ids and character offsets."""
-    if not getattr(tokenizer, "is_fast", False):
+    if not tokenizer.is_fast:
         raise ModelError(
             f"task={task} needs a fast tokenizer (one backed by the `tokenizers` library) {needed_for}; "
             f"{type(tokenizer).__name__} is not one",

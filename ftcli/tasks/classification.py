@@ -24,6 +24,7 @@ import numpy as np
 from ftcli.config.schema import DataConfig, TaskConfig
 from ftcli.data.readers import Row
 from ftcli.data.splits import Splits, require_columns
+from ftcli.engine.step import Collate, LossUnit, ModelLoss, TrainingStep
 from ftcli.errors import DataError
 from ftcli.tasks.base import TASKS, Feature
 from ftcli.tasks.bound import LogitsTask
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
     from ftcli.engine.inference import Outputs
-    from ftcli.engine.step import Collate, TrainingStep
     from ftcli.models.sources import ModelClass
 
 
@@ -162,8 +162,6 @@ class ClassificationTask(LogitsTask[ClassificationConfig]):
         return WithoutNotes(DataCollatorWithPadding(self.tokenizer))
 
     def training_step(self) -> TrainingStep:
-        from ftcli.engine.step import LossUnit, ModelLoss
-
         return ModelLoss(LossUnit.rows)
 
     def metrics(self, logits: np.ndarray, features: list[Feature]) -> dict[str, Any]:

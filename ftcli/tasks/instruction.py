@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ftcli.config.schema import DataConfig, GenerationConfig, TaskConfig
 from ftcli.data.readers import Row
 from ftcli.data.splits import Splits
+from ftcli.engine.step import IGNORE_INDEX, Collate, LossUnit, ModelLoss, TrainingStep
 from ftcli.tasks.base import TASKS, Feature
 from ftcli.tasks.chat import Columns, Renderer, RowFormat, Segment, Template, conversation
 from ftcli.tasks.generating import GeneratingTask
@@ -29,7 +30,6 @@ from ftcli.tasks.notes import NOTE, RowNote, is_blank
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
-    from ftcli.engine.step import Collate, TrainingStep
     from ftcli.models.sources import ModelClass
 
 log = logging.getLogger(__name__)
@@ -111,8 +111,6 @@ class InstructionTask(GeneratingTask[InstructionConfig]):
         Without labels (predict) the whole conversation is the prompt; with labels the last
         assistant turn is the reference the generated answer is scored against.
         """
-        from ftcli.engine.step import IGNORE_INDEX
-
         task, data = self.cfg, self.data
         renderer = Renderer(self.tokenizer, task.template)
         columns = Columns(
@@ -150,8 +148,6 @@ class InstructionTask(GeneratingTask[InstructionConfig]):
         """Pads batches for the loss (or flattens them, with `task.packing`), dropping generation-only fields."""
         from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening
 
-        from ftcli.engine.step import IGNORE_INDEX
-
         pad: DataCollatorWithFlattening | DataCollatorForSeq2Seq
         keys: tuple[str, ...]
         if self.cfg.packing:
@@ -163,8 +159,6 @@ class InstructionTask(GeneratingTask[InstructionConfig]):
         return lambda features: pad([{k: f[k] for k in keys if k in f} for f in features])
 
     def training_step(self) -> TrainingStep:
-        from ftcli.engine.step import LossUnit, ModelLoss
-
         return ModelLoss(LossUnit.next_tokens)
 
     def stop_ids(self) -> list[int]:

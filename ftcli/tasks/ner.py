@@ -24,6 +24,7 @@ import numpy as np
 from ftcli.config.schema import DataConfig, TaskConfig
 from ftcli.data.readers import Row
 from ftcli.data.splits import Splits, require_columns
+from ftcli.engine.step import Collate, LossUnit, ModelLoss, TrainingStep
 from ftcli.errors import ConfigError, DataError
 from ftcli.tasks import alignment
 from ftcli.tasks.alignment import token_labels, word_spans
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
     from ftcli.engine.inference import Outputs
-    from ftcli.engine.step import Collate, TrainingStep
     from ftcli.models.sources import ModelClass
 
 log = logging.getLogger(__name__)
@@ -149,8 +149,6 @@ class NerTask(LogitsTask[NerConfig]):
         return ModelInputs(DataCollatorForTokenClassification(self.tokenizer))
 
     def training_step(self) -> TrainingStep:
-        from ftcli.engine.step import LossUnit, ModelLoss
-
         return ModelLoss(LossUnit.tokens)
 
     def metrics(self, logits: list[np.ndarray], features: list[Feature]) -> dict[str, Any]:

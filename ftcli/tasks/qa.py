@@ -25,6 +25,7 @@ import numpy as np
 from ftcli.config.schema import DataConfig, TaskConfig
 from ftcli.data.readers import Row
 from ftcli.data.splits import Splits, require_columns, text_field
+from ftcli.engine.step import Collate, LossUnit, ModelLoss, TrainingStep
 from ftcli.errors import DataError
 from ftcli.tasks.base import TASKS, Feature
 from ftcli.tasks.bound import LogitsTask, require_fast_tokenizer
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
     from ftcli.engine.inference import Outputs
-    from ftcli.engine.step import Collate, TrainingStep
     from ftcli.models.sources import ModelClass
 
 log = logging.getLogger(__name__)
@@ -129,8 +129,6 @@ class QaTask(LogitsTask[QaConfig]):
         return ModelInputs(DataCollatorWithPadding(self.tokenizer))
 
     def training_step(self) -> TrainingStep:
-        from ftcli.engine.step import LossUnit, ModelLoss
-
         return ModelLoss(LossUnit.rows)  # the head's loss: start and end cross-entropy, a mean over windows
 
     def logits_of(self, out: Any) -> torch.Tensor:

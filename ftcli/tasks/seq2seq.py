@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ftcli.config.schema import DataConfig, GenerationConfig, TaskConfig
 from ftcli.data.readers import Row
 from ftcli.data.splits import Splits, require_columns, text_field
+from ftcli.engine.step import IGNORE_INDEX, Collate, LossUnit, ModelLoss, TrainingStep
 from ftcli.tasks.base import TASKS, Feature
 from ftcli.tasks.generating import GeneratingTask
 from ftcli.tasks.notes import NOTE, add_notes, cut_rows, is_blank
@@ -22,7 +23,6 @@ from ftcli.tasks.notes import NOTE, add_notes, cut_rows, is_blank
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
-    from ftcli.engine.step import Collate, TrainingStep
     from ftcli.models.sources import ModelClass
 
 TARGET_FIELDS = ("labels", "decoder_input_ids", "reference")  # what a feature holds of its target, not its source
@@ -98,14 +98,10 @@ class Seq2SeqTask(GeneratingTask[Seq2SeqConfig]):
     def collator(self) -> Collate:
         from transformers import DataCollatorForSeq2Seq
 
-        from ftcli.engine.step import IGNORE_INDEX
-
         pad = DataCollatorForSeq2Seq(self.tokenizer, label_pad_token_id=IGNORE_INDEX)
         return lambda features: pad([{k: v for k, v in f.items() if k not in ("reference", NOTE)} for f in features])
 
     def training_step(self) -> TrainingStep:
-        from ftcli.engine.step import LossUnit, ModelLoss
-
         return ModelLoss(LossUnit.tokens)
 
     def prompts(self, features: list[Feature]) -> list[Feature]:
