@@ -44,7 +44,7 @@ def run(cfg: ScoreConfig, output_dir: Path) -> dict[str, Any]:
     tokenizer = build_tokenizer(cfg.model)
     model = build_model(cfg.model, scorer.model_class(load_config(cfg.model)), [])
     sync_pad_token(model, tokenizer)
-    task = replace(task, max_length=fit_max_length(model, task.max_length, type(task)().max_length))
+    task = replace(task, max_length=fit_max_length(model, task.max_length, type(task).max_length))
     ui.info(f"{mode} {name} of {cfg.model.name_or_path}; labels: {', '.join(labels)}")
 
     metrics: dict[str, Any] = {}

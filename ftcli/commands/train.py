@@ -6,14 +6,14 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from ftcli import ui
 from ftcli.commands.summary import data_source, overrides_row, run_rows
 from ftcli.config.schema import EMBEDDED_MODEL, ModelConfig, TrainConfig, plain
-from ftcli.data.splits import load_splits, with_absolute_paths
+from ftcli.data.splits import Splits, load_splits, with_absolute_paths
 from ftcli.engine.checkpoint import Checkpointing, checkpoints_dir, list_checkpoints, resume_point
 from ftcli.engine.loop import Training, train_loop
 from ftcli.engine.resources import peak_memory_mb, reset_peak_memory, weights_mb
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
     from ftcli.methods import Method
     from ftcli.methods.base import AdaptedModel
-    from ftcli.tasks.base import TaskKind
+    from ftcli.tasks.base import Feature, TaskKind
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def _with_defaults(cfg: TrainConfig, kind: TaskKind[Any], method: Method[Any], m
         trainer = replace(trainer, metric_for_best=kind.best_metric(cfg.task))
     if trainer.lr is None:
         trainer = replace(trainer, lr=method.default_lr)
-    default_length = cast(int, next(f.default for f in fields(cfg.task) if f.name == "max_length"))  # TaskConfig gives one
+    default_length = type(cfg.task).max_length  # the schema's default: a length left at it is fitted to the model
     max_length = fit_max_length(model, cfg.task.max_length, default_length, method.virtual_tokens(cfg.method))
     return replace(cfg, trainer=trainer, task=replace(cfg.task, max_length=max_length))
 
@@ -151,7 +151,9 @@ def _model_config(cfg: TrainConfig, kind: TaskKind[Any]) -> PretrainedConfig:
     return model_config
 
 
-def _report_data(cfg: TrainConfig, splits: Any, features: dict[str, Any], labels: list[str], room: Any) -> None:
+def _report_data(
+    cfg: TrainConfig, splits: Splits, features: dict[str, list[Feature]], labels: list[str], room: int | None
+) -> None:
     """Rows per split and where they come from, what encoding cut or dropped, and the labels."""
     ui.info(", ".join(f"{split}: {len(rows)} rows ({splits.sources[split]})" for split, rows in splits.rows.items()))
     for split, rows in splits.rows.items():
