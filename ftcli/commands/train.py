@@ -38,6 +38,7 @@ from ftcli.models.loading import (
 from ftcli.runs.directory import ENVIRONMENT, LABELS, METRICS, RunDir, write_config
 from ftcli.runs.environment import environment
 from ftcli.runs.portable import make_portable
+from ftcli.runs.trained import frozen_models
 from ftcli.tasks import TASKS
 from ftcli.tasks.notes import report, token_room
 from ftcli.tasks.pipeline import split_scores
@@ -72,10 +73,11 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     base = build_model(cfg.model, kind.model_class(), labels, **kind.model_config(cfg.task, model_config))
     sync_pad_token(base, tokenizer)
     cfg = _with_defaults(cfg, kind, method, base)
-    task = kind.bind(cfg.task, cfg.data, labels, tokenizer)
+    task = kind.bind(cfg.task, cfg.data, labels, tokenizer, frozen_models(cfg, kind, method, labels, tokenizer))
     features = {split: task.encode(rows, splits.sources[split]) for split, rows in splits.rows.items()}
     _report_data(cfg, splits, features, labels, token_room(base, method.virtual_tokens(cfg.method)))
     model, params = _apply_method(cfg, method, base)
+    task.precompute(model, features, checkpoints_dir(run_dir.path))
 
     def evaluate(split: str, trained: nn.Module) -> dict[str, Any]:
         return split_scores(task, trained, features[split], cfg.trainer.eval_batch_size, cfg.trainer.precision)

@@ -119,7 +119,7 @@ def train_loop(training: Training, cfg: TrainerConfig) -> LoopState:
                 state.running_count += 1
                 state.step += 1
                 state.epochs = state.step / run.steps_per_epoch
-                record = _log(run, cfg, state, clock, checkpoints)
+                record = _log(run, training.step, cfg, state, clock, checkpoints)
                 callbacks.on_step(state.step, record)
                 if _should_evaluate(cfg, state.step, state.step % run.steps_per_epoch == 0, run.total_steps):
                     _evaluate(run, training, cfg, state, clock)
@@ -151,7 +151,7 @@ def _prepare(training: Training, cfg: TrainerConfig) -> _Prepared:
     GradientState._reset_state()
     # accumulation is the loop's own (`_optimiser_step`): accelerate would divide each loss by k
     accelerator = Accelerator(mixed_precision=mixed_precision(cfg.precision))
-    training.step.prepare(accelerator)
+    training.step.prepare(accelerator, training.model)
     features = training.features
     batches = _train_batches([len(f["input_ids"]) for f in features], cfg, training.seed)
     # its own generator: the loader then draws nothing from torch's global random state, which a
@@ -213,9 +213,10 @@ def _optimiser_step(run: _Prepared, step: TrainingStep, window: list[Batch], cfg
     return accelerator.reduce(loss, reduction="sum") if accelerator.num_processes > 1 else loss
 
 
-def _log(run: _Prepared, cfg: TrainerConfig, state: LoopState, clock: _Clock,
+def _log(run: _Prepared, step: TrainingStep, cfg: TrainerConfig, state: LoopState, clock: _Clock,
          checkpoints: Checkpointing | None) -> dict[str, Any] | None:
-    """The log record of a log step (every `trainer.logging_steps` and the last), checked finite."""
+    """The log record of a log step (every `trainer.logging_steps` and the last), checked finite,
+    with the figures the training step measured since the last one."""
     if state.step % cfg.logging_steps and state.step != run.total_steps:
         return None
     elapsed = clock.elapsed()
@@ -225,6 +226,7 @@ def _log(run: _Prepared, cfg: TrainerConfig, state: LoopState, clock: _Clock,
         "loss": _running_mean(state),
         "lr": run.scheduler.get_last_lr()[0],
         "samples_per_second": round(state.samples / elapsed, 2) if elapsed else 0.0,
+        **step.logged(),
     }
     _check_finite(record["loss"], state.step, record["lr"], checkpoints)
     state.history.append(record)

@@ -53,8 +53,10 @@ class TrainingStep(Protocol):
       before the model's forward pass, so the model never sees an input it does not take.
     """
 
-    def prepare(self, accelerator: Accelerator) -> None:
-        """Place what the step holds besides the trained model (frozen models, buffers) on the device."""
+    def prepare(self, accelerator: Accelerator, model: nn.Module) -> None:
+        """Ready the step for `model`, the trained model before `accelerate` wraps it: place what the
+        step holds besides it (frozen models, buffers) on the accelerator's device, once, before the
+        first batch. A step that generates keeps `model` to call `generate` on."""
 
     def collator(self, collate: Collate) -> Collate:
         """The collator the loop batches training features with: `collate`, or one that adds inputs."""
@@ -68,6 +70,10 @@ class TrainingStep(Protocol):
     def backward(self, model: nn.Module, batch: Batch, backward: Backward) -> torch.Tensor:
         """Run the step's passes on `batch`, calling `backward` on each loss; the detached loss to log."""
 
+    def logged(self) -> dict[str, float]:
+        """Figures the step measured since the last log record (mean reward, KL, margins), added to
+        the next one; the step starts counting again."""
+
 
 class LossUnit(str, Enum):
     """What a model's own loss is a mean over, so that micro-batches can be weighted by it."""
@@ -80,7 +86,7 @@ class LossUnit(str, Enum):
 class Step:
     """Defaults every step shares: nothing to prepare, the collator as given, one forward and backward."""
 
-    def prepare(self, accelerator: Accelerator) -> None:
+    def prepare(self, accelerator: Accelerator, model: nn.Module) -> None:
         return None
 
     def collator(self, collate: Collate) -> Collate:
@@ -96,6 +102,9 @@ class Step:
         loss = self.loss(model, batch)
         backward(loss)
         return loss.detach()
+
+    def logged(self) -> dict[str, float]:
+        return {}
 
 
 @dataclass
@@ -136,8 +145,8 @@ class WrappedStep(Step):
     def __init__(self, inner: TrainingStep) -> None:
         self.inner = inner
 
-    def prepare(self, accelerator: Accelerator) -> None:
-        self.inner.prepare(accelerator)
+    def prepare(self, accelerator: Accelerator, model: nn.Module) -> None:
+        self.inner.prepare(accelerator, model)
 
     def collator(self, collate: Collate) -> Collate:
         return self.inner.collator(collate)
@@ -147,6 +156,9 @@ class WrappedStep(Step):
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         return self.inner.loss(model, batch)
+
+    def logged(self) -> dict[str, float]:
+        return self.inner.logged()
 
 
 class StepAddOn(Protocol):

@@ -11,6 +11,7 @@ format (`native.py`).
 from __future__ import annotations
 
 import re
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Optional
@@ -82,6 +83,11 @@ class Adapter(NativeMethod[AdapterConfig]):
         freeze_all_but_head(model, head)
         insert_bottlenecks(model, cfg)
         return model
+
+    def switch_off(self, model: AdaptedModel) -> AbstractContextManager[None]:
+        from ftcli.methods.bottleneck import switched_off
+
+        return switched_off(model)
 
 
 def insert_bottlenecks(model: PreTrainedModel, cfg: AdapterConfig) -> list[str]:

@@ -9,13 +9,15 @@ built base model. The task head is always trainable and always saved.
 Beyond that, a method answers what the rest of ftcli needs to know about it through declared
 hooks, never by being probed for attributes: how many positions its virtual tokens take
 (`virtual_tokens`), a per-parameter learning-rate factor (`lr_scale`), whether it learns
-virtual tokens at all (`prompt_learning`), and how it folds into plain weights (`mergeable`,
-`merge`). `MethodBase` gives every hook the answer of a method that does none of these things.
+virtual tokens at all (`prompt_learning`), how it folds into plain weights (`mergeable`,
+`merge`), and how the base model runs through the adapted one (`switch_off`).
+`MethodBase` gives every hook the answer of a method that does none of these things.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn, Protocol, TypeVar, cast
@@ -71,6 +73,11 @@ class Method(Protocol[M_contra]):
         """The adapted `model` as plain weights that load without ftcli or PEFT; refused (ModelError)
         when the method is not `mergeable`."""
 
+    def switch_off(self, model: AdaptedModel) -> AbstractContextManager[None] | None:
+        """A context in which `model` computes what its base model computes (the reference policy of
+        preference losses), without a second copy; None for a method that trains the base weights
+        themselves, whose base model can only be loaded again (`ftcli.engine.frozen`)."""
+
 
 METHODS: Registry[Method[Any]] = Registry("method")
 
@@ -95,6 +102,9 @@ class MethodBase(Generic[M]):
 
     def merge(self, model: AdaptedModel) -> PreTrainedModel:
         refuse_merge(self)
+
+    def switch_off(self, model: AdaptedModel) -> AbstractContextManager[None] | None:
+        return None
 
 
 def refuse_merge(method: object) -> NoReturn:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, cast
 
 import torch
@@ -10,7 +12,13 @@ from transformers.activations import ACT2FN
 
 
 class Bottleneck(nn.Module):
-    """hidden + up(dropout(act(down(hidden)))); `up` starts at zero, so the block starts as the identity."""
+    """hidden + up(dropout(act(down(hidden)))); `up` starts at zero, so the block starts as the identity.
+
+    With `enabled` false it is the identity again: the base model runs through the adapted one
+    (`switched_off`).
+    """
+
+    enabled = True
 
     def __init__(self, size: int, width: int, activation: str, dropout: float) -> None:
         super().__init__()
@@ -22,6 +30,8 @@ class Bottleneck(nn.Module):
         nn.init.zeros_(self.up.bias)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return hidden
         return hidden + self.up(self.dropout(self.act(self.down(hidden))))
 
 
@@ -44,6 +54,19 @@ class WithBottleneck(nn.Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         return cast(torch.Tensor, self.adapter(self.base_layer(*args, **kwargs)))
+
+
+@contextmanager
+def switched_off(model: nn.Module) -> Iterator[None]:
+    """Every bottleneck of `model` passes its input through unchanged inside the block."""
+    adapters = [m for m in model.modules() if isinstance(m, Bottleneck)]
+    for adapter in adapters:
+        adapter.enabled = False
+    try:
+        yield
+    finally:
+        for adapter in adapters:
+            adapter.enabled = True
 
 
 def output_size(layer: nn.Module) -> int:

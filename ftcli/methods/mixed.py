@@ -13,7 +13,8 @@ format.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional, cast
 
@@ -120,9 +121,32 @@ class Mixed(NativeMethod[MixedConfig]):
         prompt = self._prompt(cfg)
         return prompt[0].virtual_tokens(prompt[1]) if prompt else 0
 
+    def switch_off(self, model: AdaptedModel) -> AbstractContextManager[None]:
+        return _switched_off(model)
+
     def lr_scale(self, cfg: MixedConfig) -> Optional[Callable[[str], float]]:
         """The LoRA part's learning-rate factor (LoRA+); the other parts train at one rate."""
         return Lora().lr_scale(cfg.lora) if cfg.uses("lora") else None
+
+
+@contextmanager
+def _switched_off(model: AdaptedModel) -> Iterator[None]:
+    """Every part off at once: the injected LoRA layers, the bottlenecks and the prompt part's virtual tokens."""
+    from peft import PeftModel
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    from ftcli.methods.bottleneck import switched_off
+
+    lora = [m for m in model.modules() if isinstance(m, BaseTunerLayer) and not m.disable_adapters]
+    with ExitStack() as parts:
+        parts.enter_context(switched_off(model))
+        if isinstance(model, PeftModel):
+            parts.enter_context(model.disable_adapter())
+        for layer in lora:
+            layer.enable_adapters(False)
+            # enabling again marks the layer's weights trainable, as they are in a mixed model
+            parts.callback(layer.enable_adapters, True)
+        yield
 
 
 def _trainable(model: nn.Module) -> set[int]:

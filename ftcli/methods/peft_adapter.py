@@ -6,6 +6,7 @@ Each method supplies only its `peft_config(model, cfg, head)`; the head always g
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -66,6 +67,11 @@ class PeftMethod(MethodBase[M]):
         merged: PreTrainedModel = cast("PeftModel", model).merge_and_unload()
         _unwrap_saved_modules(merged)
         return merged
+
+    def switch_off(self, model: AdaptedModel) -> AbstractContextManager[None]:
+        """PEFT's own switch: the adapter layers pass through, the head's untouched original runs
+        in place of its trained copy, and a prompt method's virtual tokens are left out."""
+        return cast("PeftModel", model).disable_adapter()
 
 
 def _unwrap_saved_modules(model: PreTrainedModel) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ftcli.config.schema import DataConfig, TaskConfig, TrainConfig
+from ftcli.engine.frozen import FrozenModels
 from ftcli.errors import FtcliError, RunDirError, first_line
 from ftcli.methods import METHODS, Method
 from ftcli.models.loading import build_model, load_config, prepare_tokenizer, sync_pad_token
@@ -15,7 +16,7 @@ from ftcli.runs.directory import LABELS, RunDir, read_config
 from ftcli.tasks import TASKS, Task, TaskKind
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedTokenizerBase
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from ftcli.methods.base import AdaptedModel
 
@@ -34,12 +35,27 @@ class TrainedRun:
     method: Method[Any]
     model: AdaptedModel
     tokenizer: PreTrainedTokenizerBase
+    frozen: FrozenModels
 
     def rebound(self, data: DataConfig | None = None, task: TaskConfig | None = None) -> TrainedRun:
         """The run with other data columns or task settings (`eval`'s and `predict`'s overrides) in
         its config, and its task bound to them."""
         cfg = replace(self.cfg, data=data or self.cfg.data, task=task or self.cfg.task)
-        return replace(self, cfg=cfg, task=self.kind.bind(cfg.task, cfg.data, self.labels, self.tokenizer))
+        bound = self.kind.bind(cfg.task, cfg.data, self.labels, self.tokenizer, self.frozen)
+        return replace(self, cfg=cfg, task=bound)
+
+
+def frozen_models(cfg: TrainConfig, kind: TaskKind[Any], method: Method[Any], labels: list[str],
+                  tokenizer: PreTrainedTokenizerBase) -> FrozenModels:
+    """The reference model of a run: its method's adaptation switched off, or else the base model
+    the run started from, loaded again when first asked for."""
+
+    def load_base() -> PreTrainedModel:
+        base = build_model(cfg.model, kind.model_class(), labels, **kind.model_config(cfg.task, load_config(cfg.model)))
+        sync_pad_token(base, tokenizer)
+        return base
+
+    return FrozenModels(method.switch_off, load_base)
 
 
 def load_trained(path: str | Path) -> TrainedRun:
@@ -73,8 +89,9 @@ def load_trained(path: str | Path) -> TrainedRun:
     tokenizer = prepare_tokenizer(_from_artifact(artifact, lambda: _load_tokenizer(artifact)))
     sync_pad_token(model, tokenizer)
     model.to(PartialState().device).eval()
-    task = kind.bind(cfg.task, cfg.data, labels, tokenizer)
-    return TrainedRun(cfg, labels, kind, task, method, model, tokenizer)
+    frozen = frozen_models(cfg, kind, method, labels, tokenizer)
+    task = kind.bind(cfg.task, cfg.data, labels, tokenizer, frozen)
+    return TrainedRun(cfg, labels, kind, task, method, model, tokenizer, frozen)
 
 
 def _read_labels(run: RunDir) -> list[str]:

@@ -14,9 +14,12 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from ftcli.engine.frozen import NO_FROZEN_MODELS, FrozenModels
 from ftcli.registry import Registry
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from torch import nn
     from transformers import PretrainedConfig, PreTrainedTokenizerBase
     from transformers.generation.streamers import BaseStreamer
@@ -59,8 +62,11 @@ class TaskKind(Protocol[C]):
     def label_names(self, splits: Splits, cfg: C, data: DataConfig) -> list[str]:
         """The ordered label set (from config or the training data)."""
 
-    def bind(self, cfg: C, data: DataConfig, labels: list[str], tokenizer: PreTrainedTokenizerBase) -> Task[Any]:
-        """The task the commands run, for these settings, data columns, label set and tokenizer.
+    def bind(self, cfg: C, data: DataConfig, labels: list[str], tokenizer: PreTrainedTokenizerBase,
+             frozen: FrozenModels = NO_FROZEN_MODELS) -> Task[Any]:
+        """The task the commands run, for these settings, data columns, label set and tokenizer;
+        `frozen` runs the reference model of a task that measures its model against one (preference
+        losses), and the others ignore it.
 
         Binding checks nothing and fails on nothing: every error about rows or the tokenizer
         comes from `Task.encode`, where the rows are.
@@ -89,6 +95,11 @@ class Task(Protocol[O]):
 
     def collator(self) -> Collate:
         """Pads a list of features into a batch of model inputs (dynamic padding) for training."""
+
+    def precompute(self, model: nn.Module, features: dict[str, list[Feature]], store: Path) -> None:
+        """Before training, add to each split's features what they need from frozen models, computed
+        once (the reference model's log-probabilities); what `store` already holds for the same
+        features is read back instead (a resumed run). Most tasks need nothing."""
 
     def training_step(self) -> TrainingStep:
         """How the training loop computes the loss of a batch, and what that loss is a mean over."""

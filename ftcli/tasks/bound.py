@@ -6,12 +6,15 @@ Tasks that generate share `ftcli.tasks.generating.GeneratingTask` instead.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from ftcli.engine.frozen import FrozenModels
 from ftcli.errors import ModelError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import torch
     from torch import nn
     from transformers import PreTrainedTokenizerBase
@@ -34,6 +37,10 @@ class BoundTask(Generic[C]):
     data: DataConfig
     labels: list[str]
     tokenizer: PreTrainedTokenizerBase
+    frozen: FrozenModels = field(default_factory=FrozenModels, repr=False, kw_only=True)
+
+    def precompute(self, model: nn.Module, features: dict[str, list[Feature]], store: Path) -> None:
+        return None
 
 
 class LogitsTask(BoundTask[C], ABC):

@@ -24,6 +24,7 @@ import numpy as np
 from ftcli.config.schema import DataConfig, TaskConfig
 from ftcli.data.readers import Row
 from ftcli.data.splits import Splits, require_columns
+from ftcli.engine.frozen import NO_FROZEN_MODELS, FrozenModels
 from ftcli.engine.step import Collate, LossUnit, ModelLoss, TrainingStep
 from ftcli.errors import DataError
 from ftcli.tasks.base import TASKS, Feature
@@ -109,9 +110,10 @@ class SequenceClassification:
         return sorted(keys)
 
     def bind(
-        self, cfg: ClassificationConfig, data: DataConfig, labels: list[str], tokenizer: PreTrainedTokenizerBase
+        self, cfg: ClassificationConfig, data: DataConfig, labels: list[str], tokenizer: PreTrainedTokenizerBase,
+        frozen: FrozenModels = NO_FROZEN_MODELS,
     ) -> ClassificationTask:
-        return ClassificationTask(self, cfg, data, labels, tokenizer, self.pairs)
+        return ClassificationTask(self, cfg, data, labels, tokenizer, self.pairs, frozen=frozen)
 
 
 @dataclass

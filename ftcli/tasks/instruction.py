@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ftcli.config.schema import DataConfig, GenerationConfig, TaskConfig
 from ftcli.data.readers import Row
 from ftcli.data.splits import Splits
+from ftcli.engine.frozen import NO_FROZEN_MODELS, FrozenModels
 from ftcli.engine.step import IGNORE_INDEX, Collate, LossUnit, ModelLoss, TrainingStep
 from ftcli.tasks.base import TASKS, Feature
 from ftcli.tasks.chat import Columns, Renderer, RowFormat, Segment, Template, conversation
@@ -89,9 +90,10 @@ class Instruction:
         return []  # the vocabulary is the label set
 
     def bind(
-        self, cfg: InstructionConfig, data: DataConfig, labels: list[str], tokenizer: PreTrainedTokenizerBase
+        self, cfg: InstructionConfig, data: DataConfig, labels: list[str], tokenizer: PreTrainedTokenizerBase,
+        frozen: FrozenModels = NO_FROZEN_MODELS,
     ) -> InstructionTask:
-        return InstructionTask(self, cfg, data, labels, tokenizer)
+        return InstructionTask(self, cfg, data, labels, tokenizer, frozen=frozen)
 
 
 class InstructionTask(GeneratingTask[InstructionConfig]):

@@ -24,6 +24,7 @@ import numpy as np
 from ftcli.config.schema import DataConfig, TaskConfig
 from ftcli.data.readers import Row
 from ftcli.data.splits import Splits, require_columns
+from ftcli.engine.frozen import NO_FROZEN_MODELS, FrozenModels
 from ftcli.engine.step import Collate, LossUnit, ModelLoss, TrainingStep
 from ftcli.errors import ConfigError, DataError
 from ftcli.tasks import alignment
@@ -116,8 +117,9 @@ class TokenClassification:
             types.update(tag[2:] for tag in tags if tag != OUTSIDE)
         return iob2_labels(types)
 
-    def bind(self, cfg: NerConfig, data: DataConfig, labels: list[str], tokenizer: PreTrainedTokenizerBase) -> NerTask:
-        return NerTask(self, cfg, data, labels, tokenizer)
+    def bind(self, cfg: NerConfig, data: DataConfig, labels: list[str], tokenizer: PreTrainedTokenizerBase,
+             frozen: FrozenModels = NO_FROZEN_MODELS) -> NerTask:
+        return NerTask(self, cfg, data, labels, tokenizer, frozen=frozen)
 
 
 class NerTask(LogitsTask[NerConfig]):

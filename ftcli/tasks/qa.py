@@ -25,6 +25,7 @@ import numpy as np
 from ftcli.config.schema import DataConfig, TaskConfig
 from ftcli.data.readers import Row
 from ftcli.data.splits import Splits, require_columns, text_field
+from ftcli.engine.frozen import NO_FROZEN_MODELS, FrozenModels
 from ftcli.engine.step import Collate, LossUnit, ModelLoss, TrainingStep
 from ftcli.errors import DataError
 from ftcli.tasks.base import TASKS, Feature
@@ -93,8 +94,9 @@ class QuestionAnswering:
     def label_names(self, splits: Splits, task: QaConfig, data: DataConfig) -> list[str]:
         return list(LABELS)
 
-    def bind(self, cfg: QaConfig, data: DataConfig, labels: list[str], tokenizer: PreTrainedTokenizerBase) -> QaTask:
-        return QaTask(self, cfg, data, labels, tokenizer)
+    def bind(self, cfg: QaConfig, data: DataConfig, labels: list[str], tokenizer: PreTrainedTokenizerBase,
+             frozen: FrozenModels = NO_FROZEN_MODELS) -> QaTask:
+        return QaTask(self, cfg, data, labels, tokenizer, frozen=frozen)
 
 
 class QaTask(LogitsTask[QaConfig]):

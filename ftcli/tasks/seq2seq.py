@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ftcli.config.schema import DataConfig, GenerationConfig, TaskConfig
 from ftcli.data.readers import Row
 from ftcli.data.splits import Splits, require_columns, text_field
+from ftcli.engine.frozen import NO_FROZEN_MODELS, FrozenModels
 from ftcli.engine.step import IGNORE_INDEX, Collate, LossUnit, ModelLoss, TrainingStep
 from ftcli.tasks.base import TASKS, Feature
 from ftcli.tasks.generating import GeneratingTask
@@ -59,9 +60,10 @@ class Seq2Seq:
         return []  # the vocabulary is the label set
 
     def bind(
-        self, cfg: Seq2SeqConfig, data: DataConfig, labels: list[str], tokenizer: PreTrainedTokenizerBase
+        self, cfg: Seq2SeqConfig, data: DataConfig, labels: list[str], tokenizer: PreTrainedTokenizerBase,
+        frozen: FrozenModels = NO_FROZEN_MODELS,
     ) -> Seq2SeqTask:
-        return Seq2SeqTask(self, cfg, data, labels, tokenizer, self.metric)
+        return Seq2SeqTask(self, cfg, data, labels, tokenizer, self.metric, frozen=frozen)
 
 
 @dataclass
