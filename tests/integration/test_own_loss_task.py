@@ -13,6 +13,7 @@ from torch.nn import functional as F
 
 from ftcli.cli.main import main
 from ftcli.data.splits import sample_dir
+from ftcli.engine.frozen import NO_FROZEN_MODELS
 from ftcli.engine.step import Batch, Step
 from ftcli.tasks import TASKS
 from ftcli.tasks.classification import ClassificationConfig, ClassificationTask, SequenceClassification
@@ -46,8 +47,8 @@ class HingeTask(ClassificationTask):
 
 
 class HingeClassification(SequenceClassification):
-    def bind(self, cfg, data, labels, tokenizer) -> HingeTask:
-        return HingeTask(self, cfg, data, labels, tokenizer)
+    def bind(self, cfg, data, labels, tokenizer, frozen=NO_FROZEN_MODELS) -> HingeTask:
+        return HingeTask(self, cfg, data, labels, tokenizer, frozen=frozen)
 
 
 if "test_hinge" not in TASKS:
