@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
     from ftcli.methods import Method
     from ftcli.methods.base import AdaptedModel
-    from ftcli.tasks.base import Feature, TaskKind
+    from ftcli.tasks.base import Feature, Task, TaskKind
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     features = {split: task.encode(rows, splits.sources[split]) for split, rows in splits.rows.items()}
     _report_data(cfg, splits, features, labels, token_room(base, method.virtual_tokens(cfg.method)))
     model, params = _apply_method(cfg, method, base)
-    task.precompute(model, features, checkpoints_dir(run_dir.path))
+    _precompute(task, model, features, cfg, run_dir)
 
     def evaluate(split: str, trained: nn.Module) -> dict[str, Any]:
         return split_scores(task, trained, features[split], cfg.trainer.eval_batch_size, cfg.trainer.precision)
@@ -180,6 +180,20 @@ def _apply_method(cfg: TrainConfig, method: Method[Any], model: PreTrainedModel)
         )
     ui.print_parameters(params, cfg.method.name)
     return adapted, params
+
+
+def _precompute(task: Task[Any], model: nn.Module, features: dict[str, list[Feature]], cfg: TrainConfig,
+                run_dir: RunDir) -> None:
+    """What the task computes once before training (reference log-probabilities), on the device the
+    run trains on; kept with the run's checkpoints, so a resumed run reads it back."""
+    from accelerate import PartialState
+
+    from ftcli.engine.precision import autocast_for
+
+    device = PartialState().device
+    model.to(device)
+    autocast = autocast_for(cfg.trainer.precision, device)
+    task.precompute(model, features, checkpoints_dir(run_dir.path), cfg.trainer.eval_batch_size, autocast)
 
 
 def _train(training: Training, cfg: TrainConfig, output_dir: Path) -> LoopState:

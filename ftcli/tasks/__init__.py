@@ -9,6 +9,7 @@ from ftcli.tasks import (
     classification,  # noqa: F401  (registers its tasks)
     instruction,  # noqa: F401  (registers `instruction`)
     ner,  # noqa: F401  (registers `ner`)
+    preference,  # noqa: F401  (registers `preference`)
     prompting,  # noqa: F401  (registers the scorer `prompting` in `scorers.SCORERS`)
     qa,  # noqa: F401  (registers `qa`)
     seq2seq,  # noqa: F401  (registers `summarization` and `translation`)

@@ -96,10 +96,12 @@ class Task(Protocol[O]):
     def collator(self) -> Collate:
         """Pads a list of features into a batch of model inputs (dynamic padding) for training."""
 
-    def precompute(self, model: nn.Module, features: dict[str, list[Feature]], store: Path) -> None:
+    def precompute(self, model: nn.Module, features: dict[str, list[Feature]], store: Path, batch_size: int,
+                   autocast: Autocast) -> None:
         """Before training, add to each split's features what they need from frozen models, computed
-        once (the reference model's log-probabilities); what `store` already holds for the same
-        features is read back instead (a resumed run). Most tasks need nothing."""
+        once (the reference model's log-probabilities) for `model`, the model about to train; what
+        `store` already holds for the same features is read back instead (a resumed run). Most
+        tasks need nothing."""
 
     def training_step(self) -> TrainingStep:
         """How the training loop computes the loss of a batch, and what that loss is a mean over."""

@@ -39,7 +39,8 @@ class BoundTask(Generic[C]):
     tokenizer: PreTrainedTokenizerBase
     frozen: FrozenModels = field(default_factory=FrozenModels, repr=False, kw_only=True)
 
-    def precompute(self, model: nn.Module, features: dict[str, list[Feature]], store: Path) -> None:
+    def precompute(self, model: nn.Module, features: dict[str, list[Feature]], store: Path, batch_size: int,
+                   autocast: Autocast) -> None:
         return None
 
 

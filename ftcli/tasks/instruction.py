@@ -83,8 +83,7 @@ class Instruction:
         sequences only when the forward pass keeps no KV cache; with one, packed examples would
         attend to each other.
         """
-        encoder = hasattr(model, "is_decoder") and not getattr(model, "is_encoder_decoder", False)
-        return {**({"is_decoder": True} if encoder else {}), **({"use_cache": False} if task.packing else {})}
+        return {**left_to_right(model), **({"use_cache": False} if task.packing else {})}
 
     def label_names(self, splits: Splits, task: InstructionConfig, data: DataConfig) -> list[str]:
         return []  # the vocabulary is the label set
@@ -183,6 +182,13 @@ class InstructionTask(GeneratingTask[InstructionConfig]):
         scores = load_metric("rouge").compute(predictions=texts, references=references)
         matches = [_normalise(p) == _normalise(r) for p, r in zip(texts, references)]
         return {"exact_match": sum(matches) / len(matches) if matches else 0.0, **scores}
+
+
+def left_to_right(model: PretrainedConfig) -> dict[str, Any]:
+    """The model-config settings that make `model` a left-to-right language model: `is_decoder` for
+    an encoder that can be one (the embedded MiniLM), nothing for a causal LM (see `Instruction.model_config`)."""
+    encoder = hasattr(model, "is_decoder") and not getattr(model, "is_encoder_decoder", False)
+    return {"is_decoder": True} if encoder else {}
 
 
 def fit(segments: list[Segment], max_length: int) -> tuple[list[int], list[bool]]:

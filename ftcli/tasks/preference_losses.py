@@ -46,13 +46,16 @@ def answer_logps(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tens
 
     `labels` are the input ids with every token that is not part of the answer set to
     IGNORE_INDEX (as `task=instruction` masks the prompt); the logits at position t predict the
-    token at t + 1.
+    token at t + 1. Only the answer positions go through the softmax: a prompt's and the
+    padding's logits over the whole vocabulary are never copied to float32.
     """
     targets = labels[:, 1:]
     scored = targets != IGNORE_INDEX
-    logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-    picked = logprobs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return (picked * scored).sum(-1), scored.sum(-1)
+    rows, positions = scored.nonzero(as_tuple=True)
+    picked = torch.log_softmax(logits[rows, positions].float(), dim=-1)
+    token_logps = picked.gather(-1, targets[rows, positions].unsqueeze(-1)).squeeze(-1)
+    sums = torch.zeros(labels.shape[0], dtype=token_logps.dtype, device=logits.device).index_add(0, rows, token_logps)
+    return sums, scored.sum(-1)
 
 
 def dpo(logps: PairLogps, beta: float, smoothing: float = 0.0) -> torch.Tensor:

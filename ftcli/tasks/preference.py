@@ -1,0 +1,437 @@
+"""`preference`: a causal LM learns from pairs of answers to one prompt, one preferred.
+
+Rows are strings, whole HH conversations or chat `messages` lists (`ftcli.tasks.preference_rows`);
+each side is the prompt written as `task=instruction` writes it plus one answer, and
+log-probabilities cover the answer's tokens only (`ftcli.tasks.scored_answers`). Both sides of a
+batch go through the model in one forward pass.
+
+The losses (`task.loss`, formulas in `ftcli.tasks.preference_losses`): `dpo`, `robust` (rDPO;
+`task.label_smoothing` is the rate of flipped labels), `ipo`, and the reference-free `simpo` and
+`orpo`; `task.label_smoothing` turns `dpo` into cDPO. `task.sft_weight` adds the chosen answer's
+loss per token. The reference model is the method's adapter switched off, or the base model
+loaded again for methods that train the base weights; `task.precompute_reference=true` computes
+its log-probabilities once before training instead, and no reference is held while training.
+
+Every evaluation reports the loss, reward accuracy (the chosen answer's implicit reward above
+the rejected one's), the mean margin, both rewards and both log-probabilities. `predict`
+generates for rows with only a prompt, and scores given answers with their implicit reward.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Optional
+
+from ftcli.config.schema import DataConfig, GenerationConfig, TaskConfig
+from ftcli.data.readers import Row
+from ftcli.data.splits import Splits
+from ftcli.engine.frozen import NO_FROZEN_MODELS, FrozenModels
+from ftcli.engine.step import Step
+from ftcli.tasks.base import TASKS, Feature
+from ftcli.tasks.bound import BoundTask
+from ftcli.tasks.chat import Template
+from ftcli.tasks.instruction import left_to_right
+from ftcli.tasks.notes import NOTE, RowNote
+from ftcli.tasks.preference_rows import PairColumns, PairFormat, prompt_text, read_pair, with_system
+from ftcli.tasks.scored_answers import AnswerEncoder, Tokens
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import torch
+    from accelerate import Accelerator
+    from torch import nn
+    from transformers import PretrainedConfig, PreTrainedTokenizerBase
+    from transformers.generation.streamers import BaseStreamer
+
+    from ftcli.engine.step import Batch, Collate, TrainingStep
+    from ftcli.models.sources import ModelClass
+    from ftcli.tasks.base import Autocast
+
+log = logging.getLogger(__name__)
+PREDICTED = ("generated", "reward", "logp", "reward_chosen", "reward_rejected", "prefers_chosen")
+
+
+class PreferenceLoss(str, Enum):
+    dpo = "dpo"
+    robust = "robust"
+    ipo = "ipo"
+    simpo = "simpo"
+    orpo = "orpo"
+
+
+REFERENCE_FREE = (PreferenceLoss.simpo, PreferenceLoss.orpo)
+DEFAULT_BETA = {PreferenceLoss.simpo: 2.0}  # the SimPO paper's range is 2.0–2.5; 0.1 for the others
+
+
+@dataclass
+class PreferenceConfig(TaskConfig):
+    name: str = "preference"
+    max_length: int = 1024  # prompt + answer tokens per side; a prompt alone this long is refused
+    loss: PreferenceLoss = PreferenceLoss.dpo
+    beta: Optional[float] = None  # null: 0.1 (dpo, robust, ipo; orpo's odds-ratio weight λ), 2.0 (simpo)
+    label_smoothing: float = 0.0  # dpo: cDPO's label noise; robust: the rate of flipped labels (required)
+    gamma: float = 0.5  # simpo: the target margin of the length-normalised rewards
+    sft_weight: float = 0.0  # adds this times the chosen answer's loss per token
+    precompute_reference: bool = False  # reference log-probabilities once before training; none held after
+    disable_dropout: bool = True  # no dropout in the trained model: the same answer scores the same twice
+    format: PairFormat = PairFormat.auto
+    template: Template = Template.auto
+    prompt_column: str = "prompt"
+    chosen_column: str = "chosen"
+    rejected_column: str = "rejected"
+    system_column: str = "system"
+    response_column: str = "response"  # predict: an answer to score with its implicit reward
+    system_prompt: str = ""
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+
+    @property
+    def strength(self) -> float:
+        """β as the loss uses it: `beta`, or the loss's usual value when it is null."""
+        return self.beta if self.beta is not None else DEFAULT_BETA.get(self.loss, 0.1)
+
+    @property
+    def needs_reference(self) -> bool:
+        return self.loss not in REFERENCE_FREE
+
+    def validate(self) -> list[str]:
+        problems = super().validate() + self.generation.validate()
+        if self.beta is not None and self.beta <= 0:
+            problems.append(f"task.beta={self.beta} must be positive (or null for the loss's default)")
+        if not 0 <= self.label_smoothing < 0.5:
+            problems.append(f"task.label_smoothing={self.label_smoothing} must be in [0, 0.5)")
+        if self.loss is PreferenceLoss.robust and not self.label_smoothing:
+            problems.append("task.loss=robust needs task.label_smoothing, the rate of flipped labels (e.g. 0.1)")
+        if self.label_smoothing and self.loss not in (PreferenceLoss.dpo, PreferenceLoss.robust):
+            problems.append(f"task.label_smoothing applies to task.loss=dpo or robust, not {self.loss.value}")
+        if self.sft_weight < 0:
+            problems.append(f"task.sft_weight={self.sft_weight} must be 0 or more")
+        if self.precompute_reference and not self.needs_reference:
+            problems.append(f"task.precompute_reference: task.loss={self.loss.value} uses no reference model")
+        return problems
+
+
+class Preference:
+    """The registered kind; `bind` gives the `PreferenceTask` that encodes, trains and scores pairs."""
+
+    def best_metric(self, task: PreferenceConfig) -> str:
+        return "reward_accuracy"
+
+    def model_class(self) -> ModelClass:
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM
+
+    def model_config(self, task: PreferenceConfig, model: PretrainedConfig) -> dict[str, Any]:
+        return left_to_right(model)
+
+    def label_names(self, splits: Splits, task: PreferenceConfig, data: DataConfig) -> list[str]:
+        return []
+
+    def bind(
+        self, cfg: PreferenceConfig, data: DataConfig, labels: list[str], tokenizer: PreTrainedTokenizerBase,
+        frozen: FrozenModels = NO_FROZEN_MODELS,
+    ) -> PreferenceTask:
+        return PreferenceTask(self, cfg, data, labels, tokenizer, frozen=frozen)
+
+
+class PreferenceTask(BoundTask[PreferenceConfig]):
+    """Preference tuning bound to a run."""
+
+    @property
+    def generation(self) -> GenerationConfig:
+        return self.cfg.generation
+
+    def encode(self, rows: list[Row], source: str, with_labels: bool = True) -> list[Feature]:
+        """One feature per row: both answered sequences (`chosen`, `rejected`) and the prompt.
+
+        Without labels (predict) a row may also hold one answer to score (`task.response_column`),
+        or only a prompt to answer.
+        """
+        cfg = self.cfg
+        encoder = self._encoder()
+        columns = PairColumns(cfg.prompt_column, cfg.chosen_column, cfg.rejected_column, cfg.system_column)
+        features, cut = [], 0
+        for index, row in enumerate(rows):
+            where = f"{source}: record {index}"
+            if not with_labels and cfg.chosen_column not in row:
+                features.append(self._unpaired(row, index, encoder, columns, where))
+                continue
+            pair = read_pair(row, cfg.format, columns, cfg.system_prompt, where)
+            chosen = encoder.answered(pair.turns, pair.chosen, where)
+            rejected = encoder.answered(pair.turns, pair.rejected, where)
+            cut += chosen.cut or rejected.cut
+            longer = chosen if len(chosen.ids) >= len(rejected.ids) else rejected
+            features.append({
+                "input_ids": longer.ids,  # what batching by length measures
+                "chosen": (chosen.ids, chosen.labels),
+                "rejected": (rejected.ids, rejected.labels),
+                "prompt_ids": encoder.prompt(pair.turns),
+                NOTE: RowNote(index, chosen.cut or rejected.cut),
+            })
+        if cut:
+            log.warning("%s: %d of %d pairs have an answer longer than task.max_length=%d tokens allows; its end was cut",
+                        source, cut, len(rows), cfg.max_length)
+        return features
+
+    def _unpaired(self, row: Row, index: int, encoder: AnswerEncoder, columns: PairColumns, where: str) -> Feature:
+        """A predict row without a pair: a prompt and an answer to score, or a prompt to answer."""
+        cfg = self.cfg
+        column = cfg.prompt_column if cfg.prompt_column in row else self.data.text_column
+        system = row.get(cfg.system_column)
+        turns = with_system([{"role": "user", "content": prompt_text(row, column, where)}],
+                            system if isinstance(system, str) else cfg.system_prompt)
+        prompt = encoder.prompt(turns)
+        answer = row.get(cfg.response_column)
+        if isinstance(answer, str) and answer.strip():
+            answered = encoder.answered(turns, answer, where)
+            return {"input_ids": answered.ids, "answer": (answered.ids, answered.labels), "prompt_ids": prompt,
+                    NOTE: RowNote(index, answered.cut)}
+        return {"input_ids": prompt, "prompt_ids": prompt, NOTE: RowNote(index)}
+
+    def _encoder(self) -> AnswerEncoder:
+        return AnswerEncoder(self.tokenizer, self.cfg.template, self.cfg.max_length)
+
+    def collator(self) -> Collate:
+        return PairCollator(self._pad_id())
+
+    def training_step(self) -> TrainingStep:
+        return PreferenceStep(self.cfg, self.frozen)
+
+    def precompute(self, model: nn.Module, features: dict[str, list[Feature]], store: Path, batch_size: int,
+                   autocast: Autocast) -> None:
+        """With `task.precompute_reference`, every split's reference log-probabilities, once; the
+        reference copy a whole-model method loads for them is dropped afterwards."""
+        from ftcli.tasks.scored_answers import precomputed, reference_only
+
+        if not (self.cfg.precompute_reference and self.cfg.needs_reference):
+            return
+        for split, split_features in features.items():
+            def compute(feats: list[Feature] = split_features) -> list[list[float]]:
+                return reference_only(self.frozen, model, feats, _sides, self._pad_id(), batch_size, autocast)
+
+            for feature, values in zip(split_features, precomputed(store, split, split_features, _sides, compute)):
+                feature["reference"] = values
+        self.frozen.release()
+
+    def outputs(
+        self, model: nn.Module, features: list[Feature], batch_size: int, autocast: Autocast,
+        streamer: BaseStreamer | None = None,
+    ) -> list[dict[str, Any]]:
+        """Per feature, the log-probabilities of its answers under the model and the reference, and
+        the token counts; or the text written for a feature that has only a prompt."""
+        from ftcli.engine.eval_mode import evaluating
+        from ftcli.tasks.scored_answers import reference_logps, scored
+
+        results: list[dict[str, Any]] = [{} for _ in features]
+        for kind, sides in (("chosen", _sides), ("answer", _answer)):
+            picked = [i for i, f in enumerate(features) if kind in f]
+            subset = [features[i] for i in picked]
+            live = self.cfg.needs_reference and not all("reference" in f for f in subset)
+
+            def reference(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+                return reference_logps(self.frozen, model, batch)
+
+            with evaluating(model):
+                batches = scored(model, subset, sides, self._pad_id(), batch_size, autocast, reference if live else None)
+                for indices, values, counts, refs in batches:
+                    width = len(indices)
+                    for row, i in enumerate(indices):
+                        known = subset[i].get("reference")
+                        out = results[picked[i]]
+                        for side in range(len(values) // width):
+                            at = side * width + row
+                            ref = refs[at].item() if refs is not None else known[side] if known else None
+                            out.setdefault("logps", []).append(values[at].item())
+                            out.setdefault("tokens", []).append(int(counts[at]))
+                            out.setdefault("refs", []).append(ref)
+        prompts = [i for i, f in enumerate(features) if "chosen" not in f and "answer" not in f]
+        if prompts:
+            for i, text in zip(prompts, self._generate(model, [features[i] for i in prompts], batch_size, autocast,
+                                                        streamer)):
+                results[i]["generated"] = text
+        return results
+
+    def _generate(self, model: nn.Module, features: list[Feature], batch_size: int, autocast: Autocast,
+                  streamer: BaseStreamer | None) -> list[str]:
+        from ftcli.engine.generation import generate_ids, stop_settings
+
+        tokenizer = self.tokenizer
+        settings = {**self.generation.as_kwargs(),
+                    **stop_settings(model, self._encoder().stop_ids(), tokenizer.pad_token_id)}
+        prompts = [{"input_ids": f["prompt_ids"]} for f in features]
+
+        def collate(batch: list[Feature]) -> Batch:
+            return tokenizer.pad(batch, padding=True, padding_side="left", return_tensors="pt")
+
+        ids = generate_ids(model, prompts, collate, batch_size, settings, autocast, streamer)
+        return [text.strip() for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
+    def scores(self, outputs: list[dict[str, Any]], features: list[Feature]) -> dict[str, Any]:
+        """The mean loss over pairs, then reward accuracy and margin, each answer's mean reward and
+        log-probability."""
+        import torch
+
+        pairs = [o for o in outputs if len(o.get("logps", ())) == 2]
+        if not pairs:
+            return {"loss": None}
+        logps = torch.tensor([o["logps"] for o in pairs], dtype=torch.float64)
+        tokens = torch.tensor([o["tokens"] for o in pairs], dtype=torch.float64)
+        refs = torch.tensor([o["refs"] for o in pairs], dtype=torch.float64) if self.cfg.needs_reference else None
+        figures = PairFigures.of(self.cfg, logps, tokens, refs)
+        return {"loss": float(figures.losses.mean()), **figures.means(), "chosen_logp": float(logps[:, 0].mean()),
+                "rejected_logp": float(logps[:, 1].mean())}
+
+    def predictions(self, outputs: list[dict[str, Any]], features: list[Feature]) -> list[dict[str, Any]]:
+        from ftcli.tasks.scored_answers import implicit_reward
+
+        beta = self.cfg.strength
+        results = []
+        for out in outputs:
+            if "generated" in out:
+                results.append({"generated": out["generated"]})
+                continue
+            rewards = [implicit_reward(lp, ref, n, beta) for lp, ref, n in zip(out["logps"], out["refs"], out["tokens"])]
+            if len(rewards) == 1:
+                results.append({"reward": rewards[0], "logp": out["logps"][0]})
+            else:
+                results.append({"reward_chosen": rewards[0], "reward_rejected": rewards[1],
+                                "prefers_chosen": rewards[0] > rewards[1]})
+        return results
+
+    def prediction_fields(self) -> tuple[str, ...]:
+        return PREDICTED
+
+    def _pad_id(self) -> int:
+        tokenizer = self.tokenizer
+        return int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id or 0)
+
+
+def _sides(feature: Feature) -> list[Tokens]:
+    return [feature["chosen"], feature["rejected"]]
+
+
+def _answer(feature: Feature) -> list[Tokens]:
+    return [feature["answer"]]
+
+
+@dataclass
+class PairCollator:
+    """Chosen rows then rejected rows, right-padded into one batch of 2·B sequences, with the
+    precomputed reference log-probabilities in the same order when the features hold them."""
+
+    pad_id: int
+
+    def __call__(self, features: list[Feature]) -> Batch:
+        import torch
+
+        from ftcli.tasks.scored_answers import pad
+
+        batch = pad([f["chosen"] for f in features] + [f["rejected"] for f in features], self.pad_id)
+        if all("reference" in f for f in features):
+            batch["reference"] = torch.tensor([f["reference"][side] for side in (0, 1) for f in features],
+                                              dtype=torch.float32)
+        return batch
+
+
+@dataclass
+class PairFigures:
+    """Per-pair losses and implicit rewards of a batch or a split, from the answers' log-probabilities."""
+
+    losses: torch.Tensor
+    chosen_rewards: torch.Tensor
+    rejected_rewards: torch.Tensor
+
+    @classmethod
+    def of(cls, cfg: PreferenceConfig, logps: torch.Tensor, tokens: torch.Tensor,
+           refs: torch.Tensor | None) -> PairFigures:
+        """`logps`, `tokens` and `refs` are (pairs, 2): the chosen answer first."""
+        from ftcli.tasks import preference_losses as losses
+
+        beta = cfg.strength
+        pair = losses.PairLogps(logps[:, 0], logps[:, 1], *((refs[:, 0], refs[:, 1]) if refs is not None else ()))
+        chosen_tokens, rejected_tokens = tokens[:, 0].clamp(min=1), tokens[:, 1].clamp(min=1)
+        if cfg.loss is PreferenceLoss.dpo:
+            loss = losses.dpo(pair, beta, cfg.label_smoothing)
+        elif cfg.loss is PreferenceLoss.robust:
+            loss = losses.robust(pair, beta, cfg.label_smoothing)
+        elif cfg.loss is PreferenceLoss.ipo:
+            loss = losses.ipo(pair, beta)
+        elif cfg.loss is PreferenceLoss.simpo:
+            loss = losses.simpo(pair, chosen_tokens, rejected_tokens, beta, cfg.gamma)
+        else:
+            loss = losses.orpo(pair, chosen_tokens, rejected_tokens, beta)
+        if cfg.sft_weight:
+            loss = loss - cfg.sft_weight * pair.chosen / chosen_tokens
+        if refs is not None:
+            chosen, rejected = beta * (pair.chosen - refs[:, 0]), beta * (pair.rejected - refs[:, 1])
+        else:
+            chosen, rejected = beta * pair.chosen / chosen_tokens, beta * pair.rejected / rejected_tokens
+        return cls(loss, chosen.detach(), rejected.detach())
+
+    def sums(self) -> dict[str, torch.Tensor]:
+        margin = self.chosen_rewards - self.rejected_rewards
+        return {"reward_accuracy": (margin > 0).float().sum(), "reward_margin": margin.sum(),
+                "chosen_reward": self.chosen_rewards.sum(), "rejected_reward": self.rejected_rewards.sum()}
+
+    def means(self) -> dict[str, float]:
+        count = max(len(self.losses), 1)
+        return {name: float(total) / count for name, total in self.sums().items()}
+
+
+class PreferenceStep(Step):
+    """The preference loss of a batch of pairs: its mean over pairs (the units), both sides in one
+    forward pass, the reference's log-probabilities from the batch (precomputed) or the reference."""
+
+    def __init__(self, cfg: PreferenceConfig, frozen: FrozenModels) -> None:
+        self.cfg, self.frozen = cfg, frozen
+        self.model: nn.Module | None = None
+        self.totals: dict[str, torch.Tensor] = {}
+        self.pairs = 0
+
+    def prepare(self, accelerator: Accelerator, model: nn.Module) -> None:
+        from ftcli.tasks.scored_answers import disable_dropout
+
+        self.model = model
+        if self.cfg.disable_dropout:
+            disable_dropout(model)
+
+    def units(self, batch: Batch) -> torch.Tensor:
+        import torch
+
+        return torch.tensor(len(batch["input_ids"]) // 2, device=batch["input_ids"].device)
+
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        import torch
+
+        from ftcli.tasks.scored_answers import logps, reference_logps
+
+        inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "labels")}
+        refs = None
+        if self.cfg.needs_reference:
+            if "reference" in batch:
+                refs = batch["reference"]
+            else:
+                assert self.model is not None, "prepare() comes before the first batch"
+                refs = reference_logps(self.frozen, self.model, inputs)
+        values, counts = logps(model, inputs)
+        pairs = len(values) // 2
+
+        def by_pair(t: torch.Tensor) -> torch.Tensor:
+            return torch.stack([t[:pairs], t[pairs:]], dim=1)
+
+        figures = PairFigures.of(self.cfg, by_pair(values), by_pair(counts), None if refs is None else by_pair(refs))
+        for name, total in figures.sums().items():
+            self.totals[name] = self.totals.get(name, 0) + total.detach()
+        self.pairs += pairs
+        return figures.losses.mean()
+
+    def logged(self) -> dict[str, float]:
+        figures = {name: round(float(total) / max(self.pairs, 1), 4) for name, total in self.totals.items()}
+        self.totals, self.pairs = {}, 0
+        return figures
+
+
+TASKS.register("preference", PreferenceConfig)(Preference())
