@@ -8,6 +8,7 @@ that composing a config stays fast.
 from ftcli.tasks import (
     classification,  # noqa: F401  (registers its tasks)
     instruction,  # noqa: F401  (registers `instruction`)
+    kto,  # noqa: F401  (registers `kto`)
     ner,  # noqa: F401  (registers `ner`)
     preference,  # noqa: F401  (registers `preference`)
     prompting,  # noqa: F401  (registers the scorer `prompting` in `scorers.SCORERS`)

@@ -20,35 +20,31 @@ generates for rows with only a prompt, and scores given answers with their impli
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
-from ftcli.config.schema import DataConfig, GenerationConfig, TaskConfig
+from ftcli.config.schema import DataConfig
 from ftcli.data.readers import Row
 from ftcli.data.splits import Splits
 from ftcli.engine.frozen import NO_FROZEN_MODELS, FrozenModels
 from ftcli.engine.step import Step
 from ftcli.tasks.base import TASKS, Feature
-from ftcli.tasks.bound import BoundTask
-from ftcli.tasks.chat import Template
 from ftcli.tasks.instruction import left_to_right
 from ftcli.tasks.notes import NOTE, RowNote
-from ftcli.tasks.preference_rows import PairColumns, PairFormat, prompt_text, read_pair, with_system
-from ftcli.tasks.scored_answers import AnswerEncoder, Tokens
+from ftcli.tasks.policy import PolicyConfig, PolicyTask
+from ftcli.tasks.preference_rows import PairColumns, PairFormat, read_pair
+from ftcli.tasks.scored_answers import Tokens
 
 if TYPE_CHECKING:
-    from pathlib import Path
 
     import torch
     from accelerate import Accelerator
     from torch import nn
     from transformers import PretrainedConfig, PreTrainedTokenizerBase
-    from transformers.generation.streamers import BaseStreamer
 
     from ftcli.engine.step import Batch, Collate, TrainingStep
     from ftcli.models.sources import ModelClass
-    from ftcli.tasks.base import Autocast
 
 log = logging.getLogger(__name__)
 PREDICTED = ("generated", "reward", "logp", "reward_chosen", "reward_rejected", "prefers_chosen")
@@ -67,29 +63,19 @@ DEFAULT_BETA = {PreferenceLoss.simpo: 2.0}  # the SimPO paper's range is 2.0–2
 
 
 @dataclass
-class PreferenceConfig(TaskConfig):
+class PreferenceConfig(PolicyConfig):
     name: str = "preference"
-    max_length: int = 1024  # prompt + answer tokens per side; a prompt alone this long is refused
     loss: PreferenceLoss = PreferenceLoss.dpo
-    beta: Optional[float] = None  # null: 0.1 (dpo, robust, ipo; orpo's odds-ratio weight λ), 2.0 (simpo)
     label_smoothing: float = 0.0  # dpo: cDPO's label noise; robust: the rate of flipped labels (required)
     gamma: float = 0.5  # simpo: the target margin of the length-normalised rewards
     sft_weight: float = 0.0  # adds this times the chosen answer's loss per token
-    precompute_reference: bool = False  # reference log-probabilities once before training; none held after
-    disable_dropout: bool = True  # no dropout in the trained model: the same answer scores the same twice
     format: PairFormat = PairFormat.auto
-    template: Template = Template.auto
-    prompt_column: str = "prompt"
     chosen_column: str = "chosen"
     rejected_column: str = "rejected"
-    system_column: str = "system"
-    response_column: str = "response"  # predict: an answer to score with its implicit reward
-    system_prompt: str = ""
-    generation: GenerationConfig = field(default_factory=GenerationConfig)
 
     @property
     def strength(self) -> float:
-        """β as the loss uses it: `beta`, or the loss's usual value when it is null."""
+        """β as the loss uses it: `beta`, or the loss's usual value when it is null (0.1; SimPO 2.0)."""
         return self.beta if self.beta is not None else DEFAULT_BETA.get(self.loss, 0.1)
 
     @property
@@ -97,9 +83,7 @@ class PreferenceConfig(TaskConfig):
         return self.loss not in REFERENCE_FREE
 
     def validate(self) -> list[str]:
-        problems = super().validate() + self.generation.validate()
-        if self.beta is not None and self.beta <= 0:
-            problems.append(f"task.beta={self.beta} must be positive (or null for the loss's default)")
+        problems = super().validate()
         if not 0 <= self.label_smoothing < 0.5:
             problems.append(f"task.label_smoothing={self.label_smoothing} must be in [0, 0.5)")
         if self.loss is PreferenceLoss.robust and not self.label_smoothing:
@@ -137,12 +121,8 @@ class Preference:
         return PreferenceTask(self, cfg, data, labels, tokenizer, frozen=frozen)
 
 
-class PreferenceTask(BoundTask[PreferenceConfig]):
+class PreferenceTask(PolicyTask[PreferenceConfig]):
     """Preference tuning bound to a run."""
-
-    @property
-    def generation(self) -> GenerationConfig:
-        return self.cfg.generation
 
     def encode(self, rows: list[Row], source: str, with_labels: bool = True) -> list[Feature]:
         """One feature per row: both answered sequences (`chosen`, `rejected`) and the prompt.
@@ -151,13 +131,13 @@ class PreferenceTask(BoundTask[PreferenceConfig]):
         or only a prompt to answer.
         """
         cfg = self.cfg
-        encoder = self._encoder()
+        encoder = self.encoder()
         columns = PairColumns(cfg.prompt_column, cfg.chosen_column, cfg.rejected_column, cfg.system_column)
         features, cut = [], 0
         for index, row in enumerate(rows):
             where = f"{source}: record {index}"
             if not with_labels and cfg.chosen_column not in row:
-                features.append(self._unpaired(row, index, encoder, columns, where))
+                features.append(self.predict_feature(row, index, where))
                 continue
             pair = read_pair(row, cfg.format, columns, cfg.system_prompt, where)
             chosen = encoder.answered(pair.turns, pair.chosen, where)
@@ -176,98 +156,16 @@ class PreferenceTask(BoundTask[PreferenceConfig]):
                         source, cut, len(rows), cfg.max_length)
         return features
 
-    def _unpaired(self, row: Row, index: int, encoder: AnswerEncoder, columns: PairColumns, where: str) -> Feature:
-        """A predict row without a pair: a prompt and an answer to score, or a prompt to answer."""
-        cfg = self.cfg
-        column = cfg.prompt_column if cfg.prompt_column in row else self.data.text_column
-        system = row.get(cfg.system_column)
-        turns = with_system([{"role": "user", "content": prompt_text(row, column, where)}],
-                            system if isinstance(system, str) else cfg.system_prompt)
-        prompt = encoder.prompt(turns)
-        answer = row.get(cfg.response_column)
-        if isinstance(answer, str) and answer.strip():
-            answered = encoder.answered(turns, answer, where)
-            return {"input_ids": answered.ids, "answer": (answered.ids, answered.labels), "prompt_ids": prompt,
-                    NOTE: RowNote(index, answered.cut)}
-        return {"input_ids": prompt, "prompt_ids": prompt, NOTE: RowNote(index)}
-
-    def _encoder(self) -> AnswerEncoder:
-        return AnswerEncoder(self.tokenizer, self.cfg.template, self.cfg.max_length)
+    def sides(self, feature: Feature) -> list[Tokens]:
+        if "chosen" in feature:
+            return [feature["chosen"], feature["rejected"]]
+        return [feature["answer"]] if "answer" in feature else []
 
     def collator(self) -> Collate:
-        return PairCollator(self._pad_id())
+        return PairCollator(self.pad_id())
 
     def training_step(self) -> TrainingStep:
         return PreferenceStep(self.cfg, self.frozen)
-
-    def precompute(self, model: nn.Module, features: dict[str, list[Feature]], store: Path, batch_size: int,
-                   autocast: Autocast) -> None:
-        """With `task.precompute_reference`, every split's reference log-probabilities, once; the
-        reference copy a whole-model method loads for them is dropped afterwards."""
-        from ftcli.tasks.scored_answers import precomputed, reference_only
-
-        if not (self.cfg.precompute_reference and self.cfg.needs_reference):
-            return
-        for split, split_features in features.items():
-            def compute(feats: list[Feature] = split_features) -> list[list[float]]:
-                return reference_only(self.frozen, model, feats, _sides, self._pad_id(), batch_size, autocast)
-
-            for feature, values in zip(split_features, precomputed(store, split, split_features, _sides, compute)):
-                feature["reference"] = values
-        self.frozen.release()
-
-    def outputs(
-        self, model: nn.Module, features: list[Feature], batch_size: int, autocast: Autocast,
-        streamer: BaseStreamer | None = None,
-    ) -> list[dict[str, Any]]:
-        """Per feature, the log-probabilities of its answers under the model and the reference, and
-        the token counts; or the text written for a feature that has only a prompt."""
-        from ftcli.engine.eval_mode import evaluating
-        from ftcli.tasks.scored_answers import reference_logps, scored
-
-        results: list[dict[str, Any]] = [{} for _ in features]
-        for kind, sides in (("chosen", _sides), ("answer", _answer)):
-            picked = [i for i, f in enumerate(features) if kind in f]
-            subset = [features[i] for i in picked]
-            live = self.cfg.needs_reference and not all("reference" in f for f in subset)
-
-            def reference(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-                return reference_logps(self.frozen, model, batch)
-
-            with evaluating(model):
-                batches = scored(model, subset, sides, self._pad_id(), batch_size, autocast, reference if live else None)
-                for indices, values, counts, refs in batches:
-                    width = len(indices)
-                    for row, i in enumerate(indices):
-                        known = subset[i].get("reference")
-                        out = results[picked[i]]
-                        for side in range(len(values) // width):
-                            at = side * width + row
-                            ref = refs[at].item() if refs is not None else known[side] if known else None
-                            out.setdefault("logps", []).append(values[at].item())
-                            out.setdefault("tokens", []).append(int(counts[at]))
-                            out.setdefault("refs", []).append(ref)
-        prompts = [i for i, f in enumerate(features) if "chosen" not in f and "answer" not in f]
-        if prompts:
-            for i, text in zip(prompts, self._generate(model, [features[i] for i in prompts], batch_size, autocast,
-                                                        streamer)):
-                results[i]["generated"] = text
-        return results
-
-    def _generate(self, model: nn.Module, features: list[Feature], batch_size: int, autocast: Autocast,
-                  streamer: BaseStreamer | None) -> list[str]:
-        from ftcli.engine.generation import generate_ids, stop_settings
-
-        tokenizer = self.tokenizer
-        settings = {**self.generation.as_kwargs(),
-                    **stop_settings(model, self._encoder().stop_ids(), tokenizer.pad_token_id)}
-        prompts = [{"input_ids": f["prompt_ids"]} for f in features]
-
-        def collate(batch: list[Feature]) -> Batch:
-            return tokenizer.pad(batch, padding=True, padding_side="left", return_tensors="pt")
-
-        ids = generate_ids(model, prompts, collate, batch_size, settings, autocast, streamer)
-        return [text.strip() for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
     def scores(self, outputs: list[dict[str, Any]], features: list[Feature]) -> dict[str, Any]:
         """The mean loss over pairs, then reward accuracy and margin, each answer's mean reward and
@@ -287,34 +185,18 @@ class PreferenceTask(BoundTask[PreferenceConfig]):
     def predictions(self, outputs: list[dict[str, Any]], features: list[Feature]) -> list[dict[str, Any]]:
         from ftcli.tasks.scored_answers import implicit_reward
 
-        beta = self.cfg.strength
         results = []
         for out in outputs:
-            if "generated" in out:
-                results.append({"generated": out["generated"]})
+            if len(out.get("logps", ())) != 2:
+                results.append(self.answer_prediction(out))
                 continue
-            rewards = [implicit_reward(lp, ref, n, beta) for lp, ref, n in zip(out["logps"], out["refs"], out["tokens"])]
-            if len(rewards) == 1:
-                results.append({"reward": rewards[0], "logp": out["logps"][0]})
-            else:
-                results.append({"reward_chosen": rewards[0], "reward_rejected": rewards[1],
-                                "prefers_chosen": rewards[0] > rewards[1]})
+            chosen, rejected = (implicit_reward(lp, ref, n, self.cfg.strength)
+                                for lp, ref, n in zip(out["logps"], out["refs"], out["tokens"]))
+            results.append({"reward_chosen": chosen, "reward_rejected": rejected, "prefers_chosen": chosen > rejected})
         return results
 
     def prediction_fields(self) -> tuple[str, ...]:
         return PREDICTED
-
-    def _pad_id(self) -> int:
-        tokenizer = self.tokenizer
-        return int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id or 0)
-
-
-def _sides(feature: Feature) -> list[Tokens]:
-    return [feature["chosen"], feature["rejected"]]
-
-
-def _answer(feature: Feature) -> list[Tokens]:
-    return [feature["answer"]]
 
 
 @dataclass

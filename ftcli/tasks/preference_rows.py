@@ -69,7 +69,7 @@ def read_pair(row: Row, fmt: PairFormat, columns: PairColumns, system_prompt: st
                                                        _text(row, columns.rejected, where), where)
         turns = hh_turns(prompt, where)
     else:
-        turns = [{"role": "user", "content": prompt_text(row, columns.prompt, where)}]
+        turns = prompt_turns(prompt_text(row, columns.prompt, where), where)
         chosen, rejected = _text(row, columns.chosen, where), _text(row, columns.rejected, where)
     system = row.get(columns.system) if isinstance(row.get(columns.system), str) else None
     turns = with_system(turns, system or system_prompt)
@@ -85,7 +85,7 @@ def read_pair(row: Row, fmt: PairFormat, columns: PairColumns, system_prompt: st
 def read_completion(row: Row, columns: PairColumns, completion: str, label: str, system_prompt: str,
                     where: str) -> tuple[Turns, str, bool]:
     """An unpaired row's prompt turns, its completion and whether the completion is desirable."""
-    turns = [{"role": "user", "content": prompt_text(row, columns.prompt, where)}]
+    turns = prompt_turns(prompt_text(row, columns.prompt, where), where)
     system = row.get(columns.system) if isinstance(row.get(columns.system), str) else None
     text = _text(row, completion, where)
     if not text.strip():
@@ -112,7 +112,7 @@ def split_sharedprompt_text(chosen: str, rejected: str, where: str) -> tuple[str
         if a != b:
             break
         shared += 1
-    end = chosen.rfind(ASSISTANT, 0, shared - len(ASSISTANT) + 1) if shared >= len(ASSISTANT) else -1
+    end = chosen.rfind(ASSISTANT, 0, shared)
     if end < 0:
         raise DataError(
             f"{where}: chosen and rejected do not share a prompt ending in {ASSISTANT.strip()!r}",
@@ -120,6 +120,13 @@ def split_sharedprompt_text(chosen: str, rejected: str, where: str) -> tuple[str
         )
     cut = end + len(ASSISTANT)
     return chosen[:cut], chosen[cut:].strip(), rejected[cut:].strip()
+
+
+def prompt_turns(prompt: str, where: str) -> Turns:
+    """A prompt string's turns: an HH conversation's turns ("Human: … Assistant:"), else one user turn."""
+    if prompt.lstrip().startswith(HUMAN.strip()) and ASSISTANT in prompt:
+        return hh_turns(prompt, where)
+    return [{"role": "user", "content": prompt}]
 
 
 def hh_turns(prompt: str, where: str) -> Turns:
