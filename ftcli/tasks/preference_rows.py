@@ -65,7 +65,7 @@ def read_pair(row: Row, fmt: PairFormat, columns: PairColumns, system_prompt: st
     if found is PairFormat.messages:
         turns, chosen, rejected = _from_messages(row, columns, where)
     elif found is PairFormat.conversation:
-        prompt, chosen, rejected = split_sharedprompt_text(_text(row, columns.chosen, where),
+        prompt, chosen, rejected = split_shared_prompt(_text(row, columns.chosen, where),
                                                        _text(row, columns.rejected, where), where)
         turns = hh_turns(prompt, where)
     else:
@@ -101,7 +101,7 @@ def read_completion(row: Row, columns: PairColumns, completion: str, label: str,
     return with_system(turns, system or system_prompt), text, value
 
 
-def split_sharedprompt_text(chosen: str, rejected: str, where: str) -> tuple[str, str, str]:
+def split_shared_prompt(chosen: str, rejected: str, where: str) -> tuple[str, str, str]:
     """The prompt two whole HH conversations share, and the answer each gives after it.
 
     The prompt runs to the end of the last "\\n\\nAssistant:" both sides share, so an answer
