@@ -14,7 +14,6 @@ that make weight × count about equal, within a factor of 4/3.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +27,7 @@ from ftcli.tasks.instruction import left_to_right
 from ftcli.tasks.notes import NOTE, RowNote
 from ftcli.tasks.policy import PolicyConfig, PolicyTask
 from ftcli.tasks.preference_rows import PairColumns, PairFormat, Turns, read_completion, read_pair
-from ftcli.tasks.scored_answers import Tokens
+from ftcli.tasks.scored_answers import AnswerEncoder, PromptTooLong, Tokens
 
 if TYPE_CHECKING:
     import torch
@@ -39,7 +38,6 @@ if TYPE_CHECKING:
     from ftcli.engine.step import Batch, Collate, TrainingStep
     from ftcli.models.sources import ModelClass
 
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -107,11 +105,14 @@ class KtoTask(PolicyTask[KtoConfig]):
                                                          cfg.system_prompt, where)
                 items.append((index, turns, text, desirable, where))
         encoder = self.encoder()
-        features, cut = [], 0
+        features = []
+        if cfg.skip_long_prompts:
+            kept = [item for item in items if _fits(encoder, item)]
+            self.skipped(source, len({i[0] for i in items}) - len({i[0] for i in kept}), len(rows))
+            items = kept
         for n, (index, turns, text, desirable, where) in enumerate(items):
             answered = encoder.answered(turns, text, where)
             mismatched = encoder.answered(turns, _other_row(items, n)[2], where)
-            cut += answered.cut
             features.append({
                 "input_ids": max(answered.ids, mismatched.ids, key=len),
                 "answer": (answered.ids, answered.labels),
@@ -120,9 +121,6 @@ class KtoTask(PolicyTask[KtoConfig]):
                 "prompt_ids": encoder.prompt(turns),
                 NOTE: RowNote(index, answered.cut),
             })
-        if cut:
-            log.warning("%s: %d of %d completions are longer than task.max_length=%d tokens allows; their end was cut",
-                        source, cut, len(items), cfg.max_length)
         return features
 
     def sides(self, feature: Feature) -> list[Tokens]:
@@ -155,6 +153,14 @@ class KtoTask(PolicyTask[KtoConfig]):
 
     def prediction_fields(self) -> tuple[str, ...]:
         return ("generated", "reward", "logp")
+
+
+def _fits(encoder: AnswerEncoder, item: tuple[int, Turns, str, bool, str]) -> bool:
+    try:
+        encoder.answered(item[1], item[2], item[4])
+    except PromptTooLong:
+        return False
+    return True
 
 
 def _other_row(items: list[tuple[int, Turns, str, bool, str]], n: int) -> tuple[int, Turns, str, bool, str]:

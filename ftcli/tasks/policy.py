@@ -39,6 +39,7 @@ GENERATED = "generated"
 @dataclass
 class PolicyConfig(TaskConfig):
     max_length: int = 1024  # prompt + answer tokens per sequence; a prompt alone this long is refused
+    skip_long_prompts: bool = False  # true: rows whose prompt alone fills max_length are left out (counted), not refused
     beta: Optional[float] = None  # null: the loss's usual strength
     precompute_reference: bool = False  # reference log-probabilities once before training; none held after
     disable_dropout: bool = True  # no dropout in the trained model: the same answer scores the same twice
@@ -91,6 +92,14 @@ class PolicyTask(BoundTask[P], ABC):
         system = row.get(cfg.system_column)
         return with_system(prompt_turns(prompt_text(row, column, where), where),
                            system if isinstance(system, str) else cfg.system_prompt)
+
+    def skipped(self, source: str, count: int, rows: int) -> None:
+        """Say how many rows `task.skip_long_prompts` left out of `source`."""
+        from ftcli import ui
+
+        if count:
+            ui.warn(f"{source}: {count} of {rows} rows left out: their prompt alone fills "
+                    f"task.max_length={self.cfg.max_length} tokens (task.skip_long_prompts=true)")
 
     def predict_feature(self, row: Row, index: int, where: str) -> Feature:
         """A predict row that holds a prompt and an answer to score (`task.response_column`), or only a prompt."""

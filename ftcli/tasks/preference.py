@@ -19,7 +19,6 @@ generates for rows with only a prompt, and scores given answers with their impli
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -34,7 +33,7 @@ from ftcli.tasks.instruction import left_to_right
 from ftcli.tasks.notes import NOTE, RowNote
 from ftcli.tasks.policy import PolicyConfig, PolicyTask
 from ftcli.tasks.preference_rows import PairColumns, PairFormat, read_pair
-from ftcli.tasks.scored_answers import Tokens
+from ftcli.tasks.scored_answers import PromptTooLong, Tokens
 
 if TYPE_CHECKING:
 
@@ -46,7 +45,6 @@ if TYPE_CHECKING:
     from ftcli.engine.step import Batch, Collate, TrainingStep
     from ftcli.models.sources import ModelClass
 
-log = logging.getLogger(__name__)
 PREDICTED = ("generated", "reward", "logp", "reward_chosen", "reward_rejected", "prefers_chosen")
 
 
@@ -133,16 +131,21 @@ class PreferenceTask(PolicyTask[PreferenceConfig]):
         cfg = self.cfg
         encoder = self.encoder()
         columns = PairColumns(cfg.prompt_column, cfg.chosen_column, cfg.rejected_column, cfg.system_column)
-        features, cut = [], 0
+        features, skipped = [], 0
         for index, row in enumerate(rows):
             where = f"{source}: record {index}"
             if not with_labels and cfg.chosen_column not in row:
                 features.append(self.predict_feature(row, index, where))
                 continue
             pair = read_pair(row, cfg.format, columns, cfg.system_prompt, where)
-            chosen = encoder.answered(pair.turns, pair.chosen, where)
-            rejected = encoder.answered(pair.turns, pair.rejected, where)
-            cut += chosen.cut or rejected.cut
+            try:
+                chosen = encoder.answered(pair.turns, pair.chosen, where)
+                rejected = encoder.answered(pair.turns, pair.rejected, where)
+            except PromptTooLong:
+                if not cfg.skip_long_prompts:
+                    raise
+                skipped += 1
+                continue
             longer = chosen if len(chosen.ids) >= len(rejected.ids) else rejected
             features.append({
                 "input_ids": longer.ids,  # what batching by length measures
@@ -151,9 +154,7 @@ class PreferenceTask(PolicyTask[PreferenceConfig]):
                 "prompt_ids": encoder.prompt(pair.turns),
                 NOTE: RowNote(index, chosen.cut or rejected.cut),
             })
-        if cut:
-            log.warning("%s: %d of %d pairs have an answer longer than task.max_length=%d tokens allows; its end was cut",
-                        source, cut, len(rows), cfg.max_length)
+        self.skipped(source, skipped, len(rows))
         return features
 
     def sides(self, feature: Feature) -> list[Tokens]:

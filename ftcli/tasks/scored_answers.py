@@ -39,6 +39,10 @@ Tokens = tuple[list[int], list[int]]  # input ids, and labels with IGNORE_INDEX 
 Sides = Callable[["Feature"], list[Tokens]]  # the sequences one feature stands for, scored in order
 
 
+class PromptTooLong(DataError):
+    """A prompt that alone fills task.max_length, so no answer fits after it."""
+
+
 @dataclass(frozen=True)
 class Answered:
     ids: list[int]
@@ -69,10 +73,11 @@ class AnswerEncoder:
         segments = [Segment(s.ids, s.trained and i == last) for i, s in enumerate(segments)]
         prompt = sum(len(s.ids) for s in segments[:-1])
         if prompt >= self.max_length:
-            raise DataError(
+            raise PromptTooLong(
                 f"{where}: the prompt alone is {prompt} tokens, which leaves no room for the answer "
                 f"within task.max_length={self.max_length}",
-                hint="raise task.max_length, or shorten or drop the row",
+                hint="raise task.max_length, shorten or drop the row, or skip every such row with "
+                "task.skip_long_prompts=true",
             )
         ids, mask = fit(segments, self.max_length)
         labels = [i if m else IGNORE_INDEX for i, m in zip(ids, mask)]

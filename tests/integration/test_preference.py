@@ -152,3 +152,14 @@ def test_kto_trains_on_unpaired_pairs_evaluates_and_predicts(tmp_path):
     source.write_text(json.dumps({"prompt": "What is 2 plus 2?", "response": "4."}) + "\n")
     assert main(["predict", f"run_dir={run}", f"input={source}", f"output={out}", f"hydra.run.dir={tmp_path / 'p'}"]) == 0
     assert isinstance(json.loads(out.read_text())["reward"], float)
+
+
+def test_skip_long_prompts_leaves_such_pairs_out_and_counts_them(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")
+    folder = tmp_path / "data"
+    data = write_pairs(folder)
+    with (folder / "train.jsonl").open("a") as rows:
+        rows.write(json.dumps({"prompt": "What is one plus one? " * 30, "chosen": "2.", "rejected": "No."}) + "\n")
+    run = train(tmp_path / "run", "task=preference", "method=lora", "task.skip_long_prompts=true", *data)
+    assert "1 of 19 rows left out: their prompt alone fills task.max_length=48" in " ".join(capsys.readouterr().err.split())
+    assert (run / "metrics.json").is_file()
