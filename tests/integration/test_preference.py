@@ -161,5 +161,6 @@ def test_skip_long_prompts_leaves_such_pairs_out_and_counts_them(tmp_path, capsy
     with (folder / "train.jsonl").open("a") as rows:
         rows.write(json.dumps({"prompt": "What is one plus one? " * 30, "chosen": "2.", "rejected": "No."}) + "\n")
     run = train(tmp_path / "run", "task=preference", "method=lora", "task.skip_long_prompts=true", *data)
-    assert "1 of 19 rows left out: their prompt alone fills task.max_length=48" in " ".join(capsys.readouterr().err.split())
+    printed = capsys.readouterr()
+    assert "1 of 19 rows left out: their prompt alone fills task.max_length=48" in " ".join((printed.out + printed.err).split())
     assert (run / "metrics.json").is_file()
