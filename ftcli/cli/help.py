@@ -47,6 +47,7 @@ DEFAULT_EXAMPLES = (  # `train`'s
     "Examples:\n"
     "  ftcli train task=sentiment method=lora trainer.epochs=2\n"
     "  ftcli train data.train_file=train.csv data.validation_file=dev.csv\n"
+    "  ftcli train task=preference method=lora task.loss=simpo data.train_file=pairs.jsonl\n"
     "  ftcli train -m method=full,lora trainer.lr=2e-5,1e-4\n"
     "  ftcli train task=sentiment --cfg job"
 )
