@@ -425,7 +425,8 @@ def ftcli_features(part: str, model: Path, rows: list[dict[str, Any]], max_lengt
     task = entry.impl.bind(cfg, data, labels, AutoTokenizer.from_pretrained(model))
     features: list[Any] = []
     quiet = logging.getLogger("ftcli")
-    level, quiet.level = quiet.level, logging.ERROR  # no warning about each single row encoded
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # no warning about each single row encoded
     try:
         for index, row in enumerate(rows):
             try:

@@ -84,3 +84,40 @@ def test_the_table_gives_medians_spreads_and_ratios(bench):
 def test_a_table_with_one_side_has_no_ratio(bench):
     lines = bench.table("reward", {"trl": [], "ftcli": [run(100, 1.0, 900)]})
     assert len(lines) == 3 and lines[2].startswith("| ftcli | 100 | 100–100 (±0%) | 1.0 |")
+
+
+SPEC = {"model": "tiny:llama", "train": "train.jsonl", "dev": "dev.jsonl", "steps": 4, "batch_size": 4,
+        "lr": 5e-5, "max_length": 256, "seed": 42, "gradient_checkpointing": False, "run": "run", "overrides": []}
+
+
+def composed(bench, part, config_dir, **spec):
+    from hydra import compose, initialize_config_dir
+
+    from ftcli.cli.registered import to_typed
+    from ftcli.config.schema import TrainConfig
+
+    overrides = [o for o in bench.ftcli_overrides(part, {**SPEC, **spec}) if not o.startswith("hydra.")]
+    with initialize_config_dir(str(config_dir), version_base="1.3", job_name="test"):
+        return to_typed(compose(config_name="train", overrides=overrides), TrainConfig)
+
+
+def test_the_dpo_side_is_configured_as_the_trl_side(bench, config_dir, registered_configs):
+    cfg = composed(bench, "dpo", config_dir, overrides=["trainer.group_by_length=false"])
+    assert (cfg.task.name, cfg.task.loss.value, cfg.task.strength, cfg.task.max_length) == ("preference", "dpo", 0.1, 256)
+    assert cfg.task.disable_dropout and not cfg.task.precompute_reference and cfg.task.template.value == "plain"
+    assert (cfg.method.name, cfg.method.rank, cfg.method.alpha, cfg.method.dropout) == ("lora", 8, 16, 0.1)
+    assert cfg.method.target_modules == bench.LORA["targets"]
+    trainer = cfg.trainer
+    assert (trainer.max_steps, trainer.batch_size, trainer.lr, trainer.grad_accum_steps) == (4, 4, 5e-5, 1)
+    assert (trainer.weight_decay, trainer.warmup_ratio, trainer.max_grad_norm) == (0.01, 0.06, 1.0)
+    assert trainer.precision.value == "fp32" and trainer.eval_strategy.value == "no" and trainer.save_every is None
+    assert trainer.fused_optimizer and not trainer.gradient_checkpointing and not trainer.group_by_length
+
+
+def test_the_reward_side_is_a_full_reward_model_once_ftcli_has_one(bench, config_dir, registered_configs):
+    if not (config_dir / "task" / "reward_model.yaml").is_file():
+        pytest.skip("task=reward_model is not in this ftcli yet")
+    cfg = composed(bench, "reward", config_dir, gradient_checkpointing=True)
+    assert (cfg.task.name, cfg.task.input.value, cfg.task.max_length, cfg.method.name) == ("reward_model", "conversation",
+                                                                                          256, "full")
+    assert cfg.trainer.gradient_checkpointing and cfg.trainer.max_steps == 4
