@@ -11,6 +11,7 @@ from ftcli.tasks import (
     ner,  # noqa: F401  (registers `ner`)
     prompting,  # noqa: F401  (registers the scorer `prompting` in `scorers.SCORERS`)
     qa,  # noqa: F401  (registers `qa`)
+    reward_model,  # noqa: F401  (registers `reward_model`)
     seq2seq,  # noqa: F401  (registers `summarization` and `translation`)
 )
 from ftcli.tasks.base import TASKS, Task, TaskKind

@@ -35,7 +35,7 @@ def test_command_help_lists_groups_and_options():
     result = ftcli("train", "--help")
     assert result.returncode == 0
     assert "method: adapter, bitfit, freeze, full*, ia3, ln_tuning, lora, lora_adapter, lora_prefix, p_tuning, prefix_tuning, prompt_tuning" in result.stdout
-    assert ("task: instruction, ner, pair_classification, prompting, qa, sentiment*, summarization, "
+    assert ("task: instruction, ner, pair_classification, prompting, qa, reward_model, sentiment*, summarization, "
             "text_classification, translation") in result.stdout
     assert "metric_for_best" in result.stdout
 
