@@ -5,15 +5,14 @@ conversations with margins; a bad pair stops training before anything is trained
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 
 from ftcli.cli.main import main
 from ftcli.errors import EXIT_DATA
 
-# five steps of 8 pairs at 4x the default rate: MiniLM then ranks 78-82% of the 60 held-out pairs
-# (seeds 1-5 and 42), where its untrained head ranks 35-58%
+# five steps of 8 pairs at 4x the default rate: MiniLM then ranks 75-82% of the 60 held-out pairs, at
+# a loss of 0.666-0.686 (seeds 1-5 and 42), where untrained heads rank 33-70% at a loss of 0.692 or more
 RANKING = ["task=reward_model", "method=full", "trainer.max_steps=5", "trainer.batch_size=8", "trainer.lr=2e-4",
            "trainer.logging_steps=2", "trainer.eval_strategy=no", "trainer.save_every=null"]
 SCORES = {"loss", "accuracy", "mean_margin", "mean_chosen_reward", "mean_rejected_reward"}
@@ -44,7 +43,7 @@ def test_minilm_learns_to_rank_the_held_out_sample_pairs_and_its_run_is_used(tmp
     run_command("train", *RANKING, f"hydra.run.dir={run}")
     validation = read_json(run / "metrics.json")["validation"]
     assert set(validation) == SCORES
-    assert validation["accuracy"] > 0.65 and validation["mean_margin"] > 0 and validation["loss"] < math.log(2)
+    assert validation["accuracy"] >= 0.7 and validation["loss"] < 0.69 and validation["mean_margin"] > 0
     logged = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in logged if "accuracy" in r and "mean_margin" in r] == [2, 4, 5]
 
