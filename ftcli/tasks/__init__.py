@@ -13,6 +13,7 @@ from ftcli.tasks import (
     preference,  # noqa: F401  (registers `preference`)
     prompting,  # noqa: F401  (registers the scorer `prompting` in `scorers.SCORERS`)
     qa,  # noqa: F401  (registers `qa`)
+    reward_model,  # noqa: F401  (registers `reward_model`)
     seq2seq,  # noqa: F401  (registers `summarization` and `translation`)
 )
 from ftcli.tasks.base import TASKS, Task, TaskKind

@@ -47,7 +47,7 @@ def test_command_help_lists_groups_and_options():
     assert "method: adapter, bitfit, freeze, full*, ia3, ln_tuning, lora, lora_adapter, lora_prefix, p_tuning, prefix_tuning, prompt_tuning" in result.stdout
     tasks = task_options(result.stdout)
     assert tasks == sorted(tasks) and "sentiment*" in tasks
-    assert {"instruction", "kto", "ner", "pair_classification", "preference", "prompting", "qa", "summarization",
+    assert {"instruction", "kto", "ner", "pair_classification", "preference", "prompting", "qa", "reward_model", "summarization",
             "text_classification", "translation"} <= set(tasks)
     assert "metric_for_best" in result.stdout
 
