@@ -26,7 +26,7 @@ from ftcli.tasks.base import TASKS, Feature
 from ftcli.tasks.instruction import left_to_right
 from ftcli.tasks.notes import NOTE, RowNote
 from ftcli.tasks.policy import PolicyConfig, PolicyTask
-from ftcli.tasks.preference_rows import PairColumns, PairFormat, Turns, read_completion, read_pair
+from ftcli.tasks.preference_rows import PairColumns, Turns, read_completion, read_pair
 from ftcli.tasks.scored_answers import AnswerEncoder, PromptTooLong, Tokens
 
 if TYPE_CHECKING:
@@ -48,7 +48,6 @@ class KtoConfig(PolicyConfig):
     completion_column: str = "completion"
     label_column: str = "label"  # true/false: whether the completion is desirable
     unpair: bool = False  # rows are preference pairs: each gives its chosen answer as desirable, its rejected as not
-    format: PairFormat = PairFormat.auto  # with unpair: how pairs are read (as task=preference reads them)
     chosen_column: str = "chosen"
     rejected_column: str = "rejected"
 
@@ -98,7 +97,7 @@ class KtoTask(PolicyTask[KtoConfig]):
         for index, row in enumerate(rows):
             where = f"{source}: record {index}"
             if cfg.unpair:
-                pair = read_pair(row, cfg.format, columns, cfg.system_prompt, where)
+                pair = read_pair(row, columns, cfg.system_prompt, where)
                 items += [(index, pair.turns, pair.chosen, True, where), (index, pair.turns, pair.rejected, False, where)]
             else:
                 turns, text, desirable = read_completion(row, columns, cfg.completion_column, cfg.label_column,

@@ -19,7 +19,7 @@ from ftcli.data.readers import Row
 from ftcli.tasks.bound import BoundTask
 from ftcli.tasks.chat import Template
 from ftcli.tasks.notes import NOTE, RowNote
-from ftcli.tasks.preference_rows import Turns, prompt_text, prompt_turns, with_system
+from ftcli.tasks.preference_rows import Turns, row_prompt, with_system
 from ftcli.tasks.scored_answers import AnswerEncoder, Tokens
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ class PolicyTask(BoundTask[P], ABC):
         cfg = self.cfg
         column = cfg.prompt_column if cfg.prompt_column in row else self.data.text_column
         system = row.get(cfg.system_column)
-        return with_system(prompt_turns(prompt_text(row, column, where), where),
+        return with_system(row_prompt(row, column, where),
                            system if isinstance(system, str) else cfg.system_prompt)
 
     def skipped(self, source: str, count: int, rows: int) -> None:

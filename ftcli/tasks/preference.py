@@ -1,6 +1,6 @@
 """`preference`: a causal LM learns from pairs of answers to one prompt, one preferred.
 
-Rows are strings, whole HH conversations or chat `messages` lists (`ftcli.tasks.preference_rows`);
+Rows are strings, whole HH conversations or lists of chat turns (`ftcli.tasks.pairs`);
 each side is the prompt written as `task=instruction` writes it plus one answer, and
 log-probabilities cover the answer's tokens only (`ftcli.tasks.scored_answers`). Both sides of a
 batch go through the model in one forward pass.
@@ -32,7 +32,7 @@ from ftcli.tasks.base import TASKS, Feature
 from ftcli.tasks.instruction import left_to_right
 from ftcli.tasks.notes import NOTE, RowNote
 from ftcli.tasks.policy import PolicyConfig, PolicyTask
-from ftcli.tasks.preference_rows import PairColumns, PairFormat, read_pair
+from ftcli.tasks.preference_rows import PairColumns, read_pair
 from ftcli.tasks.scored_answers import PromptTooLong, Tokens
 
 if TYPE_CHECKING:
@@ -67,7 +67,6 @@ class PreferenceConfig(PolicyConfig):
     label_smoothing: float = 0.0  # dpo: cDPO's label noise; robust: the rate of flipped labels (required)
     gamma: float = 0.5  # simpo: the target margin of the length-normalised rewards
     sft_weight: float = 0.0  # adds this times the chosen answer's loss per token
-    format: PairFormat = PairFormat.auto
     chosen_column: str = "chosen"
     rejected_column: str = "rejected"
 
@@ -137,7 +136,7 @@ class PreferenceTask(PolicyTask[PreferenceConfig]):
             if not with_labels and cfg.chosen_column not in row:
                 features.append(self.predict_feature(row, index, where))
                 continue
-            pair = read_pair(row, cfg.format, columns, cfg.system_prompt, where)
+            pair = read_pair(row, columns, cfg.system_prompt, where)
             try:
                 chosen = encoder.answered(pair.turns, pair.chosen, where)
                 rejected = encoder.answered(pair.turns, pair.rejected, where)

@@ -121,8 +121,8 @@ def test_a_preference_run_stopped_mid_way_resumes_to_the_uninterrupted_result(tm
 
 @pytest.mark.parametrize(("row", "says"), [
     ({"prompt": "What is 1 plus 1?", "rejected": "No."}, "record 2: has no 'chosen'"),
-    ({"prompt": "What is 1 plus 1?", "chosen": "2.", "rejected": "2."}, "record 2: the chosen and rejected answers are the same"),
-    ({"prompt": "", "chosen": "2.", "rejected": "No."}, "record 2: the prompt ('prompt') is empty"),
+    ({"prompt": "What is 1 plus 1?", "chosen": "2.", "rejected": "2."}, "record 2: 'chosen' and 'rejected' are the same answer"),
+    ({"prompt": "", "chosen": "2.", "rejected": "No."}, "record 2: the prompt is empty"),
     ({"prompt": "What is one plus one? " * 30, "chosen": "2.", "rejected": "No."}, "record 2: the prompt alone is"),
 ])
 def test_a_bad_pair_is_refused_naming_the_row_and_nothing_is_written(tmp_path, capsys, monkeypatch, row, says):

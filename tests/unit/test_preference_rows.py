@@ -6,21 +6,15 @@ from __future__ import annotations
 import pytest
 
 from ftcli.errors import DataError
-from ftcli.tasks.preference_rows import (
-    PairColumns,
-    PairFormat,
-    hh_turns,
-    read_completion,
-    read_pair,
-    split_shared_prompt,
-)
+from ftcli.tasks.pairs import split_shared_prompt
+from ftcli.tasks.preference_rows import PairColumns, read_completion, read_pair, row_prompt
 
 COLUMNS = PairColumns("prompt", "chosen", "rejected", "system")
 WHERE = "train.jsonl: record 3"
 
 
-def pair(row, fmt=PairFormat.auto, system_prompt=""):
-    return read_pair(row, fmt, COLUMNS, system_prompt, WHERE)
+def pair(row, system_prompt=""):
+    return read_pair(row, COLUMNS, system_prompt, WHERE)
 
 
 def test_strings_with_a_system_turn():
@@ -76,11 +70,11 @@ def test_messages_answers_with_the_prompt_in_its_own_column():
 
 @pytest.mark.parametrize(("row", "says"), [
     ({"prompt": "Hi", "rejected": "No."}, "has no 'chosen'"),
-    ({"prompt": "Hi", "chosen": "Hello.", "rejected": " Hello. "}, "the same text"),
-    ({"prompt": "  ", "chosen": "Hello.", "rejected": "No."}, "the prompt ('prompt') is empty"),
+    ({"prompt": "Hi", "chosen": "Hello.", "rejected": "Hello."}, "the same answer"),
+    ({"prompt": "  ", "chosen": "Hello.", "rejected": "No."}, "the prompt is empty"),
     ({"prompt": "Hi", "chosen": "", "rejected": "No."}, "the chosen answer is empty"),
-    ({"prompt": "Hi", "chosen": 3, "rejected": "No."}, "'chosen' is int, not text"),
-    ({"chosen": "\n\nHuman: a\n\nAssistant: b", "rejected": "\n\nHuman: c\n\nAssistant: d"}, "do not share a prompt"),
+    ({"prompt": "Hi", "chosen": 3, "rejected": "No."}, "'chosen' is int, not a text or a list of turns"),
+    ({"chosen": "\n\nHuman: a\n\nAssistant: b", "rejected": "\n\nHuman: c\n\nAssistant: d"}, "share no prompt ending in"),
 ])
 def test_bad_rows_are_refused_with_the_row_named(row, says):
     with pytest.raises(DataError) as error:
@@ -88,9 +82,12 @@ def test_bad_rows_are_refused_with_the_row_named(row, says):
     assert WHERE in str(error.value) and says in str(error.value)
 
 
-def test_hh_turns_need_a_human_turn():
-    with pytest.raises(DataError, match="no Human turn"):
-        hh_turns("\n\nAssistant: hello", WHERE)
+def test_a_predict_prompt_may_be_text_an_hh_conversation_or_turns():
+    assert row_prompt({"prompt": "Hi"}, "prompt", WHERE) == [{"role": "user", "content": "Hi"}]
+    assert [t["role"] for t in row_prompt({"prompt": "\n\nHuman: a\n\nAssistant: b\n\nHuman: c\n\nAssistant:"},
+                                          "prompt", WHERE)] == ["user", "assistant", "user"]
+    with pytest.raises(DataError, match="record 3: the prompt is empty"):
+        row_prompt({"prompt": " "}, "prompt", WHERE)
 
 
 @pytest.mark.parametrize(("label", "desirable"), [(True, True), (False, False), ("true", True), ("False", False)])
