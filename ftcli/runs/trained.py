@@ -51,7 +51,14 @@ def frozen_models(cfg: TrainConfig, kind: TaskKind[Any], method: Method[Any], la
     the run started from, loaded again when first asked for."""
 
     def load_base() -> PreTrainedModel:
-        base = build_model(cfg.model, kind.model_class(), labels, **kind.model_config(cfg.task, load_config(cfg.model)))
+        import torch
+
+        # under the run's seed, as `train` built the model it trains: weights the checkpoint lacks
+        # (a new head, MiniLM's language-model transform) start as the trained model's did
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            settings = kind.model_config(cfg.task, load_config(cfg.model))
+            base = build_model(cfg.model, kind.model_class(), labels, **settings)
         sync_pad_token(base, tokenizer)
         return base
 
