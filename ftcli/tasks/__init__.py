@@ -7,6 +7,7 @@ that composing a config stays fast.
 
 from ftcli.tasks import (
     classification,  # noqa: F401  (registers its tasks)
+    grpo,  # noqa: F401  (registers `grpo`)
     instruction,  # noqa: F401  (registers `instruction`)
     ner,  # noqa: F401  (registers `ner`)
     prompting,  # noqa: F401  (registers the scorer `prompting` in `scorers.SCORERS`)

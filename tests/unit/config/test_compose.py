@@ -33,6 +33,7 @@ from ftcli.methods.lora import LoraBias, LoraConfig
 from ftcli.methods.mixed import MixedConfig
 from ftcli.methods.prompt import PrefixTuningConfig, PromptTuningConfig, PTuningConfig
 from ftcli.tasks.classification import ClassificationConfig
+from ftcli.tasks.grpo import GrpoConfig
 from ftcli.tasks.instruction import InstructionConfig
 from ftcli.tasks.ner import NerConfig
 from ftcli.tasks.prompting import PromptingConfig
@@ -42,7 +43,7 @@ from ftcli.tasks.seq2seq import Seq2SeqConfig
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 GROUPS = ("model", "task", "method", "data", "trainer", "experiment", "debug")
 OPTIONS = sorted(path for group in GROUPS for path in (CONFIGS / group).glob("*.yaml"))
-EXPECTED_OPTION_COUNT = 36  # 9 model + 9 task + 12 method + 2 data + 2 trainer + 1 experiment + 1 debug
+EXPECTED_OPTION_COUNT = 37  # 9 model + 10 task + 12 method + 2 data + 2 trainer + 1 experiment + 1 debug
 
 METHOD_TYPES = {
     "full": FullConfig, "freeze": FreezeConfig, "lora": LoraConfig, "bitfit": BitFitConfig, "ia3": IA3Config,
@@ -118,7 +119,7 @@ def test_option_composes_to_typed(hydra, path):
     cfg = to_typed(hydra("train", f"{group}={option}"), TrainConfig)
     assert isinstance(cfg, TrainConfig)
     assert isinstance(cfg.model.name_or_path, str)
-    assert isinstance(cfg.task, (ClassificationConfig, InstructionConfig, NerConfig, QaConfig, Seq2SeqConfig))
+    assert isinstance(cfg.task, (ClassificationConfig, InstructionConfig, NerConfig, QaConfig, Seq2SeqConfig, GrpoConfig))
     assert type(cfg.method) in METHOD_TYPES.values()
     assert isinstance(cfg.data, DataConfig)
     assert isinstance(cfg.trainer, TrainerConfig)
@@ -142,6 +143,10 @@ def assert_reaches(written, typed, path):
     for key, value in written.items():
         if isinstance(value, dict):
             assert_reaches(value, typed[key], f"{path}.{key}")
+        elif isinstance(value, list) and all(isinstance(item, dict) for item in value):  # task.rewards
+            assert len(typed[key]) == len(value), f"{path}.{key}"
+            for i, item in enumerate(value):
+                assert_reaches(item, typed[key][i], f"{path}.{key}[{i}]")
         else:
             assert typed[key] == value, f"{path}.{key}"
 
