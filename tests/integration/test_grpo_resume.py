@@ -31,16 +31,13 @@ def test_the_same_seed_trains_to_the_same_weights_and_a_stopped_run_resumes_to_t
     from ftcli import ui
     from ftcli.errors import EXIT_INTERRUPTED
 
-    whole, again, other, stopped = (tmp_path / name for name in ("whole", "again", "other", "stopped"))
+    whole, again, stopped = (tmp_path / name for name in ("whole", "again", "stopped"))
     assert main(["train", *STEPS, f"hydra.run.dir={whole}"]) == 0
     assert main(["train", *STEPS, f"hydra.run.dir={again}"]) == 0
     assert identical(weights(whole), weights(again))
     assert logged(whole) == logged(again)
     rewards = {r["reward"] for r in logged(whole) if "reward" in r}
     assert len(rewards) > 1  # the rewards differ between steps: the run learns from something
-    assert main(["train", *STEPS, "seed=7", "trainer.max_steps=1", f"hydra.run.dir={other}"]) == 0
-    assert logged(other)[0]["reward"] != logged(whole)[0]["reward"] or logged(other)[0]["completion_length"] != \
-        logged(whole)[0]["completion_length"]  # another seed samples other completions
 
     on_step = ui.TrainProgress.on_step
 
