@@ -100,7 +100,7 @@ def held_out_scores(run_dir: Path | None, model: str | None, validation: Path, m
     from ftcli.engine.frozen import FrozenModels
     from ftcli.models.loading import build_model, build_tokenizer, load_config, sync_pad_token
     from ftcli.runs.trained import load_trained
-    from ftcli.tasks.instruction import left_to_right
+    from ftcli.tasks.instruction import as_decoder
     from ftcli.tasks.pipeline import split_scores
     from ftcli.tasks.preference import Preference, PreferenceConfig, PreferenceLoss
 
@@ -108,7 +108,7 @@ def held_out_scores(run_dir: Path | None, model: str | None, validation: Path, m
     kind = Preference()
 
     def load_base() -> Any:
-        base = build_model(base_cfg, kind.model_class(), [], **left_to_right(load_config(base_cfg)))
+        base = build_model(base_cfg, kind.model_class(), [], **as_decoder(load_config(base_cfg)))
         sync_pad_token(base, tokenizer)
         return base
 

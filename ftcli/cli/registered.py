@@ -100,7 +100,7 @@ class Rules:
                     f"{group}.name={node.name!r} does not match the {group} settings given "
                     f"({type(node).__name__}); pick the {group} with {group}={node.name} instead"
                 )
-        return problems + _unknown_add_ons(cfg.trainer.add_ons)
+        return problems + _unknown_add_ons(cfg.trainer.add_ons) + _reward_problems(cfg.task)
 
 
 def _unknown_add_ons(names: list[str]) -> list[str]:
@@ -114,6 +114,23 @@ def _unknown_add_ons(names: list[str]) -> list[str]:
             ADD_ONS.get(name)
         except ConfigError as exc:
             problems.append(f"trainer.add_ons: {exc.message}")
+    return problems
+
+
+def _reward_problems(task: Any) -> list[str]:
+    """`task.rewards` entries that name no registered reward function or lack the settings theirs
+    reads, and reward-model run directories that hold no finished run."""
+    from ftcli.runs.directory import RunDir
+    from ftcli.tasks.grpo import GrpoConfig
+    from ftcli.tasks.rewards import reward_problems
+
+    if not isinstance(task, GrpoConfig):
+        return []
+    problems = reward_problems(task.rewards)
+    for i, reward in enumerate(task.rewards):
+        if reward.name == "reward_model" and reward.run_dir and not RunDir(reward.run_dir).is_finished():
+            problems.append(f"task.rewards[{i}].run_dir={reward.run_dir} is not the directory of a finished run "
+                            "(its metrics.json and model or adapter folder)")
     return problems
 
 

@@ -1,5 +1,5 @@
 """The frozen models a task measures its trained model against: the reference policy of
-preference losses and of online RL's KL term.
+preference losses and of online RL's KL term, and the reward models online RL scores with.
 
 The reference is the model as it was before training. A method that leaves the base weights
 untouched (LoRA and the PEFT family, IA3, prompt and prefix tuning, bottleneck adapters) can run
@@ -8,6 +8,10 @@ method that trains the base weights themselves (full, freeze, BitFit) cannot: it
 a second copy, loaded afresh from the model the run started from (never copied from the trained
 model, which may already have moved, as in a resumed run). The commands build `FrozenModels`
 from the method and the model settings; a task only asks for `reference(policy)`.
+
+A reward model is a finished run of its own (`task=reward_model`), which only the layer that
+reads run directories can load: it hands `FrozenModels` a loader, and a task asks for
+`scorer(run_dir)`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ if TYPE_CHECKING:
     from torch import nn
 
 SwitchOff = Callable[[Any], "AbstractContextManager[None] | None"]
+ScoreTexts = Callable[[list[str], list[str]], list[float]]
+"""A reward model's score of each (prompt, response) pair: `score(prompts, responses)`."""
 
 
 @dataclass
@@ -33,11 +39,14 @@ class FrozenModels:
     (`ftcli.methods.base.Method.switch_off`); where it gives None (the method trains the base
     weights), `load_base` builds a copy of the base model, once, when the reference is first
     asked for. Neither: the run has no reference (a scorer), and asking for one is a ModelError.
+    `load_scorer` loads the reward model of a run directory, once per directory.
     """
 
     switch_off: SwitchOff | None = None
     load_base: Callable[[], nn.Module] | None = None
+    load_scorer: Callable[[str], ScoreTexts] | None = None
     _copy: nn.Module | None = field(default=None, repr=False)
+    _scorers: dict[str, ScoreTexts] = field(default_factory=dict, repr=False)
 
     @contextmanager
     def reference(self, policy: nn.Module) -> Iterator[nn.Module]:
@@ -58,6 +67,14 @@ class FrozenModels:
         copy = self._loaded(policy)
         with torch.no_grad():
             yield copy
+
+    def scorer(self, run_dir: str) -> ScoreTexts:
+        """The scores of the reward-model run at `run_dir`, loaded when first asked for."""
+        if self.load_scorer is None:
+            raise ModelError(f"this run cannot load the reward model at {run_dir}")
+        if run_dir not in self._scorers:
+            self._scorers[run_dir] = self.load_scorer(run_dir)
+        return self._scorers[run_dir]
 
     def release(self) -> None:
         """Drop the loaded copy (after its log-probabilities were computed once and kept)."""

@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ftcli.config.schema import DataConfig, TaskConfig, TrainConfig
-from ftcli.engine.frozen import FrozenModels
-from ftcli.errors import FtcliError, RunDirError, first_line
+from ftcli.engine.frozen import FrozenModels, ScoreTexts
+from ftcli.errors import FtcliError, ModelError, RunDirError, first_line
 from ftcli.methods import METHODS, Method
 from ftcli.models.loading import build_model, load_config, prepare_tokenizer, sync_pad_token
 from ftcli.runs.directory import LABELS, RunDir, read_config
 from ftcli.tasks import TASKS, Task, TaskKind
+from ftcli.tasks.pipeline import row_predictions
+from ftcli.tasks.reward_model import RewardModelConfig
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 DAMAGED_HINT = "the run directory is incomplete or damaged: restore it from a copy, or train again"
+REWARD = "reward"  # the field a reward model's predictions hold its score in
+REWARD_COLUMNS = ("prompt", "response")  # the columns of the rows a reward model scores, unless it names its own
 
 
 @dataclass
@@ -48,14 +52,46 @@ class TrainedRun:
 def frozen_models(cfg: TrainConfig, kind: TaskKind[Any], method: Method[Any], labels: list[str],
                   tokenizer: PreTrainedTokenizerBase) -> FrozenModels:
     """The reference model of a run: its method's adaptation switched off, or else the base model
-    the run started from, loaded again when first asked for."""
+    the run started from, loaded again when first asked for; reward models load with `reward_scorer`."""
 
     def load_base() -> PreTrainedModel:
-        base = build_model(cfg.model, kind.model_class(), labels, **kind.model_config(cfg.task, load_config(cfg.model)))
+        import torch
+
+        # under the run's seed, as `train` built the model it trains: weights the checkpoint lacks
+        # (a new head, MiniLM's language-model transform) start as the trained model's did
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            settings = kind.model_config(cfg.task, load_config(cfg.model))
+            base = build_model(cfg.model, kind.model_class(), labels, **settings)
         sync_pad_token(base, tokenizer)
         return base
 
-    return FrozenModels(method.switch_off, load_base)
+    return FrozenModels(method.switch_off, load_base, reward_scorer)
+
+
+def reward_scorer(path: str) -> ScoreTexts:
+    """Scores (prompt, response) pairs with the finished run at `path`: the `reward` its predictions hold.
+
+    Any run whose task predicts a `reward` for rows of a `prompt` and a `response` scores this way
+    (`task=reward_model`); the pairs are read as `predict` reads them, in the run's own batches and precision.
+    """
+    trained = load_trained(path)
+    if REWARD not in trained.task.prediction_fields():
+        raise ModelError(
+            f"{path} is a task={trained.cfg.task.name} run, whose predictions hold no {REWARD!r}",
+            hint="point run_dir at a finished task=reward_model run",
+        )
+    batch_size, precision = trained.cfg.trainer.eval_batch_size, trained.cfg.trainer.precision
+    own = trained.cfg.task
+    columns = (own.prompt_column, own.response_column) if isinstance(own, RewardModelConfig) else REWARD_COLUMNS
+
+    def score(prompts: list[str], responses: list[str]) -> list[float]:
+        rows = [dict(zip(columns, pair)) for pair in zip(prompts, responses)]
+        features = trained.task.encode(rows, f"the reward model {path}", with_labels=False)
+        predictions = row_predictions(trained.task, trained.model, features, batch_size, precision)
+        return [float(prediction[REWARD]) for prediction in predictions]
+
+    return score
 
 
 def load_trained(path: str | Path) -> TrainedRun:

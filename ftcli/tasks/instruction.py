@@ -73,17 +73,12 @@ class Instruction:
         return AutoModelForCausalLM
 
     def model_config(self, task: InstructionConfig, model: PretrainedConfig) -> dict[str, Any]:
-        """A left-to-right language model: `is_decoder` for encoders that can be one, and no KV cache
-        when packing.
+        """A left-to-right language model (`as_decoder`), and no KV cache when packing.
 
-        Only configs of models that run either way (BERT-likes: the embedded MiniLM) have an
-        `is_decoder` field; set, it gives them causal attention. Causal LMs (GPT-2, Llama, Qwen)
-        are decoders already and have no such field, so `from_pretrained` would hand it to their
-        constructor, which refuses it. `transformers` reads packed position ids as separate
-        sequences only when the forward pass keeps no KV cache; with one, packed examples would
-        attend to each other.
+        `transformers` reads packed position ids as separate sequences only when the forward pass
+        keeps no KV cache; with one, packed examples would attend to each other.
         """
-        return {**left_to_right(model), **({"use_cache": False} if task.packing else {})}
+        return {**as_decoder(model), **({"use_cache": False} if task.packing else {})}
 
     def label_names(self, splits: Splits, task: InstructionConfig, data: DataConfig) -> list[str]:
         return []  # the vocabulary is the label set
@@ -184,9 +179,15 @@ class InstructionTask(GeneratingTask[InstructionConfig]):
         return {"exact_match": sum(matches) / len(matches) if matches else 0.0, **scores}
 
 
-def left_to_right(model: PretrainedConfig) -> dict[str, Any]:
-    """The model-config settings that make `model` a left-to-right language model: `is_decoder` for
-    an encoder that can be one (the embedded MiniLM), nothing for a causal LM (see `Instruction.model_config`)."""
+def as_decoder(model: PretrainedConfig) -> dict[str, Any]:
+    """Model-config settings that make a model a left-to-right language model: `is_decoder` for
+    encoders that can be one.
+
+    Only configs of models that run either way (BERT-likes: the embedded MiniLM) have an
+    `is_decoder` field; set, it gives them causal attention. Causal LMs (GPT-2, Llama, Qwen)
+    are decoders already and have no such field, so `from_pretrained` would hand it to their
+    constructor, which refuses it.
+    """
     encoder = hasattr(model, "is_decoder") and not getattr(model, "is_encoder_decoder", False)
     return {"is_decoder": True} if encoder else {}
 

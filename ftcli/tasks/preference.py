@@ -29,7 +29,7 @@ from ftcli.data.splits import Splits
 from ftcli.engine.frozen import NO_FROZEN_MODELS, FrozenModels
 from ftcli.engine.step import Step
 from ftcli.tasks.base import TASKS, Feature
-from ftcli.tasks.instruction import left_to_right
+from ftcli.tasks.instruction import as_decoder
 from ftcli.tasks.notes import NOTE, RowNote
 from ftcli.tasks.policy import PolicyConfig, PolicyTask
 from ftcli.tasks.preference_rows import PairColumns, read_pair
@@ -106,7 +106,7 @@ class Preference:
         return AutoModelForCausalLM
 
     def model_config(self, task: PreferenceConfig, model: PretrainedConfig) -> dict[str, Any]:
-        return left_to_right(model)
+        return as_decoder(model)
 
     def label_names(self, splits: Splits, task: PreferenceConfig, data: DataConfig) -> list[str]:
         return []

@@ -74,3 +74,10 @@ def test_generation(name, tokenizer):
     entry = TASKS.get(name)
     task = entry.impl.bind(entry.config_cls(), DataConfig(), [], tokenizer)
     assert fields_of(task.predictions(Generated(["a text"], None), [{}])) == set(task.prediction_fields())
+
+
+def test_grpo(tokenizer):
+    entry = TASKS.get("grpo")
+    task = entry.impl.bind(entry.config_cls(), DataConfig(), [], tokenizer)
+    features = task.encode([{"prompt": "2 + 2?", "answer": "#### 4"}], "f", with_labels=False)
+    assert fields_of(task.predictions(Generated(["#### 4"], None), features)) == set(task.prediction_fields())

@@ -39,7 +39,7 @@ from ftcli.tasks.prompting import PromptingConfig
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 GROUPS = ("model", "task", "method", "data", "trainer", "experiment", "debug")
 OPTIONS = sorted(path for group in GROUPS for path in (CONFIGS / group).glob("*.yaml"))
-EXPECTED_OPTION_COUNT = 39  # 9 model + 12 task + 12 method + 2 data + 2 trainer + 1 experiment + 1 debug
+EXPECTED_OPTION_COUNT = 40  # 9 model + 13 task + 12 method + 2 data + 2 trainer + 1 experiment + 1 debug
 
 METHOD_TYPES = {
     "full": FullConfig, "freeze": FreezeConfig, "lora": LoraConfig, "bitfit": BitFitConfig, "ia3": IA3Config,
@@ -139,6 +139,10 @@ def assert_reaches(written, typed, path):
     for key, value in written.items():
         if isinstance(value, dict):
             assert_reaches(value, typed[key], f"{path}.{key}")
+        elif isinstance(value, list) and all(isinstance(item, dict) for item in value):  # task.rewards
+            assert len(typed[key]) == len(value), f"{path}.{key}"
+            for i, item in enumerate(value):
+                assert_reaches(item, typed[key][i], f"{path}.{key}[{i}]")
         else:
             assert typed[key] == value, f"{path}.{key}"
 
