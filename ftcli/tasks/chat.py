@@ -112,9 +112,14 @@ def _detect(row: Row, columns: Columns) -> RowFormat | None:
 
 
 def _messages(row: Row, column: str, where: str) -> list[dict[str, str]]:
-    value = row.get(column)
+    return checked_turns(row.get(column), column, where, "a non-empty list of {'role', 'content'} turns")
+
+
+def checked_turns(value: Any, column: str, where: str, expected: str) -> list[dict[str, str]]:
+    """`value` as a list of `{"role", "content"}` turns, each checked; `expected` says what the
+    column must hold when it is not a non-empty list."""
     if not isinstance(value, list) or not value:
-        raise DataError(f"{where}: {column!r} must be a non-empty list of {{'role', 'content'}} turns")
+        raise DataError(f"{where}: {column!r} must be {expected}")
     turns = []
     for i, turn in enumerate(value):
         if not isinstance(turn, dict) or turn.get("role") not in ROLES or not isinstance(turn.get("content"), str):

@@ -19,13 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from ftcli.config.schema import DataConfig
 from ftcli.data.readers import Row
-from ftcli.data.splits import Splits
 from ftcli.engine.frozen import NO_FROZEN_MODELS, FrozenModels
 from ftcli.engine.step import Step
 from ftcli.tasks.base import TASKS, Feature
-from ftcli.tasks.instruction import as_decoder
 from ftcli.tasks.notes import NOTE, RowNote
-from ftcli.tasks.policy import PolicyConfig, PolicyTask
+from ftcli.tasks.policy import PolicyConfig, PolicyKind, PolicyTask
 from ftcli.tasks.preference_rows import PairColumns, Turns, read_completion, read_pair
 from ftcli.tasks.scored_answers import AnswerEncoder, PromptTooLong, Tokens
 
@@ -33,10 +31,9 @@ if TYPE_CHECKING:
     import torch
     from accelerate import Accelerator
     from torch import nn
-    from transformers import PretrainedConfig, PreTrainedTokenizerBase
+    from transformers import PreTrainedTokenizerBase
 
     from ftcli.engine.step import Batch, Collate, TrainingStep
-    from ftcli.models.sources import ModelClass
 
 
 
@@ -59,22 +56,11 @@ class KtoConfig(PolicyConfig):
         return problems
 
 
-class Kto:
+class Kto(PolicyKind[KtoConfig]):
     """The registered kind; `bind` gives the `KtoTask`."""
 
     def best_metric(self, task: KtoConfig) -> str:
         return "reward_margin"
-
-    def model_class(self) -> ModelClass:
-        from transformers import AutoModelForCausalLM
-
-        return AutoModelForCausalLM
-
-    def model_config(self, task: KtoConfig, model: PretrainedConfig) -> dict[str, Any]:
-        return as_decoder(model)
-
-    def label_names(self, splits: Splits, task: KtoConfig, data: DataConfig) -> list[str]:
-        return []
 
     def bind(
         self, cfg: KtoConfig, data: DataConfig, labels: list[str], tokenizer: PreTrainedTokenizerBase,

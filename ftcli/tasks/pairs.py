@@ -29,7 +29,7 @@ from typing import Any, NamedTuple, Union
 
 from ftcli.data.readers import Row
 from ftcli.errors import DataError
-from ftcli.tasks.chat import ROLES
+from ftcli.tasks.chat import checked_turns
 
 Turn = dict[str, str]
 Prompt = Union[str, list[Turn]]
@@ -177,17 +177,7 @@ def is_hh(text: str) -> bool:
 
 def turns_of(value: Any, column: str, where: str) -> list[Turn]:
     """A column's list of `{"role", "content"}` turns, checked."""
-    if not isinstance(value, list) or not value:
-        raise DataError(f"{where}: {column!r} must be a text or a non-empty list of {{'role', 'content'}} turns")
-    turns = []
-    for i, turn in enumerate(value):
-        if not isinstance(turn, dict) or turn.get("role") not in ROLES or not isinstance(turn.get("content"), str):
-            raise DataError(
-                f"{where}: {column}[{i}] is {turn!r}",
-                hint=f"each turn needs a role ({', '.join(ROLES)}) and a text content",
-            )
-        turns.append({"role": turn["role"], "content": turn["content"]})
-    return turns
+    return checked_turns(value, column, where, "a text or a non-empty list of {'role', 'content'} turns")
 
 
 def _text_answers(chosen: str, rejected: str, given: Prompt | None, columns: PairColumns,

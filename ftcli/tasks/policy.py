@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Optional, TypeVar
 
-from ftcli.config.schema import GenerationConfig, TaskConfig
+from ftcli.config.schema import DataConfig, GenerationConfig, TaskConfig
 from ftcli.data.readers import Row
 from ftcli.tasks.bound import BoundTask
 from ftcli.tasks.chat import Template
+from ftcli.tasks.instruction import as_decoder
 from ftcli.tasks.notes import NOTE, RowNote
 from ftcli.tasks.preference_rows import Turns, row_prompt, with_system
 from ftcli.tasks.scored_answers import AnswerEncoder, Tokens
@@ -27,9 +28,12 @@ if TYPE_CHECKING:
 
     import torch
     from torch import nn
+    from transformers import PretrainedConfig
     from transformers.generation.streamers import BaseStreamer
 
+    from ftcli.data.splits import Splits
     from ftcli.engine.step import Batch
+    from ftcli.models.sources import ModelClass
     from ftcli.tasks.base import Autocast, Feature
 
 P = TypeVar("P", bound="PolicyConfig")
@@ -64,6 +68,22 @@ class PolicyConfig(TaskConfig):
         if self.beta is not None and self.beta <= 0:
             problems.append(f"task.beta={self.beta} must be positive (or null for the loss's default)")
         return problems
+
+
+class PolicyKind(Generic[P]):
+    """What the registered kinds of these tasks share: a causal LM (the embedded MiniLM as a
+    left-to-right decoder) and no label set; each kind adds its headline metric and `bind`."""
+
+    def model_class(self) -> ModelClass:
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM
+
+    def model_config(self, task: P, model: PretrainedConfig) -> dict[str, Any]:
+        return as_decoder(model)
+
+    def label_names(self, splits: Splits, task: P, data: DataConfig) -> list[str]:
+        return []
 
 
 class PolicyTask(BoundTask[P], ABC):

@@ -25,13 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 from ftcli.config.schema import DataConfig
 from ftcli.data.readers import Row
-from ftcli.data.splits import Splits
 from ftcli.engine.frozen import NO_FROZEN_MODELS, FrozenModels
 from ftcli.engine.step import Step
 from ftcli.tasks.base import TASKS, Feature
-from ftcli.tasks.instruction import as_decoder
 from ftcli.tasks.notes import NOTE, RowNote
-from ftcli.tasks.policy import PolicyConfig, PolicyTask
+from ftcli.tasks.policy import PolicyConfig, PolicyKind, PolicyTask
 from ftcli.tasks.preference_rows import PairColumns, read_pair
 from ftcli.tasks.scored_answers import PromptTooLong, Tokens
 
@@ -40,10 +38,9 @@ if TYPE_CHECKING:
     import torch
     from accelerate import Accelerator
     from torch import nn
-    from transformers import PretrainedConfig, PreTrainedTokenizerBase
+    from transformers import PreTrainedTokenizerBase
 
     from ftcli.engine.step import Batch, Collate, TrainingStep
-    from ftcli.models.sources import ModelClass
 
 PREDICTED = ("generated", "reward", "logp", "reward_chosen", "reward_rejected", "prefers_chosen")
 
@@ -94,22 +91,11 @@ class PreferenceConfig(PolicyConfig):
         return problems
 
 
-class Preference:
+class Preference(PolicyKind[PreferenceConfig]):
     """The registered kind; `bind` gives the `PreferenceTask` that encodes, trains and scores pairs."""
 
     def best_metric(self, task: PreferenceConfig) -> str:
         return "reward_accuracy"
-
-    def model_class(self) -> ModelClass:
-        from transformers import AutoModelForCausalLM
-
-        return AutoModelForCausalLM
-
-    def model_config(self, task: PreferenceConfig, model: PretrainedConfig) -> dict[str, Any]:
-        return as_decoder(model)
-
-    def label_names(self, splits: Splits, task: PreferenceConfig, data: DataConfig) -> list[str]:
-        return []
 
     def bind(
         self, cfg: PreferenceConfig, data: DataConfig, labels: list[str], tokenizer: PreTrainedTokenizerBase,
