@@ -49,10 +49,25 @@ def accept_past_key_values(model: nn.Module) -> None:
     """
     for module in prefix_receivers(model):
         if cache_argument(module) == "cache":
-            module.forward = types.MethodType(_forward_taking_past_key_values, module)
+            module.forward = types.MethodType(_taking_past_key_values(type(module).forward), module)
 
 
-def _forward_taking_past_key_values(self: nn.Module, *args: Any, past_key_values: Any = None, **kwargs: Any) -> Any:
-    if past_key_values is not None:
-        kwargs["cache"] = past_key_values
-    return type(self).forward(self, *args, **kwargs)
+def _taking_past_key_values(forward: Any) -> Any:
+    """`forward` (a class's, unbound) also taking `past_key_values`, passed on as `cache`.
+
+    The wrapper shows `forward`'s own parameters plus `past_key_values` as its signature:
+    `generate` checks its inputs against the forward's signature and refuses what it cannot
+    find there (`input_ids` and `attention_mask` too, behind a bare `*args, **kwargs`).
+    """
+
+    def wrapper(self: nn.Module, *args: Any, past_key_values: Any = None, **kwargs: Any) -> Any:
+        if past_key_values is not None:
+            kwargs["cache"] = past_key_values
+        return forward(self, *args, **kwargs)
+
+    signature = inspect.signature(forward)
+    params = list(signature.parameters.values())
+    extra = inspect.Parameter("past_key_values", inspect.Parameter.KEYWORD_ONLY, default=None)
+    at = next((i for i, p in enumerate(params) if p.kind is inspect.Parameter.VAR_KEYWORD), len(params))
+    wrapper.__signature__ = signature.replace(parameters=[*params[:at], extra, *params[at:]])  # type: ignore[attr-defined]
+    return wrapper

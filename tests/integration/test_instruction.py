@@ -21,6 +21,7 @@ def read_json(path):
     ("tiny_gpt2", "full", []),
     ("tiny_llama", "lora", ["task.packing=true"]),
     ("tiny_gpt2", "prompt_tuning", []),
+    ("tiny_llama", "prefix_tuning", []),  # generates through the forward that takes the prefix as `past_key_values`
 ])
 def test_instruction_trains_evaluates_and_generates(tmp_path, model, method, extra):
     run = train(tmp_path / "run", f"model={model}", f"method={method}", *FAST, *extra)
