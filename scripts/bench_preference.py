@@ -53,6 +53,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def usable(pair: dict[str, Any]) -> bool:
+    """Whether a pair has a prompt and two different, non-empty answers as texts (some public sets
+    hold empty or repeated answers, which ftcli refuses, naming the row)."""
+    texts = [pair.get(k) for k in ("prompt", "chosen", "rejected")]
+    if not all(isinstance(t, str) and t.strip() for t in texts):
+        return False
+    return texts[1].strip() != texts[2].strip()
+
+
 def split_pairs(rows: list[dict[str, Any]], seed: int, max_pairs: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """`max_pairs` rows drawn with `seed`, 80% to train on and 20% held out."""
     drawn = list(rows)
@@ -151,7 +160,7 @@ def table(results: dict[str, list[dict[str, float]]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     pairs = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines() if line.strip()]
-    pairs = [p for p in pairs if isinstance(p.get("prompt"), str) and isinstance(p.get("chosen"), str)]
+    pairs = [p for p in pairs if usable(p)]
     runs = [r for r in args.runs.split(",") if r]
     results: dict[str, list[dict[str, float]]] = {"base": [], **{r: [] for r in runs}}
     with tempfile.TemporaryDirectory() as scratch:
