@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 from ftcli.config.schema import DataConfig, GenerationConfig, TaskConfig
 from ftcli.data.readers import Row
-from ftcli.data.splits import Splits
 from ftcli.engine.frozen import NO_FROZEN_MODELS, FrozenModels
 from ftcli.engine.step import Collate, TrainingStep
 from ftcli.errors import DataError
@@ -34,14 +33,13 @@ from ftcli.tasks.base import TASKS, Feature
 from ftcli.tasks.chat import Columns, Renderer, RowFormat, Template, conversation
 from ftcli.tasks.generating import GENERATED, GeneratingTask
 from ftcli.tasks.grpo_step import PROMPTS, GrpoStep, Prompt, Sampling
-from ftcli.tasks.instruction import as_decoder
 from ftcli.tasks.notes import NOTE, RowNote, is_blank
+from ftcli.tasks.policy import PolicyKind
 from ftcli.tasks.rewards import RewardConfig, RewardContext, Rewards
 
 if TYPE_CHECKING:
-    from transformers import PretrainedConfig, PreTrainedTokenizerBase
+    from transformers import PreTrainedTokenizerBase
 
-    from ftcli.models.sources import ModelClass
 
 REWARD = "reward"  # the field `predict` writes a row's total reward to
 PROMPT = "grpo_prompt"  # the feature key holding the row's `Prompt`
@@ -95,23 +93,11 @@ class GrpoConfig(TaskConfig):
                         self.scale_rewards)
 
 
-class Grpo:
+class Grpo(PolicyKind[GrpoConfig]):
     """The registered kind; `bind` gives the `GrpoTask` that encodes prompts, trains, generates and scores."""
 
     def best_metric(self, task: GrpoConfig) -> str:
         return REWARD
-
-    def model_class(self) -> ModelClass:
-        from transformers import AutoModelForCausalLM
-
-        return AutoModelForCausalLM
-
-    def model_config(self, task: GrpoConfig, model: PretrainedConfig) -> dict[str, Any]:
-        """A left-to-right language model, as `task=instruction` builds it (`as_decoder`)."""
-        return as_decoder(model)
-
-    def label_names(self, splits: Splits, task: GrpoConfig, data: DataConfig) -> list[str]:
-        return []  # the vocabulary is the label set
 
     def bind(
         self, cfg: GrpoConfig, data: DataConfig, labels: list[str], tokenizer: PreTrainedTokenizerBase,

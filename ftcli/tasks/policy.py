@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ftcli.tasks.base import Autocast, Feature
 
 P = TypeVar("P", bound="PolicyConfig")
+C = TypeVar("C", bound=TaskConfig)
 GENERATED = "generated"
 
 
@@ -70,19 +71,20 @@ class PolicyConfig(TaskConfig):
         return problems
 
 
-class PolicyKind(Generic[P]):
-    """What the registered kinds of these tasks share: a causal LM (the embedded MiniLM as a
-    left-to-right decoder) and no label set; each kind adds its headline metric and `bind`."""
+class PolicyKind(Generic[C]):
+    """What the registered kinds of the tasks that tune a causal LM as a policy share (these two,
+    and `grpo`): the model (the embedded MiniLM as a left-to-right decoder, `as_decoder`) and no
+    label set, the vocabulary being the labels; each kind adds its headline metric and `bind`."""
 
     def model_class(self) -> ModelClass:
         from transformers import AutoModelForCausalLM
 
         return AutoModelForCausalLM
 
-    def model_config(self, task: P, model: PretrainedConfig) -> dict[str, Any]:
+    def model_config(self, task: C, model: PretrainedConfig) -> dict[str, Any]:
         return as_decoder(model)
 
-    def label_names(self, splits: Splits, task: P, data: DataConfig) -> list[str]:
+    def label_names(self, splits: Splits, task: C, data: DataConfig) -> list[str]:
         return []
 
 
