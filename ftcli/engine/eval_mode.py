@@ -1,4 +1,5 @@
-"""Running a model in eval mode for a while, and handing it back in the mode it was in."""
+"""Running a model in eval mode for a while, and handing it back in the mode it was in; and
+switching its dropout off for good."""
 
 from __future__ import annotations
 
@@ -21,3 +22,12 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
         yield model
     finally:
         model.train(was_training)
+
+
+def disable_dropout(model: nn.Module) -> None:
+    """Every dropout layer of `model` off, in training mode too: an answer's log-probability is then
+    the same in the policy's forward pass as in the reference's, or as when it was sampled, so a
+    margin or a KL term measures the weights, not the noise (preference tasks, GRPO)."""
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0

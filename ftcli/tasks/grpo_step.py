@@ -169,13 +169,10 @@ class GrpoStep(Step):
     def prepare(self, accelerator: Accelerator, model: nn.Module) -> None:
         """Switch the model's dropout off and keep it to sample with, and where its generation stops:
         the task's stop tokens and its own."""
-        from torch import nn
-
+        from ftcli.engine.eval_mode import disable_dropout
         from ftcli.engine.generation import stop_settings
 
-        for module in model.modules():
-            if isinstance(module, nn.Dropout):
-                module.p = 0.0
+        disable_dropout(model)
         self.policy = model
         s = self.sampling
         self.generate_settings = {

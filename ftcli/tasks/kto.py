@@ -20,16 +20,14 @@ from typing import TYPE_CHECKING, Any
 from ftcli.config.schema import DataConfig
 from ftcli.data.readers import Row
 from ftcli.engine.frozen import NO_FROZEN_MODELS, FrozenModels
-from ftcli.engine.step import Step
 from ftcli.tasks.base import TASKS, Feature
 from ftcli.tasks.notes import NOTE, RowNote
-from ftcli.tasks.policy import PolicyConfig, PolicyKind, PolicyTask
+from ftcli.tasks.policy import PolicyConfig, PolicyKind, PolicyStep, PolicyTask
 from ftcli.tasks.preference_rows import PairColumns, Turns, read_completion, read_pair
 from ftcli.tasks.scored_answers import AnswerEncoder, PromptTooLong, Tokens
 
 if TYPE_CHECKING:
     import torch
-    from accelerate import Accelerator
     from torch import nn
     from transformers import PreTrainedTokenizerBase
 
@@ -215,23 +213,15 @@ def means(sums: dict[str, Any], rows: int) -> dict[str, float]:
             "desirable_reward": desirable, "undesirable_reward": undesirable, "kl": float(sums["kl"]) / max(rows, 1)}
 
 
-class KtoStep(Step):
+class KtoStep(PolicyStep[KtoConfig]):
     """The KTO loss of a batch of completions, a mean over them (the units): the policy's pass over
     the completions with gradients, over the mismatched sequences without (the KL estimate is a
     constant), and the reference's over both, from the batch when precomputed."""
 
     def __init__(self, cfg: KtoConfig, frozen: FrozenModels) -> None:
-        self.cfg, self.frozen = cfg, frozen
-        self.model: nn.Module | None = None
+        super().__init__(cfg, frozen)
         self.totals: dict[str, Any] = {}
         self.rows = 0
-
-    def prepare(self, accelerator: Accelerator, model: nn.Module) -> None:
-        from ftcli.tasks.scored_answers import disable_dropout
-
-        self.model = model
-        if self.cfg.disable_dropout:
-            disable_dropout(model)
 
     def units(self, batch: Batch) -> torch.Tensor:
         import torch
@@ -241,17 +231,12 @@ class KtoStep(Step):
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         import torch
 
-        from ftcli.tasks.scored_answers import logps, reference_logps
+        from ftcli.tasks.scored_answers import logps
 
         rows = len(batch["desirable"])
         own = {k: batch[k][:rows] for k in ("input_ids", "attention_mask", "labels")}
         other = {k: batch[k][rows:] for k in ("input_ids", "attention_mask", "labels")}
-        if "reference" in batch:
-            refs = batch["reference"]
-        else:
-            assert self.model is not None, "prepare() comes before the first batch"
-            everything = {k: batch[k] for k in ("input_ids", "attention_mask", "labels")}
-            refs = reference_logps(self.frozen, self.model, everything)
+        refs = self.reference(batch)
         values = logps(model, own)[0]
         with torch.no_grad():
             mismatched = logps(model, other)[0]

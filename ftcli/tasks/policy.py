@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Generic, Optional, TypeVar
 
 from ftcli.config.schema import DataConfig, GenerationConfig, TaskConfig
 from ftcli.data.readers import Row
+from ftcli.engine.frozen import FrozenModels
+from ftcli.engine.step import Step
 from ftcli.tasks.bound import BoundTask
 from ftcli.tasks.chat import Template
 from ftcli.tasks.instruction import as_decoder
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     import torch
+    from accelerate import Accelerator
     from torch import nn
     from transformers import PretrainedConfig
     from transformers.generation.streamers import BaseStreamer
@@ -217,3 +220,31 @@ class PolicyTask(BoundTask[P], ABC):
             return {GENERATED: out[GENERATED]}
         reward = implicit_reward(out["logps"][0], out["refs"][0], out["tokens"][0], self.cfg.strength)
         return {"reward": reward, "logp": out["logps"][0]}
+
+
+class PolicyStep(Step, Generic[P]):
+    """What the training steps of these tasks share: the trained model kept for the reference pass,
+    dropout off (`task.disable_dropout`), and the reference's log-probabilities of a batch's
+    sequences, from the batch when they were precomputed."""
+
+    def __init__(self, cfg: P, frozen: FrozenModels) -> None:
+        self.cfg, self.frozen = cfg, frozen
+        self.model: nn.Module | None = None
+
+    def prepare(self, accelerator: Accelerator, model: nn.Module) -> None:
+        from ftcli.engine.eval_mode import disable_dropout
+
+        self.model = model
+        if self.cfg.disable_dropout:
+            disable_dropout(model)
+
+    def reference(self, batch: Batch) -> torch.Tensor:
+        """The reference's summed answer log-probability of each sequence of `batch`, in its order."""
+        from ftcli.tasks.scored_answers import reference_logps
+
+        if "reference" in batch:
+            return batch["reference"]
+        if self.model is None:
+            raise RuntimeError("prepare() comes before the first batch")
+        inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "labels")}
+        return reference_logps(self.frozen, self.model, inputs)

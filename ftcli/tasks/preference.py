@@ -26,17 +26,15 @@ from typing import TYPE_CHECKING, Any
 from ftcli.config.schema import DataConfig
 from ftcli.data.readers import Row
 from ftcli.engine.frozen import NO_FROZEN_MODELS, FrozenModels
-from ftcli.engine.step import Step
 from ftcli.tasks.base import TASKS, Feature
 from ftcli.tasks.notes import NOTE, RowNote
-from ftcli.tasks.policy import PolicyConfig, PolicyKind, PolicyTask
+from ftcli.tasks.policy import PolicyConfig, PolicyKind, PolicyStep, PolicyTask
 from ftcli.tasks.preference_rows import PairColumns, read_pair
 from ftcli.tasks.scored_answers import PromptTooLong, Tokens
 
 if TYPE_CHECKING:
 
     import torch
-    from accelerate import Accelerator
     from torch import nn
     from transformers import PreTrainedTokenizerBase
 
@@ -249,22 +247,14 @@ class PairFigures:
         return {name: float(total) / count for name, total in self.sums().items()}
 
 
-class PreferenceStep(Step):
+class PreferenceStep(PolicyStep[PreferenceConfig]):
     """The preference loss of a batch of pairs: its mean over pairs (the units), both sides in one
     forward pass, the reference's log-probabilities from the batch (precomputed) or the reference."""
 
     def __init__(self, cfg: PreferenceConfig, frozen: FrozenModels) -> None:
-        self.cfg, self.frozen = cfg, frozen
-        self.model: nn.Module | None = None
+        super().__init__(cfg, frozen)
         self.totals: dict[str, torch.Tensor] = {}
         self.pairs = 0
-
-    def prepare(self, accelerator: Accelerator, model: nn.Module) -> None:
-        from ftcli.tasks.scored_answers import disable_dropout
-
-        self.model = model
-        if self.cfg.disable_dropout:
-            disable_dropout(model)
 
     def units(self, batch: Batch) -> torch.Tensor:
         import torch
@@ -274,16 +264,10 @@ class PreferenceStep(Step):
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         import torch
 
-        from ftcli.tasks.scored_answers import logps, reference_logps
+        from ftcli.tasks.scored_answers import logps
 
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "labels")}
-        refs = None
-        if self.cfg.needs_reference:
-            if "reference" in batch:
-                refs = batch["reference"]
-            else:
-                assert self.model is not None, "prepare() comes before the first batch"
-                refs = reference_logps(self.frozen, self.model, inputs)
+        refs = self.reference(batch) if self.cfg.needs_reference else None
         values, counts = logps(model, inputs)
         pairs = len(values) // 2
 

@@ -116,24 +116,31 @@ def reference_logps(frozen: FrozenModels, policy: nn.Module, batch: dict[str, to
         return logps(reference, batch)[0].detach()
 
 
+def batches(
+    features: list[Feature], sides: Sides, pad_id: int, batch_size: int, device: torch.device,
+) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
+    """Features in batches of similar length: their indices, and one padded batch on `device` of
+    every sequence of theirs (all features' first sides, then their second sides, ...)."""
+    from ftcli.engine.batching import sorted_batches
+
+    lengths = [max(len(ids) for ids, _ in sides(f)) for f in features]
+    for indices in sorted_batches(lengths, batch_size):
+        per_feature = [sides(features[i]) for i in indices]
+        sequences = [seq[k] for k in range(len(per_feature[0])) for seq in per_feature]
+        yield indices, {k: v.to(device) for k, v in pad(sequences, pad_id).items()}
+
+
 def scored(
     model: nn.Module, features: list[Feature], sides: Sides, pad_id: int, batch_size: int, autocast: Autocast,
     reference: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None,
 ) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor | None]]:
-    """For batches of features: their indices, and for every sequence of theirs (all features'
-    first sides, then their second sides, ...) the summed answer log-probability, the answer
-    token count, and the reference's log-probability (when `reference` is given), without gradients."""
+    """For `batches` of features: their indices, and for every sequence of theirs the summed answer
+    log-probability, the answer token count, and the reference's log-probability (when
+    `reference` is given), without gradients."""
     import torch
 
-    from ftcli.engine.batching import sorted_batches
-
-    device = next(model.parameters()).device
-    lengths = [max(len(ids) for ids, _ in sides(f)) for f in features]
     with torch.no_grad():
-        for indices in sorted_batches(lengths, batch_size):
-            per_feature = [sides(features[i]) for i in indices]
-            sequences = [seq[k] for k in range(len(per_feature[0])) for seq in per_feature]
-            batch = {k: v.to(device) for k, v in pad(sequences, pad_id).items()}
+        for indices, batch in batches(features, sides, pad_id, batch_size, next(model.parameters()).device):
             with autocast():
                 values, counts = logps(model, batch)
                 ref = reference(batch) if reference is not None else None
@@ -145,15 +152,8 @@ def reference_only(
     autocast: Autocast,
 ) -> list[list[float]]:
     """Per feature, the reference's summed answer log-probability of each of its sequences."""
-    from ftcli.engine.batching import sorted_batches
-
-    device = next(policy.parameters()).device
     values: dict[int, list[float]] = {}
-    lengths = [max(len(ids) for ids, _ in sides(f)) for f in features]
-    for indices in sorted_batches(lengths, batch_size):
-        per_feature = [sides(features[i]) for i in indices]
-        sequences = [seq[k] for k in range(len(per_feature[0])) for seq in per_feature]
-        batch = {k: v.to(device) for k, v in pad(sequences, pad_id).items()}
+    for indices, batch in batches(features, sides, pad_id, batch_size, next(policy.parameters()).device):
         with autocast():
             refs = reference_logps(frozen, policy, batch).float().cpu().tolist()
         for row, i in enumerate(indices):
@@ -193,14 +193,3 @@ def implicit_reward(logp: float, ref_logp: float | None, tokens: int, beta: floa
     """The reward a policy implies for an answer: β·(log π − log π_ref), or, without a reference
     (SimPO, ORPO), β times the answer's mean log-probability per token."""
     return beta * (logp - ref_logp) if ref_logp is not None else beta * logp / max(tokens, 1)
-
-
-def disable_dropout(model: nn.Module) -> None:
-    """Every dropout layer of `model` off, in training mode too: the log-probability of an answer
-    is then the same in the policy's forward pass as in the reference's, and a margin measures the
-    weights, not the noise."""
-    from torch import nn
-
-    for module in model.modules():
-        if isinstance(module, nn.Dropout):
-            module.p = 0.0
