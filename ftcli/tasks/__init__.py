@@ -7,6 +7,7 @@ that composing a config stays fast.
 
 from ftcli.tasks import (
     classification,  # noqa: F401  (registers its tasks)
+    feedback,  # noqa: F401  (registers `feedback`)
     grpo,  # noqa: F401  (registers `grpo`)
     instruction,  # noqa: F401  (registers `instruction`)
     kto,  # noqa: F401  (registers `kto`)

@@ -185,6 +185,27 @@ class Renderer:
             raise DataError(f"{where}: the conversation has no assistant turn to train on")
         return self._chat_segments(turns, where) if self.chat else self._plain_segments(turns)
 
+    def answer_segments(self, context: list[dict[str, str]], pieces: list[tuple[str, bool]]) -> list[Segment]:
+        """`context` and the opening of an assistant turn, then that turn's text written as `pieces`
+        (each trained or not), then the turn's closing, trained so that the model learns to stop.
+
+        Each piece is tokenised on its own, as the segments of a conversation are, so which tokens
+        carry the loss is exact whatever the tokenizer merges across the joins.
+        """
+        body = [Segment(self._encode(text), trained) for text, trained in pieces if text]
+        return [Segment(self.prompt(context), False), *body, Segment(self._closing(), True)]
+
+    def _closing(self) -> list[int]:
+        """What ends an assistant turn: `<end>` for the plain template; what the chat template writes
+        after the assistant's text (ChatML's `<|im_end|>` and newline), else the end token."""
+        if not self.chat:
+            return [self.end_id] if self.end_id is not None else []
+        marker = "\u2063"
+        text = self._apply([{"role": "user", "content": "?"}, {"role": "assistant", "content": marker}],
+                           generation_prompt=False)
+        closing = self._encode(text[text.rindex(marker) + 1:]) if marker in text else []
+        return closing or ([self.end_id] if self.end_id is not None else [])
+
     def prompt(self, turns: list[dict[str, str]]) -> list[int]:
         """Token ids of `turns` followed by the opening of an assistant turn: what generation continues."""
         if self.chat:

@@ -100,7 +100,11 @@ class GeneratingTask(BoundTask[C], ABC):
             model, self.prompts(features), self.prompt_collator(), batch_size, settings, autocast, streamer
         )
         texts = self.tokenizer.batch_decode(sequences, skip_special_tokens=True)
-        return Generated([text.strip() for text in texts], loss)
+        return Generated([self.finish(text) for text in texts], loss)
+
+    def finish(self, text: str) -> str:
+        """A decoded answer as the task reports it: without surrounding whitespace."""
+        return text.strip()
 
     def scores(self, outputs: Generated, features: list[Feature]) -> dict[str, Any]:
         """The loss, its perplexity (the loss is per target token), and the text metrics when texts were written."""

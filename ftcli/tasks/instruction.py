@@ -121,7 +121,7 @@ class InstructionTask(GeneratingTask[InstructionConfig]):
                 context = turns[:-1] if turns[-1]["role"] == "assistant" else turns
                 prompt = renderer.prompt(context)
                 empty = all(is_blank(turn["content"]) for turn in context if turn["role"] == "user")
-                features.append({"input_ids": _tail(prompt, task.max_length),
+                features.append({"input_ids": tail(prompt, task.max_length),
                                  NOTE: RowNote(index, len(prompt) > task.max_length, empty)})
                 continue
             segments = renderer.segments(turns, where)
@@ -131,8 +131,8 @@ class InstructionTask(GeneratingTask[InstructionConfig]):
             features.append({
                 "input_ids": ids,
                 "attention_mask": [1] * len(ids),
-                "labels": ids if task.train_on_prompt else [i if m else IGNORE_INDEX for i, m in zip(ids, mask)],
-                "prompt_ids": _tail(renderer.prompt(context), task.max_length),
+                "labels": ids if task.train_on_prompt else trained_labels(ids, mask),
+                "prompt_ids": tail(renderer.prompt(context), task.max_length),
                 "reference": turns[-1]["content"] if turns[-1]["role"] == "assistant" else "",
             })
         if cut:
@@ -142,17 +142,7 @@ class InstructionTask(GeneratingTask[InstructionConfig]):
 
     def collator(self) -> Collate:
         """Pads batches for the loss (or flattens them, with `task.packing`), dropping generation-only fields."""
-        from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening
-
-        pad: DataCollatorWithFlattening | DataCollatorForSeq2Seq
-        keys: tuple[str, ...]
-        if self.cfg.packing:
-            pad = DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE_INDEX)
-            keys = ("input_ids", "labels")
-        else:
-            pad = DataCollatorForSeq2Seq(self.tokenizer, label_pad_token_id=IGNORE_INDEX)
-            keys = ("input_ids", "attention_mask", "labels")
-        return lambda features: pad([{k: f[k] for k in keys if k in f} for f in features])
+        return response_collator(self.tokenizer, self.cfg.packing)
 
     def training_step(self) -> TrainingStep:
         return ModelLoss(LossUnit.next_tokens)
@@ -166,16 +156,14 @@ class InstructionTask(GeneratingTask[InstructionConfig]):
         return [{"input_ids": f.get("prompt_ids", f["input_ids"])} for f in features]
 
     def prompt_collator(self) -> Collate:
-        """Left padding, so every prompt in a batch ends where generation begins."""
-        tokenizer = self.tokenizer
-        return lambda features: tokenizer.pad(features, padding=True, padding_side="left", return_tensors="pt")
+        return left_padded(self.tokenizer)
 
     def metrics(self, texts: list[str], features: list[Feature]) -> dict[str, Any]:
         from ftcli.tasks.metrics import load_metric
 
         references = [f["reference"] for f in features]
         scores = load_metric("rouge").compute(predictions=texts, references=references)
-        matches = [_normalise(p) == _normalise(r) for p, r in zip(texts, references)]
+        matches = [normalise(p) == normalise(r) for p, r in zip(texts, references)]
         return {"exact_match": sum(matches) / len(matches) if matches else 0.0, **scores}
 
 
@@ -190,6 +178,32 @@ def as_decoder(model: PretrainedConfig) -> dict[str, Any]:
     """
     encoder = hasattr(model, "is_decoder") and not getattr(model, "is_encoder_decoder", False)
     return {"is_decoder": True} if encoder else {}
+
+
+def response_collator(tokenizer: PreTrainedTokenizerBase, packing: bool) -> Collate:
+    """Pads features with their labels for the loss (or flattens them into one row, `packing`),
+    dropping the fields only generation and scoring read."""
+    from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening
+
+    pad: DataCollatorWithFlattening | DataCollatorForSeq2Seq
+    keys: tuple[str, ...]
+    if packing:
+        pad = DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE_INDEX)
+        keys = ("input_ids", "labels")
+    else:
+        pad = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE_INDEX)
+        keys = ("input_ids", "attention_mask", "labels")
+    return lambda features: pad([{k: f[k] for k in keys if k in f} for f in features])
+
+
+def left_padded(tokenizer: PreTrainedTokenizerBase) -> Collate:
+    """Batches prompts left-padded, so every prompt in a batch ends where generation begins."""
+    return lambda features: tokenizer.pad(features, padding=True, padding_side="left", return_tensors="pt")
+
+
+def trained_labels(ids: list[int], mask: list[bool]) -> list[int]:
+    """The labels of a sequence: its ids where `mask` trains them, IGNORE_INDEX elsewhere."""
+    return [i if m else IGNORE_INDEX for i, m in zip(ids, mask)]
 
 
 def fit(segments: list[Segment], max_length: int) -> tuple[list[int], list[bool]]:
@@ -211,12 +225,12 @@ def fit(segments: list[Segment], max_length: int) -> tuple[list[int], list[bool]
     return ids[start : start + max_length], mask[start : start + max_length]
 
 
-def _tail(ids: list[int], max_length: int) -> list[int]:
+def tail(ids: list[int], max_length: int) -> list[int]:
     """The last `max_length` tokens of a prompt: the end, next to the answer, matters most."""
     return ids[-max_length:]
 
 
-def _normalise(text: str) -> str:
+def normalise(text: str) -> str:
     """Exact match ignores case and surrounding or repeated whitespace, nothing else
     (uncased tokenizers cannot write capitals back)."""
     return " ".join(text.lower().split())
