@@ -110,10 +110,11 @@ class FeedbackConfig(TaskConfig):
             problems += _template_problems(setting, getattr(self, setting), allowed)
         if not 0.0 <= self.min_similarity <= 1.0:
             problems.append(f"task.min_similarity={self.min_similarity} must be between 0 and 1")
-        if self.objective != Objective.imitate and (self.filter_column or self.min_similarity):
+        objective = Objective(self.objective)
+        if objective != Objective.imitate and (self.filter_column or self.min_similarity):
             problems.append(
                 f"task.filter_column and task.min_similarity select refinements to imitate; with "
-                f"task.objective={self.objective.value} they would do nothing (set task.objective=imitate)"
+                f"task.objective={objective.value} they would do nothing (set task.objective=imitate)"
             )
         if self.run_code and self.objective == Objective.critique:
             problems.append("task.run_code=true scores written programs, and task.objective=critique writes feedback")
@@ -163,7 +164,7 @@ class FeedbackTask(GeneratingTask[FeedbackConfig]):
         """One feature per kept row: the sequence with its loss mask, the prompt to generate from,
         and the target text to score against. Without labels (predict), only the objective's inputs
         are read, and every row gives a feature."""
-        cfg, objective = self.cfg, self.cfg.objective
+        cfg, objective = self.cfg, Objective(self.cfg.objective)
         renderer = Renderer(self.tokenizer, cfg.template)
         screened, features, cut = Screened(), [], 0
         for index, row in enumerate(rows):

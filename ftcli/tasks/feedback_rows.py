@@ -78,7 +78,7 @@ def read_fields(row: Row, columns: FeedbackColumns, names: tuple[str, ...], obje
         column = columns.of(name)
         if column not in row:
             raise DataError(
-                f"{where}: has no {column!r} column, which task.objective={objective.value} reads "
+                f"{where}: has no {column!r} column, which task.objective={Objective(objective).value} reads "
                 f"(it has: {', '.join(map(repr, row)) or 'none'})",
                 hint=f"set task.{name}_column to the column that holds the {name}",
             )
