@@ -8,6 +8,7 @@ labels. Batches are length-sorted; results come back in input order.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, cast
@@ -21,6 +22,8 @@ from ftcli.engine.step import IGNORE_INDEX, Collate
 
 if TYPE_CHECKING:
     from transformers import GenerationMixin
+
+log = logging.getLogger(__name__)
 
 
 def teacher_forced_loss(
@@ -82,6 +85,30 @@ def generate_ids(
             for row, i in enumerate(batch_idx):
                 sequences[i] = output[row].tolist()
     return [sequences[i] for i in range(len(prompts))]
+
+
+def within_positions(
+    model: nn.Module, prompts: list[dict[str, Any]], generation: dict[str, Any]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Prompts and settings that keep a decoder-only model inside its position table (BERT-likes,
+    GPT-2): each prompt keeps its last tokens, leaving room for `max_new_tokens`, which is itself at
+    most half the table. Without the cut, a prompt cut only to `task.max_length` plus the new tokens
+    runs past the table, and the model fails with an index error mid-evaluation.
+    """
+    from ftcli.models.loading import position_limit
+
+    limit = position_limit(model)
+    if limit is None or is_encoder_decoder(model):
+        return prompts, generation
+    new = min(int(generation.get("max_new_tokens") or 0), limit // 2)
+    keep = limit - new
+    cut = sum(len(p["input_ids"]) > keep for p in prompts)
+    if not cut:
+        return prompts, {**generation, "max_new_tokens": new}
+    log.warning("%d of %d prompts lost their start to leave room for %d new tokens within the model's %d "
+                "positions", cut, len(prompts), new, limit)
+    fitted = [{k: v[-keep:] if k in ("input_ids", "attention_mask") else v for k, v in p.items()} for p in prompts]
+    return fitted, {**generation, "max_new_tokens": new}
 
 
 def is_encoder_decoder(model: nn.Module) -> bool:

@@ -191,3 +191,18 @@ def test_metrics_score_text_against_the_target(tokenizer):
     assert 0.4 < scores["rougeL"] < 0.6
     assert 0 < scores["chrf"] < 100
     assert task.finish("\n    return x\n\n") == "    return x"
+
+
+def test_long_prompts_lose_their_start_so_generation_stays_inside_the_position_table():
+    from transformers import BertConfig, BertLMHeadModel
+
+    from ftcli.engine.generation import within_positions
+
+    model = BertLMHeadModel(BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                                       intermediate_size=8, max_position_embeddings=32, is_decoder=True))
+    prompts = [{"input_ids": list(range(40))}, {"input_ids": [1, 2, 3]}]
+    fitted, settings = within_positions(model, prompts, {"max_new_tokens": 10})
+    assert fitted[0]["input_ids"] == list(range(18, 40)) and fitted[1] == prompts[1]
+    assert settings["max_new_tokens"] == 10
+    fitted, settings = within_positions(model, prompts, {"max_new_tokens": 100})
+    assert settings["max_new_tokens"] == 16 and len(fitted[0]["input_ids"]) == 16
