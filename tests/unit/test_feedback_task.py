@@ -206,3 +206,27 @@ def test_long_prompts_lose_their_start_so_generation_stays_inside_the_position_t
     assert settings["max_new_tokens"] == 10
     fitted, settings = within_positions(model, prompts, {"max_new_tokens": 100})
     assert settings["max_new_tokens"] == 16 and len(fitted[0]["input_ids"]) == 16
+
+
+CODE_ROW = {
+    "prompt": '"""\nAdd one to n.\n"""\ndef add_one(n):\n',
+    "output": "    return n + 2\n",
+    "feedback": "It adds two, not one.",
+    "refinement": "    return n + 1\n",
+    "test": "def check(candidate):\n    assert candidate(1) == 2\n    assert candidate(-1) == 0\n",
+}
+
+
+def test_run_code_scores_written_programs_against_the_rows_tests(tokenizer):
+    task = TASK.bind(FeedbackConfig(objective="imitate", run_code=True, code_timeout_s=5), DataConfig(), [], tokenizer)
+    features = task.encode([CODE_ROW, CODE_ROW], "code.jsonl")
+    assert features[0]["code_entry"] == "add_one"
+    scores = task.metrics(["    return n + 1", "return n + 2"], features)  # a first line stripped of its indent too
+    assert scores["pass@1"] == 0.5
+    assert TASK.best_metric(task.cfg) == "pass@1"
+
+
+def test_run_code_needs_the_tests_of_every_row(tokenizer):
+    row = {k: v for k, v in CODE_ROW.items() if k != "test"}
+    with pytest.raises(DataError, match=r"record 0: has no unit tests in 'test'"):
+        encode(tokenizer, [row], objective="imitate", run_code=True)
