@@ -45,6 +45,8 @@ class KtoConfig(PolicyConfig):
     unpair: bool = False  # rows are preference pairs: each gives its chosen answer as desirable, its rejected as not
     chosen_column: str = "chosen"
     rejected_column: str = "rejected"
+    refinement_column: str = "refinement"  # unpair, rows without chosen_column (feedback rows): desirable
+    output_column: str = "output"  # and their first answer: undesirable
 
     def validate(self) -> list[str]:
         problems = super().validate()
@@ -76,7 +78,8 @@ class KtoTask(PolicyTask[KtoConfig]):
         cfg = self.cfg
         if not with_labels:
             return [self.predict_feature(row, i, f"{source}: record {i}") for i, row in enumerate(rows)]
-        columns = PairColumns(cfg.prompt_column, cfg.chosen_column, cfg.rejected_column, cfg.system_column)
+        columns = PairColumns(cfg.prompt_column, cfg.chosen_column, cfg.rejected_column, cfg.system_column,
+                              output=cfg.output_column, refinement=cfg.refinement_column)
         items: list[tuple[int, Turns, str, bool, str]] = []
         for index, row in enumerate(rows):
             where = f"{source}: record {index}"

@@ -1,6 +1,6 @@
 """Preference pairs from rows: a prompt with a chosen and a rejected answer, for the tasks that learn from them.
 
-Three row layouts are read:
+Four row layouts are read:
 
 - separate columns: `prompt`, `chosen` and `rejected` texts, and an optional `system`;
 - whole conversations in Anthropic's HH layout, where `chosen` and `rejected` each hold the full
@@ -10,7 +10,11 @@ Three row layouts are read:
 - chat `messages`-style lists of `{"role", "content"}` turns in `chosen` and `rejected`: the prompt
   is the turns they share before their last one, which must be the assistant's and is the answer.
   A `prompt` column may hold the leading turns instead (TRL's conversational layout, whose
-  `chosen` and `rejected` are one assistant turn each).
+  `chosen` and `rejected` are one assistant turn each);
+- rows of natural-language feedback (`ftcli.tasks.feedback_rows`), told apart by having no
+  `chosen` column but a `refinement` or an `output` one: the refinement, which follows the
+  feedback, is chosen over the first `output`, so the preference tasks learn from the same rows
+  as `task=feedback`. Both answers are texts, and the prompt is in its own column.
 
 Answers that repeat a prompt given in its own column (whole conversations beside their prompt)
 lose that copy of it.
@@ -42,12 +46,15 @@ ROLE_NAMES = {"system": "System", "user": "User", "assistant": "Assistant"}  # t
 
 @dataclass(frozen=True)
 class PairColumns:
-    """Which columns hold the prompt, the two answers and the system prompt."""
+    """Which columns hold the prompt, the two answers and the system prompt, and the two answers
+    of a feedback row."""
 
     prompt: str = "prompt"
     chosen: str = "chosen"
     rejected: str = "rejected"
     system: str = "system"
+    output: str = "output"  # a feedback row's first answer: rejected
+    refinement: str = "refinement"  # the answer that follows the feedback: chosen
 
 
 class Pair(NamedTuple):
@@ -64,6 +71,8 @@ def read_pair(row: Row, columns: PairColumns, where: str) -> Pair:
     with the same answer twice, with answers of different layouts, or with conversations that
     differ before their last turn is a DataError; an empty prompt is left to the task to judge.
     """
+    if is_feedback(row, columns):
+        return _feedback_pair(row, columns, where)
     chosen = _answer_value(row, columns.chosen, where, "task.chosen_column")
     rejected = _answer_value(row, columns.rejected, where, "task.rejected_column")
     system = _system(row, columns.system, where)
@@ -86,6 +95,18 @@ def read_pair(row: Row, columns: PairColumns, where: str) -> Pair:
         )
     _require_different(chosen_answer, rejected_answer, columns, where)
     return Pair(_before(given, chosen_leading), chosen_answer, rejected_answer, system)
+
+
+def is_feedback(row: Row, columns: PairColumns) -> bool:
+    """Whether a row is in the feedback layout: no chosen column, but a refinement or an output."""
+    return columns.chosen not in row and (columns.refinement in row or columns.output in row)
+
+
+def holds_pair(row: Row, columns: PairColumns) -> bool:
+    """Whether a row holds two answers to compare (`predict` scores them): a chosen one, or a
+    feedback row's refinement."""
+    return row.get(columns.chosen) is not None or (
+        columns.chosen not in row and row.get(columns.refinement) is not None)
 
 
 def read_answer(row: Row, columns: PairColumns, answer_column: str, where: str) -> tuple[Prompt, str, str | None]:
@@ -193,6 +214,36 @@ def _text_answers(chosen: str, rejected: str, given: Prompt | None, columns: Pai
         return given, chosen, rejected
     _require_different(chosen, rejected, columns, where)
     return prompt, chosen, rejected
+
+
+def _feedback_pair(row: Row, columns: PairColumns, where: str) -> Pair:
+    """A feedback row as a pair: the refinement chosen, the first output rejected."""
+    for column, setting in ((columns.refinement, "task.refinement_column"), (columns.output, "task.output_column")):
+        if row.get(column) is None:
+            found = f"{column!r} is null" if column in row else f"has no {column!r}"
+            other = columns.output if column == columns.refinement else columns.refinement
+            raise DataError(
+                f"{where}: {found}, which a feedback row (no {columns.chosen!r}) needs beside {other!r} "
+                f"(it has: {', '.join(map(repr, row))})",
+                hint=f"give every feedback row both its output and its refinement, or set {setting} to the column "
+                "that holds it",
+            )
+    refinement, output = row[columns.refinement], row[columns.output]
+    for column, value in ((columns.refinement, refinement), (columns.output, output)):
+        if not isinstance(value, str):
+            raise DataError(f"{where}: {column!r} is {_kind(value)}, not text",
+                            hint="a feedback row's output and refinement are texts")
+    if refinement == output:
+        raise DataError(
+            f"{where}: the refinement equals the output ({columns.refinement!r} and {columns.output!r} hold the same "
+            "text), so neither is preferred",
+            hint="drop the row: feedback that changed nothing is no preference",
+        )
+    prompt = _prompt_value(row, columns.prompt, where)
+    if prompt is None:
+        raise DataError(f"{where}: a feedback row has no {columns.prompt!r}",
+                        hint="give its prompt in its own column (task.prompt_column)")
+    return Pair(prompt, refinement, output, _system(row, columns.system, where))
 
 
 def _last_answer(turns: list[Turn], column: str, where: str) -> tuple[list[Turn], str]:

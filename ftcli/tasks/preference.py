@@ -1,9 +1,10 @@
 """`preference`: a causal LM learns from pairs of answers to one prompt, one preferred.
 
-Rows are strings, whole HH conversations or lists of chat turns (`ftcli.tasks.pairs`);
-each side is the prompt written as `task=instruction` writes it plus one answer, and
-log-probabilities cover the answer's tokens only (`ftcli.tasks.scored_answers`). Both sides of a
-batch go through the model in one forward pass.
+Rows are strings, whole HH conversations, lists of chat turns, or feedback rows whose
+refinement is preferred to their first output (`ftcli.tasks.pairs`); each side is the prompt
+written as `task=instruction` writes it plus one answer, and log-probabilities cover the answer's
+tokens only (`ftcli.tasks.scored_answers`). Both sides of a batch go through the model in one
+forward pass.
 
 The losses (`task.loss`, formulas in `ftcli.tasks.preference_losses`): `dpo`, `robust` (rDPO;
 `task.label_smoothing` is the rate of flipped labels), `ipo`, and the reference-free `simpo` and
@@ -29,7 +30,7 @@ from ftcli.engine.frozen import NO_FROZEN_MODELS, FrozenModels
 from ftcli.tasks.base import TASKS, Feature
 from ftcli.tasks.notes import NOTE, RowNote
 from ftcli.tasks.policy import PolicyConfig, PolicyKind, PolicyStep, PolicyTask
-from ftcli.tasks.preference_rows import PairColumns, read_pair
+from ftcli.tasks.preference_rows import PairColumns, holds_pair, read_pair
 from ftcli.tasks.scored_answers import PromptTooLong, Tokens
 
 if TYPE_CHECKING:
@@ -64,6 +65,8 @@ class PreferenceConfig(PolicyConfig):
     sft_weight: float = 0.0  # adds this times the chosen answer's loss per token
     chosen_column: str = "chosen"
     rejected_column: str = "rejected"
+    refinement_column: str = "refinement"  # rows without chosen_column (feedback rows): chosen
+    output_column: str = "output"  # and their first answer: rejected
 
     @property
     def strength(self) -> float:
@@ -113,11 +116,12 @@ class PreferenceTask(PolicyTask[PreferenceConfig]):
         """
         cfg = self.cfg
         encoder = self.encoder()
-        columns = PairColumns(cfg.prompt_column, cfg.chosen_column, cfg.rejected_column, cfg.system_column)
+        columns = PairColumns(cfg.prompt_column, cfg.chosen_column, cfg.rejected_column, cfg.system_column,
+                              output=cfg.output_column, refinement=cfg.refinement_column)
         features, skipped = [], 0
         for index, row in enumerate(rows):
             where = f"{source}: record {index}"
-            if not with_labels and cfg.chosen_column not in row:
+            if not with_labels and not holds_pair(row, columns):
                 features.append(self.predict_feature(row, index, where))
                 continue
             pair = read_pair(row, columns, cfg.system_prompt, where)

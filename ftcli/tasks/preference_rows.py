@@ -1,10 +1,10 @@
 """Rows of the tasks that tune a policy on answers (`preference`, `kto`), as the prompt's turns and the answers.
 
 Pairs are read by `ftcli.tasks.pairs`, in every layout it knows (prompt/chosen/rejected texts,
-whole HH conversations, lists of chat turns); here the prompt becomes the turns `task=instruction`
-writes with its chat or plain template, and what these tasks cannot train on is refused: an
-empty prompt or an empty answer. Unpaired rows (`task=kto`) hold one `completion` and whether it
-is desirable, in place of the two answers.
+whole HH conversations, lists of chat turns, feedback rows' refinement over their output); here
+the prompt becomes the turns `task=instruction` writes with its chat or plain template, and what
+these tasks cannot train on is refused: an empty prompt or an empty answer. Unpaired rows
+(`task=kto`) hold one `completion` and whether it is desirable, in place of the two answers.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from ftcli.data.readers import Row
 from ftcli.errors import DataError
 from ftcli.tasks import pairs
-from ftcli.tasks.pairs import PairColumns
+from ftcli.tasks.pairs import PairColumns, holds_pair
 
 Turns = list[dict[str, str]]
 
-__all__ = ["Pair", "PairColumns", "Turns", "read_completion", "read_pair", "row_prompt", "with_system"]
+__all__ = ["Pair", "PairColumns", "Turns", "holds_pair", "read_completion", "read_pair", "row_prompt", "with_system"]
 
 
 @dataclass(frozen=True)

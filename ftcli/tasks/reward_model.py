@@ -1,7 +1,8 @@
 """`reward_model`: a scalar score for an answer to a prompt, learnt from pairs of a preferred and a rejected answer.
 
 Rows hold a prompt and two answers (`ftcli.tasks.pairs`: separate columns, whole HH
-conversations, or lists of chat turns), with an optional `task.margin_column`. The model is a
+conversations, lists of chat turns, or feedback rows, whose refinement is preferred to their
+output), with an optional `task.margin_column`. The model is a
 sequence-classification head with one output, `reward`, on any backbone. How a prompt and an
 answer are written for it (`task.input`):
 
@@ -43,7 +44,7 @@ from ftcli.tasks.base import TASKS, Feature
 from ftcli.tasks.bound import BoundTask, require_fast_tokenizer
 from ftcli.tasks.chat import Renderer, Template
 from ftcli.tasks.notes import NOTE, RowNote, is_blank
-from ftcli.tasks.pairs import PairColumns, Prompt, prompt_text, prompt_turns, read_answer, read_pair
+from ftcli.tasks.pairs import PairColumns, Prompt, holds_pair, prompt_text, prompt_turns, read_answer, read_pair
 
 if TYPE_CHECKING:
     import torch
@@ -77,6 +78,8 @@ class RewardModelConfig(TaskConfig):
     prompt_column: str = "prompt"
     chosen_column: str = "chosen"
     rejected_column: str = "rejected"
+    refinement_column: str = "refinement"  # rows without chosen_column (feedback rows): chosen
+    output_column: str = "output"  # and their first answer: rejected
     system_column: str = "system"
     response_column: str = "response"  # predict: a single answer to score
     margin_column: Optional[str] = None  # how much more the chosen answer should score; null: no margin
@@ -86,10 +89,14 @@ class RewardModelConfig(TaskConfig):
         if self.chosen_column == self.rejected_column:
             problems.append(f"task.chosen_column and task.rejected_column are both {self.chosen_column!r}; "
                             "a pair needs two columns")
+        if self.refinement_column == self.output_column:
+            problems.append(f"task.refinement_column and task.output_column are both {self.refinement_column!r}; "
+                            "a feedback row's pair needs two columns")
         return problems
 
     def columns(self) -> PairColumns:
-        return PairColumns(self.prompt_column, self.chosen_column, self.rejected_column, self.system_column)
+        return PairColumns(self.prompt_column, self.chosen_column, self.rejected_column, self.system_column,
+                           output=self.output_column, refinement=self.refinement_column)
 
 
 class RewardModel:
@@ -176,7 +183,7 @@ class RewardModelTask(BoundTask[RewardModelConfig]):
         task = self.cfg
         columns = task.columns()
         answers: tuple[str, ...]
-        if with_labels or row.get(task.chosen_column) is not None:
+        if with_labels or holds_pair(row, columns):
             prompt, chosen, rejected, system = read_pair(row, columns, where)
             answers = (chosen, rejected)
         else:

@@ -166,6 +166,19 @@ def test_skip_long_prompts_leaves_such_pairs_out_and_counts_them(tmp_path, capsy
     assert (run / "metrics.json").is_file()
 
 
+def test_preference_trains_on_the_bundled_feedback_sample(tmp_path):
+    """Rows of natural-language feedback are pairs: each refinement preferred to its first output."""
+    from ftcli.data.splits import sample_dir
+
+    sample = sample_dir("feedback")
+    run = tmp_path / "run"
+    assert main(["train", "task=preference", "model=tiny_llama", "debug=smoke",
+                 f"data.train_file={sample / 'train.jsonl'}", f"data.validation_file={sample / 'validation.jsonl'}",
+                 f"hydra.run.dir={run}"]) == 0
+    validation = read_json(run / "metrics.json")["validation"]
+    assert set(validation) == PAIR_METRICS and validation["chosen_logp"] < 0
+
+
 def test_dpo_on_the_bundled_sample_ranks_the_training_pairs_above_chance(tmp_path):
     """The embedded MiniLM as a decoder, LoRA, eight steps: the chosen answers' implicit reward
     rises above the rejected ones' on most of the pairs it trained on (0.86 and 0.91 on seeds 1 and 2)."""

@@ -1,13 +1,14 @@
-"""Reading preference rows: strings, HH conversations, messages lists and unpaired completions,
-and the errors that name the row."""
+"""Reading preference rows: strings, HH conversations, messages lists, feedback rows and unpaired
+completions, and the errors that name the row."""
 
 from __future__ import annotations
 
 import pytest
 
 from ftcli.errors import DataError
+from ftcli.tasks import pairs
 from ftcli.tasks.pairs import split_shared_prompt
-from ftcli.tasks.preference_rows import PairColumns, read_completion, read_pair, row_prompt
+from ftcli.tasks.preference_rows import PairColumns, holds_pair, read_completion, read_pair, row_prompt
 
 COLUMNS = PairColumns("prompt", "chosen", "rejected", "system")
 WHERE = "train.jsonl: record 3"
@@ -80,6 +81,53 @@ def test_bad_rows_are_refused_with_the_row_named(row, says):
     with pytest.raises(DataError) as error:
         pair(row)
     assert WHERE in str(error.value) and says in str(error.value)
+
+
+FEEDBACK = {"prompt": "What is 7 + 5?", "output": "7 + 5 = 13.", "feedback": "The sum is wrong: 7 + 5 is 12, not 13.",
+            "refinement": "7 + 5 = 12.", "refinement_passed": True}
+
+
+def test_a_feedback_row_prefers_its_refinement_to_its_output():
+    assert pairs.read_pair(FEEDBACK, COLUMNS, WHERE) == ("What is 7 + 5?", "7 + 5 = 12.", "7 + 5 = 13.", None)
+    read = pair({**FEEDBACK, "system": "Be brief."})
+    assert read.turns == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 7 + 5?"}]
+    assert (read.chosen, read.rejected) == ("7 + 5 = 12.", "7 + 5 = 13.")
+
+
+def test_a_row_with_a_chosen_column_is_a_pair_whatever_else_it_holds():
+    row = {**FEEDBACK, "chosen": "12.", "rejected": "13."}
+    assert pairs.read_pair(row, COLUMNS, WHERE)[1:3] == ("12.", "13.")
+
+
+def test_the_feedback_columns_can_be_renamed():
+    columns = PairColumns(prompt="question", output="draft", refinement="revised")
+    row = {"question": "Plural of 'mouse'?", "draft": "Mouses.", "critique": "Irregular: mice.", "revised": "Mice."}
+    assert pairs.read_pair(row, columns, WHERE) == ("Plural of 'mouse'?", "Mice.", "Mouses.", None)
+    with pytest.raises(DataError, match=r"record 3: has no 'draft'"):  # the default names are not looked for
+        pairs.read_pair({"question": "Q?", "output": "A.", "revised": "B."}, columns, WHERE)
+
+
+@pytest.mark.parametrize(("row", "says"), [
+    ({"prompt": "Hi", "refinement": "Hello."},
+     "has no 'output', which a feedback row (no 'chosen') needs beside 'refinement'"),
+    ({"prompt": "Hi", "output": "Go away.", "feedback": "Be kind."}, "has no 'refinement', which a feedback row"),
+    ({"prompt": "Hi", "output": "Go away.", "refinement": None}, "'refinement' is null, which a feedback row"),
+    ({"prompt": "Hi", "output": "Hello.", "refinement": "Hello."}, "the refinement equals the output"),
+    ({"prompt": "Hi", "output": ["Go away."], "refinement": "Hello."}, "'output' is a list, not text"),
+    ({"output": "Go away.", "refinement": "Hello."}, "a feedback row has no 'prompt'"),
+    ({"prompt": " ", "output": "Go away.", "refinement": "Hello."}, "the prompt is empty"),
+])
+def test_bad_feedback_rows_are_refused_with_the_row_named(row, says):
+    with pytest.raises(DataError) as error:
+        pair(row)
+    assert WHERE in str(error.value) and says in str(error.value)
+
+
+def test_a_row_holds_a_pair_to_score_with_a_chosen_answer_or_a_refinement():
+    assert holds_pair({"prompt": "Hi", "chosen": "Hello.", "rejected": "No."}, COLUMNS)
+    assert holds_pair(FEEDBACK, COLUMNS)
+    assert not holds_pair({"prompt": "Hi", "output": "Hello."}, COLUMNS)  # one answer: scored or answered anew
+    assert not holds_pair({"prompt": "Hi", "chosen": None}, COLUMNS)
 
 
 def test_a_predict_prompt_may_be_text_an_hh_conversation_or_turns():

@@ -72,6 +72,7 @@ def test_registered_with_its_schema_and_a_regression_head():
     assert entry.impl.label_names(None, RewardModelConfig(), DataConfig()) == ["reward"]
     assert entry.impl.model_config(RewardModelConfig(), None) == {"problem_type": "regression"}
     assert RewardModelConfig(chosen_column="a", rejected_column="a").validate()
+    assert RewardModelConfig(refinement_column="a", output_column="a").validate()
 
 
 # --- reading rows -------------------------------------------------------------------------------
@@ -224,6 +225,16 @@ def test_predict_rows_hold_one_answer_or_a_pair(tokenizer):
         bound(tokenizer).encode([{"prompt": "Q?", "text": "A."}], "in.jsonl", with_labels=False)
     [empty] = bound(tokenizer).encode([{"prompt": "Q?", "response": " "}], "in.jsonl", with_labels=False)
     assert empty[NOTE] == RowNote(0, empty=True)
+
+
+def test_feedback_rows_are_pairs_to_train_on_and_to_score(tokenizer):
+    task = bound(tokenizer, refinement_column="revised", output_column="draft")
+    row = {"prompt": "What is 7 + 5?", "draft": "13.", "feedback": "7 + 5 is 12.", "revised": "12."}
+    [trained] = task.encode([row], "feedback.jsonl")
+    [scored] = task.encode([row], "in.jsonl", with_labels=False)
+    assert tokenizer.decode(trained["input_ids"]).endswith("12. [SEP]")
+    assert tokenizer.decode(trained[REJECTED + "input_ids"]).endswith("13. [SEP]")
+    assert REJECTED + "input_ids" in scored
 
 
 # --- batches, the training step, scores ---------------------------------------------------------
