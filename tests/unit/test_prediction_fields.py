@@ -34,7 +34,7 @@ def test_every_task_that_predict_runs_declares_its_fields(tokenizer):
 
 
 def test_every_task_declares_whether_it_generates(tokenizer):
-    generating = {"summarization", "translation", "instruction", "preference", "kto", "grpo"}
+    generating = {"summarization", "translation", "instruction", "preference", "kto", "grpo", "feedback"}
     for name in TASKS.names():
         entry = TASKS.get(name)
         if name != "prompting":
