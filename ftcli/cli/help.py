@@ -13,6 +13,7 @@ SUMMARIES = {  # `ftcli --help`: one line per command
     "eval": "re-evaluate a run directory, on its data or new files; `eval task=prompting`: zero/few-shot, no training",
     "predict": "label new inputs with a run directory (jsonl out)",
     "export": "write a run as a plain transformers folder or a PEFT adapter",
+    "ilf": "one round of learning from language feedback: outputs, feedback, refinements → train.jsonl",
 }
 
 
@@ -35,6 +36,13 @@ EXAMPLES = {
         "  ftcli export run_dir=outputs/train/<run> merge=true output=my-model\n"
         "  ftcli export run_dir=<run> output=my-adapter\n"
         "  ftcli export run_dir=<run> merge=true output=my-model overwrite=true"
+    ),
+    "ilf": (
+        "Examples:\n"
+        "  ftcli ilf input=prompts.jsonl output=round1 policy_run=<run> critique_run=<run> refine_run=<run>\n"
+        "  ftcli ilf input=prompts.jsonl output=round1 policy_run=<run> feedback_file=feedback.jsonl "
+        "refine_run=<run>\n"
+        "  ftcli ilf input=answered.jsonl output=round1 feedback_file=feedback.jsonl refine_run=<run> chunk_size=8"
     ),
     "eval_prompting": (
         "Examples:\n"

@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("ftcli.commands.evaluation", "EvalConfig"),
     "predict": ("ftcli.commands.predict", "PredictConfig"),
     "export": ("ftcli.commands.export", "ExportConfig"),
+    "ilf": ("ftcli.commands.ilf", "IlfConfig"),
 }
 
 

@@ -303,6 +303,44 @@ class ExportConfig:
     overwrite: bool = False  # allow writing into a non-empty output folder
 
 
+@dataclass
+class IlfConfig:
+    """`ftcli ilf`: one round of imitation learning from language feedback on new prompts.
+
+    Each input row gets an output (from `policy_run`), feedback on it (from `critique_run` or
+    `feedback_file`) and a refinement (from `refine_run`); a row that holds `output`, `feedback` or
+    `refinement` already keeps it. Which feedback source a round needs depends on the rows, so only
+    what the settings alone decide is checked here; the command checks the rest once it has read them.
+    """
+
+    input: str = MISSING  # prompts: a .jsonl/.json/.csv/.tsv/.txt file (a .txt file: one prompt per line)
+    output: str = MISSING  # the round's folder: train.jsonl, round.json and one <field>.jsonl per stage
+    policy_run: Optional[str] = None  # writes each output: a task=instruction run, or task=feedback imitate/hindsight
+    critique_run: Optional[str] = None  # writes the feedback: a task=feedback run with task.objective=critique
+    feedback_file: Optional[str] = None  # or the feedback people wrote: rows matched by id_column, else by order
+    refine_run: str = MISSING  # writes each refinement: a task=feedback run with task.objective=refine
+    prompt_column: str = "prompt"  # the input's prompt column (train.jsonl holds it as `prompt` too)
+    id_column: str = "id"  # matches feedback_file rows to input rows when both have it
+    feedback_column: str = "feedback"  # feedback_file's column of feedback
+    chunk_size: int = 32  # rows generated, then written and synced, at a time: a killed round loses at most these
+    batch_size: Optional[int] = None  # null: each run's trainer.eval_batch_size
+    max_new_tokens: Optional[int] = None  # null: each run's task.generation.max_new_tokens
+    seed: int = 42  # sampled generation (a run trained with do_sample=true) repeats with the same seed
+    overwrite: bool = False  # start afresh in an output folder that holds another round
+
+    def validate(self) -> list[str]:
+        problems = []
+        if self.critique_run and self.feedback_file:
+            problems.append("critique_run and feedback_file are both set; the feedback comes from one of them")
+        positive = {"chunk_size": self.chunk_size, "batch_size": self.batch_size, "max_new_tokens": self.max_new_tokens}
+        problems += [f"{key}={value} must be at least 1" for key, value in positive.items()
+                     if value is not None and value < 1]
+        columns = {"prompt_column": self.prompt_column, "id_column": self.id_column,
+                   "feedback_column": self.feedback_column}
+        problems += [f"{key} is empty; name a column" for key, value in columns.items() if not value.strip()]
+        return problems
+
+
 def plain(value: Any) -> Any:
     """A dataclass tree as builtin types (enums as their values), for YAML and JSON."""
     import dataclasses

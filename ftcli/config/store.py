@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from hydra.core.config_store import ConfigStore
 
-from ftcli.config.schema import EvalConfig, ExportConfig, PredictConfig, TrainConfig
+from ftcli.config.schema import EvalConfig, ExportConfig, IlfConfig, PredictConfig, TrainConfig
 
 
 def register_base_schemas(store: ConfigStore) -> None:
-    """Store the schemas of `train`, `eval`, `predict` and `export` (`base_<command>`)."""
+    """Store the schemas of `train`, `eval`, `predict`, `export` and `ilf` (`base_<command>`)."""
     store.store(name="base_train", node=TrainConfig)
     store.store(name="base_eval", node=EvalConfig)
     store.store(name="base_predict", node=PredictConfig)
     store.store(name="base_export", node=ExportConfig)
+    store.store(name="base_ilf", node=IlfConfig)

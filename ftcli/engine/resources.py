@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import resource
 import sys
 from pathlib import Path
@@ -15,6 +16,17 @@ def reset_peak_memory() -> None:
 
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.reset_peak_memory_stats()
+
+
+def release_memory() -> None:
+    """Free what a model no longer referenced still holds: its tensors now, and on CUDA the cached
+    blocks they leave, so the next model a command loads (`ilf` loads one per stage) finds the GPU
+    as empty as it was before the first."""
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def peak_memory_mb() -> dict[str, float]:

@@ -22,10 +22,12 @@ class StopRequest:
     """Within `with StopRequest() as stop:`, `stop.signal` is the first SIGINT/SIGTERM received, else None.
 
     Handlers can only be installed from the main thread; elsewhere the default behaviour stays.
+    `finishing` says what the loop does before it stops (the training loop's default, or `ilf`'s chunk).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, finishing: str = "finishing this step and saving a checkpoint") -> None:
         self.signal: signal.Signals | None = None
+        self.finishing = finishing
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopRequest:
@@ -46,7 +48,4 @@ class StopRequest:
             self._restore()
             raise KeyboardInterrupt
         self.signal = signal.Signals(signum)
-        ui.info(
-            f"\n[bold]{self.signal.name}[/]: finishing this step and saving a checkpoint "
-            "(send it again to stop at once)"
-        )
+        ui.info(f"\n[bold]{self.signal.name}[/]: {self.finishing} (send it again to stop at once)")

@@ -27,7 +27,7 @@ def ftcli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
 def test_help_lists_the_commands():
     result = ftcli("--help")
     assert result.returncode == 0
-    for command in ("train", "eval", "predict", "export"):
+    for command in ("train", "eval", "predict", "export", "ilf"):
         assert command in result.stdout
 
 

@@ -8,7 +8,8 @@ from ftcli.cli.help import print_command_help
 
 
 @pytest.mark.parametrize(("command", "usage"), [("train", "train"), ("eval", "eval"), ("predict", "predict"),
-                                                ("export", "export"), ("eval_prompting", "eval task=prompting")])
+                                                ("export", "export"), ("ilf", "ilf"),
+                                                ("eval_prompting", "eval task=prompting")])
 def test_examples_are_the_commands_own(config_dir, registered_configs, capsys, monkeypatch, command, usage):
     from rich.console import Console
 

@@ -15,6 +15,7 @@ from ftcli.config.schema import (
     DataConfig,
     EvalConfig,
     EvalStrategy,
+    IlfConfig,
     Precision,
     PredictConfig,
     ScoreConfig,
@@ -177,6 +178,26 @@ def test_eval_composes(hydra):
 def test_predict_composes(hydra):
     cfg = to_typed(hydra("predict", "run_dir=runs/a", "input=-"), PredictConfig)
     assert cfg == PredictConfig(run_dir="runs/a", input="-")
+
+
+def test_ilf_composes_and_needs_its_input_output_and_refine_run(hydra):
+    cfg = to_typed(hydra("ilf", "input=p.jsonl", "output=round", "refine_run=runs/r", "critique_run=runs/c"), IlfConfig)
+    assert cfg == IlfConfig(input="p.jsonl", output="round", refine_run="runs/r", critique_run="runs/c")
+    assert (cfg.chunk_size, cfg.batch_size, cfg.max_new_tokens, cfg.prompt_column) == (32, None, None, "prompt")
+    with pytest.raises(ConfigError) as info:
+        to_typed(hydra("ilf"), IlfConfig)
+    assert info.value.problems == [f"{key} is required: add {key}=..." for key in ("input", "output", "refine_run")]
+
+
+def test_ilf_checks_its_settings_together(hydra):
+    with pytest.raises(ConfigError) as info:
+        to_typed(hydra("ilf", "input=p.jsonl", "output=round", "refine_run=r", "critique_run=c",
+                       "feedback_file=f.jsonl", "chunk_size=0", "id_column=''"), IlfConfig)
+    assert info.value.problems == [
+        "critique_run and feedback_file are both set; the feedback comes from one of them",
+        "chunk_size=0 must be at least 1",
+        "id_column is empty; name a column",
+    ]
 
 
 def test_misspelt_key_fails_at_compose(hydra_train):
