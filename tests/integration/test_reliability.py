@@ -205,6 +205,16 @@ CASES = [
     Case("one-label-only", ("train", "data.train_file={data}/train.jsonl"), EXIT_DATA,
          "every training row has the label 'positive'; single-label classification needs at least two labels",
          files={"train.jsonl": GOOD.replace("negative", "positive")}),
+    Case("feedback-missing-column", ("train", "task=feedback", "data.train_file={data}/train.jsonl"), EXIT_DATA,
+         "{data}/train.jsonl: record 0: has no 'feedback' column, which task.objective=refine reads "
+         "(it has: 'prompt', 'output', 'refinement') fix: set task.feedback_column",
+         files={"train.jsonl": jsonl(*({"prompt": f"q{i}", "output": "a", "refinement": "b"} for i in range(4)))}),
+    Case("feedback-nothing-to-learn", ("train", "task=feedback", "data.train_file={data}/train.jsonl",
+                                         "data.validation_file={data}/train.jsonl"), EXIT_DATA,
+         "{data}/train.jsonl: every one of its 4 rows was left out: 3 have a refinement equal to their output "
+         "(records 0, 1, 2); 1 have empty feedback (record 3)",
+         files={"train.jsonl": jsonl(*({"prompt": f"q{i}", "output": "a", "feedback": "fine" if i < 3 else " ",
+                                        "refinement": "a"} for i in range(4)))}),
     # data given to a trained run
     Case("eval-unknown-label", ("eval", "run_dir={run}", "data.validation_file={data}/dev.jsonl"), EXIT_DATA,
          "{data}/dev.jsonl: record 2 has label 'neutral', which is not in the label set ['negative', 'positive']",
