@@ -109,9 +109,9 @@ def held_out_scores(run_dir: Path | None, model: str | None, validation: Path, m
     from ftcli.engine.frozen import FrozenModels
     from ftcli.models.loading import build_model, build_tokenizer, load_config, sync_pad_token
     from ftcli.runs.trained import load_trained
-    from ftcli.tasks.instruction import as_decoder
     from ftcli.tasks.pipeline import split_scores
     from ftcli.tasks.preference import Preference, PreferenceConfig, PreferenceLoss
+    from ftcli.tasks.responses import as_decoder
 
     base_cfg = ModelConfig(model or EMBEDDED_MODEL)
     kind = Preference()

@@ -35,23 +35,20 @@ import string
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ftcli.config.schema import DataConfig, GenerationConfig, TaskConfig
+from ftcli.config.schema import DataConfig, GenerationConfig
 from ftcli.data.readers import Row
-from ftcli.data.splits import Splits
 from ftcli.engine.frozen import NO_FROZEN_MODELS, FrozenModels
-from ftcli.engine.step import Collate, LossUnit, ModelLoss, TrainingStep
 from ftcli.errors import DataError
 from ftcli.tasks.base import TASKS, Feature
-from ftcli.tasks.chat import Renderer, Template
+from ftcli.tasks.chat import Renderer
 from ftcli.tasks.feedback_rows import INPUTS, READS, TARGET, FeedbackColumns, Objective, Screened, read_fields, truthy
-from ftcli.tasks.generating import GeneratingTask
-from ftcli.tasks.instruction import as_decoder, fit, left_padded, normalise, response_collator, tail, trained_labels
+from ftcli.tasks.instruction import fit, normalise, tail, trained_labels
 from ftcli.tasks.notes import NOTE, RowNote, is_blank
+from ftcli.tasks.responses import ResponseConfig, ResponseKind, ResponseTask
 
 if TYPE_CHECKING:
-    from transformers import PretrainedConfig, PreTrainedTokenizerBase
+    from transformers import PreTrainedTokenizerBase
 
-    from ftcli.models.sources import ModelClass
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +64,10 @@ TEMPLATE_FIELDS: dict[str, tuple[str, ...]] = {
 
 
 @dataclass
-class FeedbackConfig(TaskConfig):
+class FeedbackConfig(ResponseConfig):
     name: str = "feedback"
     objective: Objective = Objective.refine
     max_length: int = 1024  # prompt + answer tokens; the end is cut first (see `instruction.fit`)
-    template: Template = Template.auto
     prompt_column: str = "prompt"
     output_column: str = "output"
     feedback_column: str = "feedback"
@@ -88,8 +84,6 @@ class FeedbackConfig(TaskConfig):
     filter_column: str = ""  # imitate: keep only rows whose column is true ("" keeps all)
     min_similarity: float = 0.0  # imitate: keep rows whose refinement has at least this ROUGE-L F1 with its feedback
     system_prompt: str = ""
-    packing: bool = False
-    generate_in_eval: bool = True
     generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(max_new_tokens=128))
     run_code: bool = False  # true runs each written program against the row's tests (pass@1); off: it runs model code
     test_column: str = "test"
@@ -101,11 +95,8 @@ class FeedbackConfig(TaskConfig):
     def columns(self) -> FeedbackColumns:
         return FeedbackColumns(self.prompt_column, self.output_column, self.feedback_column, self.refinement_column)
 
-    def packs_examples(self) -> bool:
-        return self.packing
-
     def validate(self) -> list[str]:
-        problems = super().validate() + self.generation.validate()
+        problems = super().validate()
         for setting, allowed in TEMPLATE_FIELDS.items():
             problems += _template_problems(setting, getattr(self, setting), allowed)
         if not 0.0 <= self.min_similarity <= 1.0:
@@ -123,24 +114,13 @@ class FeedbackConfig(TaskConfig):
         return problems
 
 
-class Feedback:
+class Feedback(ResponseKind[FeedbackConfig]):
     """The registered kind; `bind` gives the `FeedbackTask` that encodes, generates and scores."""
 
     def best_metric(self, task: FeedbackConfig) -> str:
         if not task.generate_in_eval:
             return "perplexity"
         return "pass@1" if task.run_code else "rougeL"
-
-    def model_class(self) -> ModelClass:
-        from transformers import AutoModelForCausalLM
-
-        return AutoModelForCausalLM
-
-    def model_config(self, task: FeedbackConfig, model: PretrainedConfig) -> dict[str, Any]:
-        return {**as_decoder(model), **({"use_cache": False} if task.packing else {})}
-
-    def label_names(self, splits: Splits, task: FeedbackConfig, data: DataConfig) -> list[str]:
-        return []
 
     def bind(
         self, cfg: FeedbackConfig, data: DataConfig, labels: list[str], tokenizer: PreTrainedTokenizerBase,
@@ -149,16 +129,8 @@ class Feedback:
         return FeedbackTask(self, cfg, data, labels, tokenizer, frozen=frozen)
 
 
-class FeedbackTask(GeneratingTask[FeedbackConfig]):
+class FeedbackTask(ResponseTask[FeedbackConfig]):
     """A causal LM learning one objective from feedback rows, and writing it at evaluation and predict."""
-
-    @property
-    def generation(self) -> GenerationConfig:
-        return self.cfg.generation
-
-    @property
-    def generate_in_eval(self) -> bool:
-        return self.cfg.generate_in_eval
 
     def encode(self, rows: list[Row], source: str, with_labels: bool = True) -> list[Feature]:
         """One feature per kept row: the sequence with its loss mask, the prompt to generate from,
@@ -264,21 +236,6 @@ class FeedbackTask(GeneratingTask[FeedbackConfig]):
 
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
-
-    def collator(self) -> Collate:
-        return response_collator(self.tokenizer, self.cfg.packing)
-
-    def training_step(self) -> TrainingStep:
-        return ModelLoss(LossUnit.next_tokens)
-
-    def stop_ids(self) -> list[int]:
-        return Renderer(self.tokenizer, self.cfg.template).stop_ids()
-
-    def prompts(self, features: list[Feature]) -> list[Feature]:
-        return [{"input_ids": f.get("prompt_ids", f["input_ids"])} for f in features]
-
-    def prompt_collator(self) -> Collate:
-        return left_padded(self.tokenizer)
 
     def finish(self, text: str) -> str:
         """A written answer without its trailing whitespace and leading blank lines; the first line

@@ -15,33 +15,29 @@ against the reference: exact match (ignoring case and whitespace) and ROUGE-1/2/
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ftcli.config.schema import DataConfig, GenerationConfig, TaskConfig
+from ftcli.config.schema import DataConfig
 from ftcli.data.readers import Row
-from ftcli.data.splits import Splits
 from ftcli.engine.frozen import NO_FROZEN_MODELS, FrozenModels
-from ftcli.engine.step import IGNORE_INDEX, Collate, LossUnit, ModelLoss, TrainingStep
+from ftcli.engine.step import IGNORE_INDEX
 from ftcli.tasks.base import TASKS, Feature
-from ftcli.tasks.chat import Columns, Renderer, RowFormat, Segment, Template, conversation
-from ftcli.tasks.generating import GeneratingTask
+from ftcli.tasks.chat import Columns, Renderer, RowFormat, Segment, conversation
 from ftcli.tasks.notes import NOTE, RowNote, is_blank
+from ftcli.tasks.responses import ResponseConfig, ResponseKind, ResponseTask
 
 if TYPE_CHECKING:
-    from transformers import PretrainedConfig, PreTrainedTokenizerBase
-
-    from ftcli.models.sources import ModelClass
+    from transformers import PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class InstructionConfig(TaskConfig):
+class InstructionConfig(ResponseConfig):
     name: str = "instruction"
     max_length: int = 1024  # prompt + response tokens; see `fit` for what is cut
     format: RowFormat = RowFormat.auto
-    template: Template = Template.auto
     messages_column: str = "messages"
     instruction_column: str = "instruction"
     input_column: str = "input"
@@ -50,38 +46,13 @@ class InstructionConfig(TaskConfig):
     response_column: str = "response"
     system_prompt: str = ""  # a system turn for rows that have none
     train_on_prompt: bool = False
-    packing: bool = False
-    generate_in_eval: bool = True
-    generation: GenerationConfig = field(default_factory=GenerationConfig)
-
-    def packs_examples(self) -> bool:
-        return self.packing
-
-    def validate(self) -> list[str]:
-        return super().validate() + self.generation.validate()
 
 
-class Instruction:
+class Instruction(ResponseKind[InstructionConfig]):
     """The registered kind; `bind` gives the `InstructionTask` that encodes, generates and scores."""
 
     def best_metric(self, task: InstructionConfig) -> str:
         return "rougeL" if task.generate_in_eval else "perplexity"
-
-    def model_class(self) -> ModelClass:
-        from transformers import AutoModelForCausalLM
-
-        return AutoModelForCausalLM
-
-    def model_config(self, task: InstructionConfig, model: PretrainedConfig) -> dict[str, Any]:
-        """A left-to-right language model (`as_decoder`), and no KV cache when packing.
-
-        `transformers` reads packed position ids as separate sequences only when the forward pass
-        keeps no KV cache; with one, packed examples would attend to each other.
-        """
-        return {**as_decoder(model), **({"use_cache": False} if task.packing else {})}
-
-    def label_names(self, splits: Splits, task: InstructionConfig, data: DataConfig) -> list[str]:
-        return []  # the vocabulary is the label set
 
     def bind(
         self, cfg: InstructionConfig, data: DataConfig, labels: list[str], tokenizer: PreTrainedTokenizerBase,
@@ -90,16 +61,8 @@ class Instruction:
         return InstructionTask(self, cfg, data, labels, tokenizer, frozen=frozen)
 
 
-class InstructionTask(GeneratingTask[InstructionConfig]):
+class InstructionTask(ResponseTask[InstructionConfig]):
     """Instruction tuning bound to a run: a causal LM learns each response, and continues each prompt."""
-
-    @property
-    def generation(self) -> GenerationConfig:
-        return self.cfg.generation
-
-    @property
-    def generate_in_eval(self) -> bool:
-        return self.cfg.generate_in_eval
 
     def encode(self, rows: list[Row], source: str, with_labels: bool = True) -> list[Feature]:
         """One feature per row: the full sequence with its loss mask, and the prompt to generate from.
@@ -140,24 +103,6 @@ class InstructionTask(GeneratingTask[InstructionConfig]):
                         source, cut, len(rows), task.max_length)
         return features
 
-    def collator(self) -> Collate:
-        """Pads batches for the loss (or flattens them, with `task.packing`), dropping generation-only fields."""
-        return response_collator(self.tokenizer, self.cfg.packing)
-
-    def training_step(self) -> TrainingStep:
-        return ModelLoss(LossUnit.next_tokens)
-
-    def stop_ids(self) -> list[int]:
-        """Where generation stops: the end of an assistant turn in the template the run trained with."""
-        return Renderer(self.tokenizer, self.cfg.template).stop_ids()
-
-    def prompts(self, features: list[Feature]) -> list[Feature]:
-        """What generation starts from: the prompt of each feature."""
-        return [{"input_ids": f.get("prompt_ids", f["input_ids"])} for f in features]
-
-    def prompt_collator(self) -> Collate:
-        return left_padded(self.tokenizer)
-
     def metrics(self, texts: list[str], features: list[Feature]) -> dict[str, Any]:
         from ftcli.tasks.metrics import load_metric
 
@@ -165,40 +110,6 @@ class InstructionTask(GeneratingTask[InstructionConfig]):
         scores = load_metric("rouge").compute(predictions=texts, references=references)
         matches = [normalise(p) == normalise(r) for p, r in zip(texts, references)]
         return {"exact_match": sum(matches) / len(matches) if matches else 0.0, **scores}
-
-
-def as_decoder(model: PretrainedConfig) -> dict[str, Any]:
-    """Model-config settings that make a model a left-to-right language model: `is_decoder` for
-    encoders that can be one.
-
-    Only configs of models that run either way (BERT-likes: the embedded MiniLM) have an
-    `is_decoder` field; set, it gives them causal attention. Causal LMs (GPT-2, Llama, Qwen)
-    are decoders already and have no such field, so `from_pretrained` would hand it to their
-    constructor, which refuses it.
-    """
-    encoder = hasattr(model, "is_decoder") and not getattr(model, "is_encoder_decoder", False)
-    return {"is_decoder": True} if encoder else {}
-
-
-def response_collator(tokenizer: PreTrainedTokenizerBase, packing: bool) -> Collate:
-    """Pads features with their labels for the loss (or flattens them into one row, `packing`),
-    dropping the fields only generation and scoring read."""
-    from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening
-
-    pad: DataCollatorWithFlattening | DataCollatorForSeq2Seq
-    keys: tuple[str, ...]
-    if packing:
-        pad = DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE_INDEX)
-        keys = ("input_ids", "labels")
-    else:
-        pad = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE_INDEX)
-        keys = ("input_ids", "attention_mask", "labels")
-    return lambda features: pad([{k: f[k] for k in keys if k in f} for f in features])
-
-
-def left_padded(tokenizer: PreTrainedTokenizerBase) -> Collate:
-    """Batches prompts left-padded, so every prompt in a batch ends where generation begins."""
-    return lambda features: tokenizer.pad(features, padding=True, padding_side="left", return_tensors="pt")
 
 
 def trained_labels(ids: list[int], mask: list[bool]) -> list[int]:

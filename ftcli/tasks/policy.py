@@ -20,9 +20,9 @@ from ftcli.engine.frozen import FrozenModels
 from ftcli.engine.step import Step
 from ftcli.tasks.bound import BoundTask
 from ftcli.tasks.chat import Template
-from ftcli.tasks.instruction import as_decoder
 from ftcli.tasks.notes import NOTE, RowNote
 from ftcli.tasks.preference_rows import Turns, row_prompt, with_system
+from ftcli.tasks.responses import as_decoder
 from ftcli.tasks.scored_answers import AnswerEncoder, Tokens
 
 if TYPE_CHECKING:
