@@ -38,6 +38,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ftcli.data.jsonl import write_jsonl
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 METRICS = ("rougeL", "chrf", "pass@1")
 
@@ -63,12 +65,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    return path
 
 
 def task_settings(objective: str, args: argparse.Namespace, extra: list[str]) -> list[str]:

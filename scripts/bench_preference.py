@@ -34,6 +34,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ftcli.data.jsonl import write_jsonl
+
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "orca_dpo_pairs_sample" / "validation.jsonl"
 RUNS = ("sft", "dpo", "simpo", "orpo")
 
@@ -80,11 +82,6 @@ def sft_rows(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row["system"] = pair["system"]
         rows.append(row)
     return rows
-
-
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    return path
 
 
 def train_command(run: str, folder: Path, args: argparse.Namespace, seed: int) -> list[str]:

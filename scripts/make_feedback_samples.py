@@ -17,10 +17,11 @@ never equals its output, and the output is the same on every run (seeded).
 from __future__ import annotations
 
 import argparse
-import json
 import random
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from ftcli.data.jsonl import write_jsonl
 
 SEED = 20240718
 ROWS = {"train": 240, "validation": 60}
@@ -692,11 +693,6 @@ def rows(split: str, chosen: list[Item], rng: random.Random) -> list[dict[str, o
     return out
 
 
-def write(path: Path, rows: list[dict[str, object]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "ftcli" / "samples")
@@ -707,7 +703,7 @@ def main() -> None:
     assert len(pool) >= needed, f"{len(pool)} prompts, {needed} needed"
     splits = {"train": pool[: ROWS["train"]], "validation": pool[ROWS["train"]: needed]}
     for split, chosen in splits.items():
-        write(out / "feedback" / f"{split}.jsonl", rows(split, chosen, rng))
+        write_jsonl(out / "feedback" / f"{split}.jsonl", rows(split, chosen, rng))
 
 
 if __name__ == "__main__":

@@ -14,10 +14,11 @@ answer is written twice or equals a good one, and the output is the same on ever
 from __future__ import annotations
 
 import argparse
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
+
+from ftcli.data.jsonl import write_jsonl
 
 SEED = 20240611
 PAIRS = {"train": 240, "validation": 60}
@@ -630,11 +631,6 @@ def kto_rows(chosen: list[Item], counts: tuple[int, int, int], rejections: Rejec
     return rows
 
 
-def write(path: Path, rows: list[dict[str, object]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "ftcli" / "samples")
@@ -648,10 +644,10 @@ def main() -> None:
     pair_rejections, kto_rejections = Rejections(rng, good), Rejections(rng, good)
     for split, chosen in split_items.items():
         pairs = pair_rows(chosen, pair_rejections, rng)
-        write(out / "reward_model" / f"{split}.jsonl", pairs)
-        write(out / "preference" / f"{split}.jsonl", pairs)
+        write_jsonl(out / "reward_model" / f"{split}.jsonl", pairs)
+        write_jsonl(out / "preference" / f"{split}.jsonl", pairs)
         kto = kto_rows(rng.sample(chosen, len(chosen)), KTO[split], kto_rejections, rng)
-        write(out / "kto" / f"{split}.jsonl", kto)
+        write_jsonl(out / "kto" / f"{split}.jsonl", kto)
 
 
 if __name__ == "__main__":

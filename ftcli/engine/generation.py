@@ -66,8 +66,10 @@ def generate_ids(
 
     A decoder-only model's output repeats its (left-padded) prompt, which is cut off here. With
     a `streamer` (a `transformers` TextStreamer) prompts go one at a time in input order, so the
-    text appears as it is written.
+    text appears as it is written. Prompts too long for the model's position table lose their start
+    (`within_positions`).
     """
+    prompts, generation = within_positions(model, prompts, generation)
     decoder_only = not is_encoder_decoder(model)
     device = next(model.parameters()).device
     order = [[i] for i in range(len(prompts))] if streamer else sorted_batches(

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
 from typing import Any
 
 from ftcli.data.readers import Row
@@ -170,14 +171,20 @@ class Renderer:
         token it writes right after an assistant's text (ChatML's `<|im_end|>`), which is not the
         tokenizer's EOS in every model (base Qwen models end text with `<|endoftext|>`)."""
         stops = [self.end_id] if self.end_id is not None else []
-        if self.chat:
-            marker = "\u2063"  # a character no template writes, to find where the assistant's text ends
-            turns = [{"role": "user", "content": "?"}, {"role": "assistant", "content": marker}]
-            text = self._apply(turns, generation_prompt=False)
-            after = self._encode(text[text.rindex(marker) + 1:].lstrip(" \n")) if marker in text else []
-            if after and after[0] in self.tokenizer.all_special_ids:
-                stops.append(after[0])
+        after = self._encode(self._after_answer.lstrip(" \n"))
+        if after and after[0] in self.tokenizer.all_special_ids:
+            stops.append(after[0])
         return sorted(set(stops))
+
+    @cached_property
+    def _after_answer(self) -> str:
+        """The text a chat template writes right after an assistant's text ("" for the plain template)."""
+        if not self.chat:
+            return ""
+        marker = "\u2063"  # a character no template writes, to find where the assistant's text ends
+        text = self._apply([{"role": "user", "content": "?"}, {"role": "assistant", "content": marker}],
+                           generation_prompt=False)
+        return text[text.rindex(marker) + 1:] if marker in text else ""
 
     def segments(self, turns: list[dict[str, str]], where: str) -> list[Segment]:
         """Prompt and response segments, in order; every assistant turn is a trained segment."""
@@ -198,13 +205,7 @@ class Renderer:
     def _closing(self) -> list[int]:
         """What ends an assistant turn: `<end>` for the plain template; what the chat template writes
         after the assistant's text (ChatML's `<|im_end|>` and newline), else the end token."""
-        if not self.chat:
-            return [self.end_id] if self.end_id is not None else []
-        marker = "\u2063"
-        text = self._apply([{"role": "user", "content": "?"}, {"role": "assistant", "content": marker}],
-                           generation_prompt=False)
-        closing = self._encode(text[text.rindex(marker) + 1:]) if marker in text else []
-        return closing or ([self.end_id] if self.end_id is not None else [])
+        return self._encode(self._after_answer) or ([self.end_id] if self.end_id is not None else [])
 
     def prompt(self, turns: list[dict[str, str]]) -> list[int]:
         """Token ids of `turns` followed by the opening of an assistant turn: what generation continues."""

@@ -30,6 +30,7 @@ and pass@1 is reported; it is off by default, because it runs model-written code
 
 from __future__ import annotations
 
+import functools
 import logging
 import string
 from dataclasses import dataclass, field
@@ -138,17 +139,18 @@ class FeedbackTask(ResponseTask[FeedbackConfig]):
         are read, and every row gives a feature."""
         cfg, objective = self.cfg, Objective(self.cfg.objective)
         renderer = Renderer(self.tokenizer, cfg.template)
+        names = READS[objective] if with_labels else INPUTS[objective]
+        opening = self._encode(self._answer_opening())
         screened, features, cut = Screened(), [], 0
         for index, row in enumerate(rows):
             where = f"{source}: record {index}"
-            names = READS[objective] if with_labels else INPUTS[objective]
             fields = read_fields(row, cfg.columns, names, objective, where)
             context = self._context(fields)
-            prompt = tail(renderer.prompt(context) + self._encode(self._answer_opening()), cfg.max_length)
+            whole = renderer.prompt(context) + opening
+            prompt = tail(whole, cfg.max_length)
             if not with_labels:
                 empty = any(is_blank(fields[name]) for name in names)
-                whole = len(renderer.prompt(context)) + len(self._encode(self._answer_opening()))
-                features.append({"input_ids": prompt, NOTE: RowNote(index, whole > cfg.max_length, empty)})
+                features.append({"input_ids": prompt, NOTE: RowNote(index, len(whole) > cfg.max_length, empty)})
                 continue
             reason = self._unfit(row, fields, where)
             if reason:
@@ -276,9 +278,15 @@ def unescape(text: str) -> str:
 
 def similarity(refinement: str, feedback: str) -> float:
     """ROUGE-L F1 between a refinement and its feedback: how much of the feedback's wording it takes up."""
+    return float(_rouge_l().score(feedback, refinement)["rougeL"].fmeasure)
+
+
+@functools.cache
+def _rouge_l() -> Any:
+    """One ROUGE-L scorer for every row (building one per row would repeat its set-up)."""
     from rouge_score import rouge_scorer
 
-    return float(rouge_scorer.RougeScorer(["rougeL"]).score(feedback, refinement)["rougeL"].fmeasure)
+    return rouge_scorer.RougeScorer(["rougeL"])
 
 
 def _feedback_of(row: Row, cfg: FeedbackConfig, where: str) -> str:

@@ -88,21 +88,17 @@ class GeneratingTask(BoundTask[C], ABC):
     ) -> Generated:
         """The texts written for every feature (unless the features are labelled and evaluation does
         not generate), and the teacher-forced loss per target token when they are labelled."""
-        from ftcli.engine.generation import (
-            generate_ids,
-            is_encoder_decoder,
-            stop_settings,
-            teacher_forced_loss,
-            within_positions,
-        )
+        from ftcli.engine.generation import generate_ids, is_encoder_decoder, stop_settings, teacher_forced_loss
 
         labelled = bool(features) and "labels" in features[0]
         loss = teacher_forced_loss(model, features, self.collator(), batch_size, autocast) if labelled else None
         if labelled and not self.generate_in_eval:
             return Generated(None, loss)
         stops = {} if is_encoder_decoder(model) else stop_settings(model, self.stop_ids(), self.tokenizer.pad_token_id)
-        prompts, settings = within_positions(model, self.prompts(features), {**self.generation.as_kwargs(), **stops})
-        sequences = generate_ids(model, prompts, self.prompt_collator(), batch_size, settings, autocast, streamer)
+        settings = {**self.generation.as_kwargs(), **stops}
+        sequences = generate_ids(
+            model, self.prompts(features), self.prompt_collator(), batch_size, settings, autocast, streamer
+        )
         texts = self.tokenizer.batch_decode(sequences, skip_special_tokens=True)
         return Generated([self.finish(text) for text in texts], loss)
 
