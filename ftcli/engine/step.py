@@ -83,6 +83,32 @@ class LossUnit(str, Enum):
     next_tokens = "next_tokens"  # causal LMs: labels shifted by one, the first one of each row predicts nothing
 
 
+class Objective(str, Enum):
+    """What a model's own loss is, so that add-ons which rework it (label smoothing, R-Drop,
+    distillation) know whether there is a distribution over classes to rework."""
+
+    classes = "classes"  # cross-entropy of `logits` against `labels`, one prediction per unit
+    spans = "spans"  # extractive QA: the mean of the start and the end positions' cross-entropy
+    other = "other"  # binary cross-entropy, squared error, ...: no single class to predict
+
+
+@dataclass
+class ClassScores:
+    """One head's scores over its classes, one row per prediction, beside the class each should pick.
+
+    `logits` is (n, classes) and `targets` (n,), with IGNORE_INDEX where nothing is to be predicted
+    (padding, prompt tokens, subword tails), in the order of the batch: row by row, then position
+    by position. The cross-entropy of the kept rows, averaged, is the model's own loss.
+    """
+
+    logits: torch.Tensor
+    targets: torch.Tensor
+
+    def kept(self) -> torch.Tensor:
+        """Which rows hold a prediction (a boolean mask)."""
+        return self.targets != IGNORE_INDEX
+
+
 class Step:
     """Defaults every step shares: nothing to prepare, the collator as given, one forward and backward."""
 
@@ -109,9 +135,10 @@ class Step:
 
 @dataclass
 class ModelLoss(Step):
-    """The model's own loss (`forward(**batch).loss`), a mean over `unit`."""
+    """The model's own loss (`forward(**batch).loss`), a mean over `unit`; `objective` says what it is."""
 
     unit: LossUnit = LossUnit.rows
+    objective: Objective = Objective.classes
 
     def units(self, batch: Batch) -> torch.Tensor:
         import torch
@@ -125,6 +152,42 @@ class ModelLoss(Step):
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         return model(**batch).loss
+
+    def scores(self, model: nn.Module, batch: Batch) -> tuple[Any, list[ClassScores]]:
+        """One forward pass: the model's output and its heads' class scores (one head; QA: start, end).
+
+        The labels stay in the batch, since a seq2seq model builds its decoder inputs from them.
+
+        Raises:
+            ValueError: for an `objective` with no classes to score (`Objective.other`).
+        """
+        out = model(**batch)
+        if self.objective is Objective.other:
+            raise ValueError(f"a {self.unit.value} loss with objective {self.objective.value} has no class scores")
+        if self.objective is Objective.spans:
+            return out, [_span_scores(out.start_logits, batch["start_positions"]),
+                         _span_scores(out.end_logits, batch["end_positions"])]
+        logits, labels = out.logits, batch["labels"]
+        if self.unit is LossUnit.next_tokens:
+            logits, labels = logits[..., :-1, :], labels[..., 1:]
+        return out, [ClassScores(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))]
+
+
+def _span_scores(logits: torch.Tensor, positions: torch.Tensor) -> ClassScores:
+    """Start or end scores over a window's tokens; a position past the window predicts nothing, as
+    in the QA heads of `transformers`, which clamp it to the window's length and ignore that."""
+    targets = positions.reshape(-1).clamp(min=0)
+    targets[targets >= logits.shape[-1]] = IGNORE_INDEX
+    return ClassScores(logits, targets)
+
+
+def cross_entropy(scores: ClassScores, smoothing: float = 0.0) -> torch.Tensor:
+    """The mean cross-entropy over the rows of `scores` that hold a prediction (`smoothing`: label
+    smoothing's epsilon, spread over all classes as `torch` does)."""
+    import torch.nn.functional as F
+
+    return F.cross_entropy(scores.logits.float(), scores.targets, ignore_index=IGNORE_INDEX,
+                           label_smoothing=smoothing)
 
 
 def rows(batch: Batch) -> int:

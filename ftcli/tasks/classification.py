@@ -25,7 +25,7 @@ from ftcli.config.schema import DataConfig, TaskConfig
 from ftcli.data.readers import Row
 from ftcli.data.splits import Splits, require_columns
 from ftcli.engine.frozen import NO_FROZEN_MODELS, FrozenModels
-from ftcli.engine.step import Collate, LossUnit, ModelLoss, TrainingStep
+from ftcli.engine.step import Collate, LossUnit, ModelLoss, Objective, TrainingStep
 from ftcli.errors import DataError
 from ftcli.tasks.base import TASKS, Feature
 from ftcli.tasks.bound import LogitsTask
@@ -164,7 +164,8 @@ class ClassificationTask(LogitsTask[ClassificationConfig]):
         return WithoutNotes(DataCollatorWithPadding(self.tokenizer))
 
     def training_step(self) -> TrainingStep:
-        return ModelLoss(LossUnit.rows)
+        single = self.cfg.problem is Problem.single_label
+        return ModelLoss(LossUnit.rows, Objective.classes if single else Objective.other)
 
     def metrics(self, logits: np.ndarray, features: list[Feature]) -> dict[str, Any]:
         from ftcli.tasks import metrics

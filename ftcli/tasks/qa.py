@@ -26,7 +26,7 @@ from ftcli.config.schema import DataConfig, TaskConfig
 from ftcli.data.readers import Row
 from ftcli.data.splits import Splits, require_columns, text_field
 from ftcli.engine.frozen import NO_FROZEN_MODELS, FrozenModels
-from ftcli.engine.step import Collate, LossUnit, ModelLoss, TrainingStep
+from ftcli.engine.step import Collate, LossUnit, ModelLoss, Objective, TrainingStep
 from ftcli.errors import DataError
 from ftcli.tasks.base import TASKS, Feature
 from ftcli.tasks.bound import LogitsTask, require_fast_tokenizer
@@ -131,7 +131,7 @@ class QaTask(LogitsTask[QaConfig]):
         return ModelInputs(DataCollatorWithPadding(self.tokenizer))
 
     def training_step(self) -> TrainingStep:
-        return ModelLoss(LossUnit.rows)  # the head's loss: start and end cross-entropy, a mean over windows
+        return ModelLoss(LossUnit.rows, Objective.spans)  # start and end cross-entropy, a mean over windows
 
     def logits_of(self, out: Any) -> torch.Tensor:
         """The head's start and end logits (a `QuestionAnsweringModelOutput`'s) stacked as
