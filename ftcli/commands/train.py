@@ -14,11 +14,11 @@ from ftcli import ui
 from ftcli.commands.summary import data_source, overrides_row, run_rows
 from ftcli.config.schema import EMBEDDED_MODEL, ModelConfig, TrainConfig, plain
 from ftcli.data.splits import Splits, load_splits, with_absolute_paths
+from ftcli.engine.add_ons.compose import training_setup
 from ftcli.engine.checkpoint import Checkpointing, checkpoints_dir, list_checkpoints, resume_point
 from ftcli.engine.loop import Training, train_loop
 from ftcli.engine.resources import peak_memory_mb, reset_peak_memory, weights_mb
 from ftcli.engine.state import LoopState
-from ftcli.engine.step import with_add_ons
 from ftcli.errors import Interrupted, ModelError, NothingToDo, RunDirError
 from ftcli.files import write_text_atomic
 from ftcli.methods import METHODS, count_parameters, head_modules
@@ -83,9 +83,10 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
         return split_scores(task, trained, features[split], cfg.trainer.eval_batch_size, cfg.trainer.precision)
 
     assert cfg.trainer.lr is not None  # `_with_defaults` gave it the method's rate
+    step, lr_scale = training_setup(task.training_step(), cfg.trainer, cfg.task.name, model, method.lr_scale(cfg.method))
     training = Training(
         model, features["train"], task.collator(), cfg.trainer.lr, cfg.seed, lambda m: evaluate("validation", m),
-        _LoggedProgress(run_dir), with_add_ons(task.training_step(), cfg.trainer.add_ons), method.lr_scale(cfg.method),
+        _LoggedProgress(run_dir), step, lr_scale,
         Checkpointing(run_dir.path, cfg.trainer.save_every, cfg.trainer.keep_checkpoints, resumable, resume),
     )
     result = _train(training, cfg, output_dir)

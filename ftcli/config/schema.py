@@ -168,6 +168,47 @@ class DataConfig:
         return problems
 
 
+class AdversarialMethod(str, Enum):
+    none = "none"
+    fgm = "fgm"  # one pass at the perturbation of size epsilon along the clean pass's gradient
+    pgd = "pgd"  # `steps` ascent steps of size alpha, kept in the epsilon-ball; the clean and the last pass train
+    freelb = "freelb"  # a random start in the ball, `steps` ascent steps; all adversarial passes train, averaged
+
+
+class PerturbationNorm(str, Enum):
+    l2 = "l2"  # per row, over the row's tokens and hidden units together
+    linf = "linf"  # per embedding value
+
+
+@dataclass
+class AdversarialConfig:
+    """Adversarial training on the input embeddings (`ftcli.engine.add_ons.adversarial`).
+
+    The perturbation is added to the output of the model's input-embedding lookup, row by row over
+    the tokens that are not padding; `epsilon` bounds its size in `norm`, `alpha` is the size of
+    one ascent step (PGD and FreeLB, `steps` of them).
+    """
+
+    method: AdversarialMethod = AdversarialMethod.none
+    epsilon: float = 1.0  # l2: the whole row's perturbation; linf: each value (then ~1e-2)
+    norm: PerturbationNorm = PerturbationNorm.l2
+    steps: int = 3  # pgd, freelb: ascent steps (forward and backward passes)
+    alpha: float = 0.3  # pgd, freelb: the size of one ascent step, in `norm`
+
+    def validate(self) -> list[str]:
+        if self.method is AdversarialMethod.none:
+            return []
+        problems = []
+        if self.epsilon <= 0:
+            problems.append(f"trainer.adversarial.epsilon={self.epsilon} must be positive")
+        if self.method is not AdversarialMethod.fgm:
+            if self.steps < 1:
+                problems.append(f"trainer.adversarial.steps={self.steps} must be at least 1")
+            if self.alpha <= 0:
+                problems.append(f"trainer.adversarial.alpha={self.alpha} must be positive")
+        return problems
+
+
 @dataclass
 class TrainerConfig:
     """Optimisation and evaluation settings of the training loop."""
@@ -198,6 +239,12 @@ class TrainerConfig:
     keep_checkpoints: int = 2  # newest checkpoints kept while training; all are removed once the run finishes
     resume: Optional[str] = None  # "auto": the run directory's newest checkpoint; or a checkpoints/step-<N> path
     add_ons: list[str] = field(default_factory=list)  # registered training add-ons wrapping the task's step, in order
+    # built-in add-ons (`ftcli.engine.add_ons`): each off by default
+    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
+    rdrop: float = 0.0  # R-Drop's alpha: weight of the symmetric KL between two dropout passes; 0: off
+    label_smoothing: float = 0.0  # epsilon spread over all classes of the cross-entropy; 0: off
+    layer_decay: Optional[float] = None  # layer-wise lr decay in (0, 1]: layer i of L trains at lr * d^(L - i)
+    ema: Optional[float] = None  # decay in (0, 1) of an exponential moving average of the weights, which is evaluated and saved
 
     @property
     def maximize(self) -> bool:
@@ -233,6 +280,24 @@ class TrainerConfig:
             )
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             problems.append(f"trainer.early_stopping_patience={self.early_stopping_patience} must be at least 1")
+        return problems + self._add_on_problems()
+
+    def _add_on_problems(self) -> list[str]:
+        """The built-in add-ons' ranges; `adversarial` checks its own settings (`AdversarialConfig.validate`)."""
+        problems = []
+        if self.rdrop < 0:
+            problems.append(f"trainer.rdrop={self.rdrop} must be 0 (off) or positive (R-Drop's alpha, e.g. 1.0)")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            problems.append(f"trainer.label_smoothing={self.label_smoothing} must be in [0, 1) (0: off, 0.1 is usual)")
+        if self.layer_decay is not None and not 0.0 < self.layer_decay <= 1.0:
+            problems.append(f"trainer.layer_decay={self.layer_decay} must be in (0, 1] (null: off, 0.8 is usual)")
+        if self.ema is not None and not 0.0 < self.ema < 1.0:
+            problems.append(f"trainer.ema={self.ema} must be in (0, 1) (null: off, 0.999 is usual)")
+        if self.compile and self.adversarial.method is not AdversarialMethod.none:
+            problems.append(
+                f"trainer.adversarial.method={self.adversarial.method.value} cannot be combined with trainer.compile=true: "
+                "the compiled forward pass does not see the hook that adds the perturbation; set trainer.compile=false"
+            )
         return problems
 
 

@@ -4,6 +4,7 @@ A checkpoint holds everything the loop needs to carry on as if it had never stop
 
     trainable.safetensors   the trainable weights (all of them for full fine-tuning)
     best.safetensors        the best evaluation's trainable weights, when there was one
+    ema.safetensors         the moving average of the trainable weights, with `trainer.ema`
     optimizer.pt            optimiser and scheduler state dicts (tensors and numbers only)
     rng.pt                  torch's CPU (and CUDA) random states
     state.json              the loop state (`ftcli.engine.state.LoopState`: step, epoch, batches
@@ -37,6 +38,7 @@ from ftcli.files import staged_dir
 T = TypeVar("T")
 CHECKPOINTS = "checkpoints"
 STEP_DIR = re.compile(r"step-(\d+)")
+BEST, EMA = "best.safetensors", "ema.safetensors"
 
 
 @dataclass
@@ -107,8 +109,9 @@ def save_checkpoint(
     final = checkpoints_dir(run_path) / f"step-{state.step}"
     with staged_dir(final) as tmp:
         save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
-        if state.best_weights is not None:
-            save_file({k: v.contiguous() for k, v in state.best_weights.items()}, str(tmp / "best.safetensors"))
+        for file, tensors in ((BEST, state.best_weights), (EMA, state.ema_weights)):
+            if tensors is not None:
+                save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(tmp / file))
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
         torch.save(_rng_state(), tmp / "rng.pt")
         record = {**state.to_json(), "config": config}
@@ -157,9 +160,11 @@ def restore(checkpoint: Checkpoint, model: nn.Module, optimizer: Any, scheduler:
         scheduler.load_state_dict(states["scheduler"])
 
     _load(checkpoint, "optimizer.pt", load_states)
-    best = checkpoint.path / "best.safetensors"
     state = replace(checkpoint.state, history=list(checkpoint.state.history))
-    state.best_weights = _load(checkpoint, best.name, lambda file: load_file(str(file))) if best.exists() else None
+    state.best_weights, state.ema_weights = (
+        _load(checkpoint, file, lambda path: load_file(str(path))) if (checkpoint.path / file).exists() else None
+        for file in (BEST, EMA)
+    )
     return state
 
 

@@ -7,7 +7,8 @@ tokens) of all its micro-batches, so `trainer.grad_accum_steps` changes memory, 
 Losses stay on the device between log steps (no per-step host sync). The best weights by
 `trainer.metric_for_best` are kept and restored at the end (a tie goes to the lower validation
 loss, then to the earlier evaluation); early stopping ends the run after
-`early_stopping_patience` evaluations without gain.
+`early_stopping_patience` evaluations without gain. With `trainer.ema` the moving average of the
+weights (`ftcli.engine.add_ons.ema`) stands in for them in every evaluation and at the end.
 Ctrl-C or SIGTERM ends the run after the current step with a checkpoint (`ftcli.engine.signals`);
 a non-finite loss or a step that does not fit in memory ends it with what to change.
 """
@@ -27,6 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ftcli.config.schema import EvalStrategy, TrainerConfig
+from ftcli.engine.add_ons import ema
 from ftcli.engine.attention import variable_length_attention
 from ftcli.engine.batching import TokenBudgetBatches, TrainBatches
 from ftcli.engine.checkpoint import Checkpointing, restore, restore_rng
@@ -98,6 +100,9 @@ def train_loop(training: Training, cfg: TrainerConfig) -> LoopState:
     resume = checkpoints.resume if checkpoints else None
     state = restore(resume, run.unwrapped, run.optimizer, run.scheduler) if resume else LoopState()
     state.running_loss = torch.tensor(float(state.running_loss), device=run.accelerator.device)
+    if cfg.ema is not None:
+        saved = state.ema_weights
+        state.ema_weights = ema.placed(saved, run.unwrapped) if saved is not None else ema.start(run.unwrapped)
     callbacks.on_train_begin(run.total_steps)
     run.model.train()
     clock = _Clock(state)
@@ -135,6 +140,8 @@ def train_loop(training: Training, cfg: TrainerConfig) -> LoopState:
             else:
                 state.epoch, state.batches_in_epoch = state.epoch + 1, 0
     clock.lap()
+    if state.best_weights is None and state.ema_weights is not None:  # no evaluation chose: the average
+        ema.load(state.ema_weights, run.unwrapped)
     state.restore_best(run.unwrapped)
     return state
 
@@ -209,6 +216,8 @@ def _optimiser_step(run: _Prepared, step: TrainingStep, window: list[Batch], cfg
             accelerator.clip_grad_norm_(run.model.parameters(), cfg.max_grad_norm)
         run.optimizer.step()
         run.optimizer.zero_grad(set_to_none=True)
+    if cfg.ema is not None and state.ema_weights is not None:
+        ema.update(state.ema_weights, run.unwrapped, cfg.ema)
     run.scheduler.step()
     return accelerator.reduce(loss, reduction="sum") if accelerator.num_processes > 1 else loss
 
@@ -236,13 +245,15 @@ def _log(run: _Prepared, step: TrainingStep, cfg: TrainerConfig, state: LoopStat
 
 
 def _evaluate(run: _Prepared, training: Training, cfg: TrainerConfig, state: LoopState, clock: _Clock) -> None:
-    """Evaluate outside the training time, log it, and let the state keep the best weights."""
-    with clock.paused():
-        metrics = training.evaluate(run.unwrapped)
-    record = {"step": state.step, "epoch": round(state.step / run.steps_per_epoch, 4), "eval": metrics}
-    state.history.append(record)
-    training.callbacks.on_evaluate(state.step, record)
-    state.evaluated(metrics, run.unwrapped, cfg)
+    """Evaluate outside the training time, log it, and let the state keep the best weights (the
+    moving average's, with `trainer.ema`)."""
+    with ema.swapped_in(state.ema_weights, run.unwrapped):
+        with clock.paused():
+            metrics = training.evaluate(run.unwrapped)
+        record = {"step": state.step, "epoch": round(state.step / run.steps_per_epoch, 4), "eval": metrics}
+        state.history.append(record)
+        training.callbacks.on_evaluate(state.step, record)
+        state.evaluated(metrics, run.unwrapped, cfg)
 
 
 def _finished(state: LoopState, run: _Prepared) -> bool:

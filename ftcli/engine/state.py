@@ -16,12 +16,17 @@ if TYPE_CHECKING:
     from ftcli.config.schema import TrainerConfig
 
 
+TENSOR_FIELDS = ("best_weights", "ema_weights")  # kept in safetensors files beside `state.json`
+
+
 @dataclass
 class LoopState:
     """Progress, the running loss, the best evaluation so far and the history of one training run.
 
-    Everything but `best_weights` is what a checkpoint's `state.json` holds; `best_weights`, a
-    CPU copy of the trainable weights at the best evaluation, goes to `best.safetensors`.
+    Everything but the tensors is what a checkpoint's `state.json` holds; `best_weights`, a CPU
+    copy of the trainable weights at the best evaluation, goes to `best.safetensors`, and
+    `ema_weights`, the moving average of the weights with `trainer.ema` (`ftcli.engine.add_ons.ema`),
+    to `ema.safetensors`.
 
     Evaluations are ranked by `trainer.metric_for_best`; on a tie the lower validation `loss`
     wins, then the earlier evaluation. A metric such as accuracy on a small validation split ties
@@ -43,14 +48,15 @@ class LoopState:
     epochs: float = 0.0  # optimiser steps in epochs
     history: list[dict[str, Any]] = field(default_factory=list)
     best_weights: dict[str, torch.Tensor] | None = field(default=None, repr=False, compare=False)
+    ema_weights: dict[str, torch.Tensor] | None = field(default=None, repr=False, compare=False)
 
     @property
     def samples_per_second(self) -> float:
         return self.samples / self.train_seconds if self.train_seconds else 0.0
 
     def to_json(self) -> dict[str, Any]:
-        """The fields `state.json` holds (all but `best_weights`), as JSON values."""
-        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "best_weights"}
+        """The fields `state.json` holds (all but the tensors), as JSON values."""
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in TENSOR_FIELDS}
         return {**values, "running_loss": float(values["running_loss"]), "history": list(self.history)}
 
     @classmethod
