@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -70,3 +72,22 @@ def trained_runs(tmp_path_factory) -> TrainedRuns:
     root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "trained-runs"
     root.mkdir(exist_ok=True)
     return TrainedRuns(root)
+
+
+@contextmanager
+def ctrl_c_at_step(monkeypatch, when: int) -> Iterator[None]:
+    """Inside, a training run gets SIGINT once its step `when` is done, as if Ctrl-C were pressed then."""
+    from ftcli import ui
+
+    on_step = ui.TrainProgress.on_step
+
+    def press_ctrl_c(self, step, record):
+        on_step(self, step, record)
+        if step == when:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(ui.TrainProgress, "on_step", press_ctrl_c)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(ui.TrainProgress, "on_step", on_step)

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from ftcli.cli.main import main
 from ftcli.errors import EXIT_CONFIG
-from tests.integration.conftest import SMOKE
+from tests.integration.conftest import SMOKE, ctrl_c_at_step
 from tests.integration.test_resume import STEPS, kill_after_first_checkpoint, read_json, weights
 
 SHORTER = ["data.max_train_samples=32", "data.max_eval_samples=16", "trainer.max_steps=8", "trainer.eval_steps=4"]
@@ -51,25 +49,13 @@ def test_freelb_stopped_by_ctrl_c_resumes_to_the_uninterrupted_result(tmp_path, 
     """FreeLB draws its random start from the random state a checkpoint restores. The figures a step
     measures since the last log record start again at a resume, as the tasks' own do: the first
     record after step 3 counts step 4 alone, so only the loop's own fields are compared."""
-    import os
-    import signal
-
-    from ftcli import ui
     from ftcli.errors import EXIT_INTERRUPTED
 
     settings = [*STEPS, *SHORTER, *FREELB, "trainer.save_every=100"]
     whole, stopped = tmp_path / "whole", tmp_path / "stopped"
     assert main(["train", *settings, f"hydra.run.dir={whole}"]) == 0
-    on_step = ui.TrainProgress.on_step
-
-    def press_ctrl_c_at_step_3(self, step, record):
-        on_step(self, step, record)
-        if step == 3:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    monkeypatch.setattr(ui.TrainProgress, "on_step", press_ctrl_c_at_step_3)
-    assert main(["train", *settings, f"hydra.run.dir={stopped}"]) == EXIT_INTERRUPTED
-    monkeypatch.setattr(ui.TrainProgress, "on_step", on_step)
+    with ctrl_c_at_step(monkeypatch, 3):
+        assert main(["train", *settings, f"hydra.run.dir={stopped}"]) == EXIT_INTERRUPTED
     assert main(["train", *settings, "trainer.resume=auto", f"hydra.run.dir={stopped}"]) == 0
     same_result(whole, stopped, figures=False)
     assert "adversarial_loss" in log(whole)[0]

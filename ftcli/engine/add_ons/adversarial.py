@@ -262,9 +262,11 @@ class FreeLargeBatch(AdversarialStep):
 
         begin: Start = start
         for step in range(cfg.steps):
-            current = self.one_pass(model, batch, share, begin, last=step == cfg.steps - 1)
+            last = step == cfg.steps - 1
+            current = self.one_pass(model, batch, share, begin, last=last)
             losses.append(current.loss)
-            begin = fixed(self.step_from(current))
+            if not last:
+                begin = fixed(self.step_from(current))
         mean = torch.stack(losses).mean()
         return mean, mean
 

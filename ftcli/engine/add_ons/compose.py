@@ -45,8 +45,8 @@ def training_setup(
     Raises:
         ConfigError: listing every add-on the settings ask for that this task or model cannot take.
     """
-    decay = layer_factors((name for name, _ in model.named_parameters()), trainer.layer_decay) \
-        if trainer.layer_decay is not None else None
+    names = [name for name, _ in model.named_parameters()]
+    decay = layer_factors(names, trainer.layer_decay) if trainer.layer_decay is not None else None
     problems = step_problems(step, trainer, task)
     if trainer.layer_decay is not None and decay is None:
         problems.append(
@@ -56,8 +56,8 @@ def training_setup(
         )
     if problems:
         raise ConfigError(problems, hint="turn these add-ons off for this run, or pick a task and model they apply to")
-    return with_adversarial(with_add_ons(reworked(step, trainer), trainer.add_ons), trainer.adversarial), \
-        times(lr_scale, decay)
+    trained = with_adversarial(with_add_ons(reworked(step, trainer), trainer.add_ons), trainer.adversarial)
+    return trained, times(lr_scale, decay)
 
 
 def reworked(step: TrainingStep, trainer: TrainerConfig) -> TrainingStep:

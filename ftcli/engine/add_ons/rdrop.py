@@ -19,6 +19,8 @@ from ftcli.engine.add_ons.label_smoothing import heads_loss
 from ftcli.engine.add_ons.tally import Tally
 from ftcli.engine.step import Batch, ClassScores, ModelLoss, WrappedStep
 
+DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
+
 
 def symmetric_kl(first: ClassScores, second: ClassScores) -> torch.Tensor:
     """½(KL(p₁‖p₂) + KL(p₂‖p₁)) of two passes' class distributions, a mean over the predictions
@@ -42,7 +44,7 @@ class RDrop(WrappedStep):
         _, first = self.model_loss.scores(model, batch)
         _, second = self.model_loss.scores(model, batch)
         if not self.checked:
-            self._warn_without_dropout(first, second)
+            self._warn_without_dropout(model, first, second)
         ce = (heads_loss(first, self.smoothing) + heads_loss(second, self.smoothing)) / 2
         kl = torch.stack([symmetric_kl(a, b) for a, b in zip(first, second)]).mean()
         self.tally.add(kl, self.units(batch))
@@ -52,10 +54,13 @@ class RDrop(WrappedStep):
         mean = self.tally.read()
         return {**self.inner.logged(), **({"rdrop_kl": mean} if mean is not None else {})}
 
-    def _warn_without_dropout(self, first: list[ClassScores], second: list[ClassScores]) -> None:
-        """Once, on the first batch: two passes that agree exactly mean no dropout is active in the model."""
+    def _warn_without_dropout(self, model: nn.Module, first: list[ClassScores], second: list[ClassScores]) -> None:
+        """Once, on the first batch: no dropout layer and two passes that agree exactly mean the model
+        has no active dropout. Equal passes alone do not: LoRA's dropout acts on a product that is
+        zero until its first step."""
         self.checked = True
-        if all(torch.equal(a.logits, b.logits) for a, b in zip(first, second)):
+        dropout = any(isinstance(m, DROPOUT) and m.p > 0 and m.training for m in model.modules())
+        if not dropout and all(torch.equal(a.logits, b.logits) for a, b in zip(first, second)):
             ui.warn("trainer.rdrop: the model's two dropout passes gave the same scores (it has no active "
                     "dropout), so R-Drop adds nothing but a second pass; set trainer.rdrop=0, or train a model "
                     "with dropout")

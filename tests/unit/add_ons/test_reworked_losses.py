@@ -85,7 +85,7 @@ def test_rdrop_on_two_heads_is_the_mean_of_each_heads():
     assert loss.item() == pytest.approx(expected, rel=1e-6)
 
 
-def test_rdrop_warns_once_when_the_two_passes_agree(monkeypatch):
+def test_rdrop_warns_once_when_the_two_passes_agree_without_dropout(monkeypatch):
     from ftcli import ui
 
     warned = []
@@ -96,6 +96,10 @@ def test_rdrop_warns_once_when_the_two_passes_agree(monkeypatch):
     assert len(warned) == 1 and "no active dropout" in warned[0]
     warned.clear()
     RDrop(ModelLoss(LossUnit.tokens), 1.0).loss(Scripted(FIRST, SECOND), batch())
+    assert not warned
+    with_dropout = Scripted(FIRST)
+    with_dropout.lora_dropout = nn.Dropout(0.1)  # acting on LoRA's B·A, zero before the first step
+    RDrop(ModelLoss(LossUnit.tokens), 1.0).loss(with_dropout, batch())
     assert not warned
 
 
