@@ -1,6 +1,7 @@
 """The training add-ons built into ftcli, each set in `trainer` and off by default.
 
-- `adversarial`: FGM, PGD and FreeLB perturbations of the input embeddings (`trainer.adversarial`);
+- `adversarial`: FGM, PGD and FreeLB perturbations of the input embeddings (`trainer.adversarial`),
+  which `perturbation` adds to the model and sizes per example;
 - `rdrop`: R-Drop's two dropout passes and their symmetric KL (`trainer.rdrop`);
 - `label_smoothing`: smoothed cross-entropy (`trainer.label_smoothing`);
 - `layer_decay`: layer-wise learning-rate decay (`trainer.layer_decay`);

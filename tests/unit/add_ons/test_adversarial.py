@@ -16,7 +16,7 @@ import torch
 from transformers import AutoModelForSeq2SeqLM, AutoModelForSequenceClassification
 
 from ftcli.config.schema import AdversarialConfig, AdversarialMethod, PerturbationNorm
-from ftcli.engine.add_ons.adversarial import FastGradient, FreeLargeBatch, ProjectedGradient, row_norms
+from ftcli.engine.add_ons.adversarial import FastGradient, FreeLargeBatch, ProjectedGradient
 from ftcli.engine.step import LossUnit, ModelLoss
 from ftcli.errors import ConfigError
 from ftcli.methods import METHODS, head_modules
@@ -24,6 +24,11 @@ from tests.unit.test_grad_accumulation import classification_rows, gradient_of_o
 
 ONE_PROCESS = SimpleNamespace(no_sync=lambda model: nullcontext())  # the accelerator's part a step asks for
 L2, LINF = PerturbationNorm.l2, PerturbationNorm.linf
+
+
+def row_norms(values: torch.Tensor) -> torch.Tensor:
+    """Each row's l2 norm over its positions and hidden units, shaped (rows, 1, 1)."""
+    return values.flatten(1).norm(dim=1).view(-1, 1, 1)
 
 
 def bert():
@@ -107,6 +112,19 @@ def test_fgm_moves_the_embeddings_by_epsilon_along_the_gradient_and_leaves_no_tr
     with torch.no_grad():
         assert torch.equal(model(**batch).logits, clean)  # the hooks are gone: the next forward is the clean one
     assert not model.get_input_embeddings()._forward_hooks and not model._forward_pre_hooks
+
+
+def test_fgm_perturbs_each_example_of_a_packed_row_by_epsilon():
+    """A padding-free row of three examples (positions starting again at 0): ε for each of them."""
+    model = bert()
+    torch.manual_seed(1)
+    batch = {"input_ids": torch.randint(1000, 2000, (1, 9)), "position_ids": torch.tensor([[0, 1, 2, 3, 0, 1, 0, 1, 2]]),
+             "labels": torch.tensor([1])}
+    seen = inputs_of(model.bert.embeddings.LayerNorm)
+    run(FastGradient(ModelLoss(), adversarial(AdversarialMethod.fgm, epsilon=0.5)), model, batch)
+    moved = seen[1] - seen[0]
+    norms = [moved[0, start:end].norm().item() for start, end in ((0, 4), (4, 6), (6, 9))]
+    assert norms == [pytest.approx(0.5, abs=1e-5)] * 3
 
 
 def test_fgm_trains_on_the_clean_and_the_attacked_gradient_and_logs_both_losses():
