@@ -38,6 +38,7 @@ from ftcli.models.loading import (
 from ftcli.runs.directory import ENVIRONMENT, LABELS, METRICS, RunDir, write_config
 from ftcli.runs.environment import environment
 from ftcli.runs.portable import make_portable
+from ftcli.runs.teacher import check_teacher, with_absolute_teacher
 from ftcli.runs.trained import frozen_models
 from ftcli.tasks import TASKS
 from ftcli.tasks.notes import report, token_room
@@ -59,7 +60,8 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
 
     started = time.perf_counter()
     _quiet_libraries()
-    cfg = replace(cfg, data=with_absolute_paths(cfg.data), model=with_absolute_path(cfg.model))
+    cfg = replace(cfg, data=with_absolute_paths(cfg.data), model=with_absolute_path(cfg.model),
+                  trainer=with_absolute_teacher(cfg.trainer))
     run_dir = RunDir(output_dir)
     kind, method = TASKS.get(cfg.task.name).impl, METHODS.get(cfg.method.name).impl
     resumable = _resumable(cfg)  # as given: `_with_defaults` fills in the rest from these
@@ -74,10 +76,15 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     sync_pad_token(base, tokenizer)
     cfg = _with_defaults(cfg, kind, method, base)
     task = kind.bind(cfg.task, cfg.data, labels, tokenizer, frozen_models(cfg, kind, method, labels, tokenizer))
+    teacher = check_teacher(cfg, task, labels, tokenizer) if cfg.trainer.distill.teacher else None
     features = {split: task.encode(rows, splits.sources[split]) for split, rows in splits.rows.items()}
     _report_data(cfg, splits, features, labels, token_room(base, method.virtual_tokens(cfg.method)))
     model, params = _apply_method(cfg, method, base)
     _precompute(task, model, features, cfg, run_dir)
+    step = task.training_step()
+    if teacher is not None:  # its logits, once, before training
+        step = teacher.teach(splits.rows["train"], features["train"], checkpoints_dir(run_dir.path),
+                             cfg.trainer.eval_batch_size, labels)
 
     def evaluate(split: str, trained: nn.Module) -> dict[str, Any]:
         return split_scores(task, trained, features[split], cfg.trainer.eval_batch_size, cfg.trainer.precision)
@@ -85,7 +92,7 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     assert cfg.trainer.lr is not None  # `_with_defaults` gave it the method's rate
     training = Training(
         model, features["train"], task.collator(), cfg.trainer.lr, cfg.seed, lambda m: evaluate("validation", m),
-        _LoggedProgress(run_dir), with_add_ons(task.training_step(), cfg.trainer.add_ons), method.lr_scale(cfg.method),
+        _LoggedProgress(run_dir), with_add_ons(step, cfg.trainer.add_ons), method.lr_scale(cfg.method),
         Checkpointing(run_dir.path, cfg.trainer.save_every, cfg.trainer.keep_checkpoints, resumable, resume),
     )
     result = _train(training, cfg, output_dir)
