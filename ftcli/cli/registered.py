@@ -135,10 +135,15 @@ def _reward_problems(task: Any) -> list[str]:
 
 
 def _teacher_problems(cfg: TrainConfig) -> list[str]:
-    """A distillation teacher that is not a finished run of the same task family (`ftcli.runs.teacher`)."""
-    from ftcli.runs.teacher import teacher_problems
+    """A distillation teacher that is not a finished run; `ftcli.runs.teacher` checks the rest once
+    the student's labels and tokenizer exist."""
+    from ftcli.runs.directory import RunDir
 
-    return teacher_problems(cfg)
+    teacher = cfg.trainer.distill.teacher
+    if teacher is None or RunDir(teacher).is_finished():
+        return []
+    return [f"trainer.distill.teacher={teacher} is not the directory of a finished run "
+            "(its metrics.json and model or adapter folder)"]
 
 
 RULES = Rules()

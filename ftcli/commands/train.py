@@ -72,11 +72,11 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     labels = kind.label_names(splits, cfg.task, cfg.data)
     set_seed(cfg.seed)
     tokenizer = build_tokenizer(cfg.model)
+    teacher = check_teacher(cfg, kind, labels, tokenizer) if cfg.trainer.distill.teacher else None
     base = build_model(cfg.model, kind.model_class(), labels, **kind.model_config(cfg.task, model_config))
     sync_pad_token(base, tokenizer)
     cfg = _with_defaults(cfg, kind, method, base)
     task = kind.bind(cfg.task, cfg.data, labels, tokenizer, frozen_models(cfg, kind, method, labels, tokenizer))
-    teacher = check_teacher(cfg, task, labels, tokenizer) if cfg.trainer.distill.teacher else None
     features = {split: task.encode(rows, splits.sources[split]) for split, rows in splits.rows.items()}
     _report_data(cfg, splits, features, labels, token_room(base, method.virtual_tokens(cfg.method)))
     model, params = _apply_method(cfg, method, base)

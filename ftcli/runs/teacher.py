@@ -1,10 +1,11 @@
 """The teacher of a distilled run (`trainer.distill.teacher`): checked, and its logits computed once.
 
-Before anything loads, the config check asks that the teacher is a finished run of the same task
-family (`teacher_problems`). Once the student's labels and tokenizer exist, `check_teacher` asks
-that the student's task has classes to learn (not a generating or preference task), that the
-teacher was trained on the same label names (in any order: its classes are reordered by name),
-and, for per-token tasks (ner, qa), that it splits text into the same tokens.
+Before anything loads, the config check asks that the teacher is a finished run
+(`ftcli.cli.registered`). Once the student's labels and tokenizer exist, and before its model loads,
+`check_teacher` asks that the student's task has classes to learn (not a generating or preference
+task), that the teacher is a run of the same task family whose task has classes to teach, that it
+was trained on the same label names (in any order: its classes are put in the student's order by
+name), and, for per-token tasks (ner, qa), that it splits text into the same tokens.
 
 `Teacher.teach` gives each training feature the teacher's logits (`ftcli.runs.logits`): a
 per-text teacher reads the student's training rows with its own tokenizer, a per-token one the
@@ -27,7 +28,7 @@ import numpy as np
 from ftcli import ui
 from ftcli.config.schema import DataConfig, DistillConfig, TrainConfig, TrainerConfig
 from ftcli.engine.distill import TEACHER, DistillStep
-from ftcli.errors import ConfigError, RunDirError
+from ftcli.errors import ConfigError
 from ftcli.files import write_bytes_atomic
 from ftcli.runs.directory import CONFIG, LABELS, METRICS, RunDir, read_config
 from ftcli.runs.logits import run_logits
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
     from ftcli.data.readers import Row
-    from ftcli.tasks.base import Feature, Task
+    from ftcli.tasks.base import Feature, TaskKind
 
 CACHE = "teacher_logits.safetensors"
 SOURCE = "the training rows, as the teacher reads them"
@@ -51,25 +52,6 @@ def with_absolute_teacher(trainer: TrainerConfig) -> TrainerConfig:
     if teacher is None:
         return trainer
     return replace(trainer, distill=replace(trainer.distill, teacher=str(Path(teacher).expanduser().resolve())))
-
-
-def teacher_problems(cfg: TrainConfig) -> list[str]:
-    """A teacher that is not a finished run, or whose task is not of the student's task family."""
-    teacher = cfg.trainer.distill.teacher
-    if teacher is None:
-        return []
-    setting = f"trainer.distill.teacher={teacher}"
-    run = RunDir(teacher)
-    if not run.is_finished():
-        return [f"{setting} is not the directory of a finished run (its metrics.json and model or adapter folder)"]
-    try:
-        taught = read_config(run)
-    except RunDirError as exc:
-        return [f"{setting}: {exc.message}"]
-    if not same_family(taught.task, cfg.task):
-        return [f"{setting} is a task={taught.task.name} run and this run is task={cfg.task.name}: the teacher must "
-                "be a run of the same task (sentiment and text_classification count as one)"]
-    return []
 
 
 @dataclass
@@ -117,36 +99,41 @@ class Teacher:
         return digest.hexdigest()
 
 
-def check_teacher(cfg: TrainConfig, task: Task[Any], labels: list[str], tokenizer: PreTrainedTokenizerBase) -> Teacher:
-    """The teacher of `cfg`, checked against the student's bound `task`, `labels` and `tokenizer`;
-    only its config, labels and tokenizer are read (`teacher_problems` checked the rest).
+def check_teacher(cfg: TrainConfig, kind: TaskKind[Any], labels: list[str],
+                  tokenizer: PreTrainedTokenizerBase) -> Teacher:
+    """The teacher of `cfg`, checked against the student's task `kind`, `labels` and `tokenizer`
+    before the student's model loads; of the teacher, only its config, labels and tokenizer are read.
 
     Raises:
-        ConfigError: for a task without classes to learn, another label set, another vocabulary
-            (per-token tasks), or a teacher whose own task has no classes to teach.
+        ConfigError: for a student task without classes to learn, a teacher of another task family
+            or whose task has none to teach, another label set, or (per-token tasks) another vocabulary.
     """
     distill = cfg.trainer.distill
     assert distill.teacher is not None
     setting, run = f"trainer.distill.teacher={distill.teacher}", RunDir(distill.teacher)
     try:
-        head = class_head(task, spans=True)
+        head = class_head(kind.bind(cfg.task, cfg.data, labels, tokenizer), spans=True)
     except NotClasses as exc:
-        raise ConfigError(f"{setting}: task={cfg.task.name} cannot be distilled: {exc}",
+        raise ConfigError(f"trainer.distill: task={cfg.task.name} cannot be distilled: {exc}",
                           hint="distil a text_classification, sentiment, pair_classification, ner or qa run, "
                           "or drop trainer.distill.teacher") from exc
     taught, teacher_labels = read_config(run), read_labels(run)
+    if not same_family(taught.task, cfg.task):
+        raise ConfigError(f"{setting} is a task={taught.task.name} run and this run is task={cfg.task.name}",
+                          hint="the teacher must be a run of the same task (sentiment and text_classification "
+                          "count as one)")
+    try:
+        class_head(TASKS.get(taught.task.name).impl.bind(taught.task, taught.data, teacher_labels, tokenizer))
+    except NotClasses as exc:
+        raise ConfigError(f"{setting} cannot teach: {exc}", hint="name a single-label run as the teacher") from exc
     difference = label_difference(labels, teacher_labels)
     if difference:
         raise ConfigError(
             f"{setting} was trained on the labels {teacher_labels} and this run's are {labels}: the teacher {difference}",
             hint="distil from a teacher trained on the same labels, or give this run the teacher's with data.label_names",
         )
-    try:
-        class_head(TASKS.get(taught.task.name).impl.bind(taught.task, taught.data, teacher_labels, tokenizer))
-    except NotClasses as exc:
-        raise ConfigError(f"{setting} cannot teach: {exc}", hint="name a single-label run as the teacher") from exc
     artifact = run.artifact()
-    assert artifact is not None  # a finished run (`teacher_problems`)
+    assert artifact is not None  # a finished run, as the config check made sure
     if head.per_token and not same_tokens(saved_tokenizer(artifact), tokenizer):
         raise ConfigError(
             f"{setting}: task={cfg.task.name} learns the teacher's scores token by token, and the teacher's tokenizer "

@@ -41,11 +41,13 @@ def class_head(task: Task[Any], spans: bool = False) -> ClassHead:
     Raises:
         NotClasses: for a task that generates, compares answers, or has no softmax over classes.
     """
-    if task.generation is not None:
-        raise NotClasses("it generates text, a token at a time from the whole vocabulary, and has no classes")
     step = task.training_step()
     if not isinstance(step, ModelLoss):
-        raise NotClasses("its loss compares answers (pairs, rewards, sampled completions) instead of scoring classes")
+        raise NotClasses("its loss compares answers to a prompt (a preferred and a rejected one, rewards, "
+                         "sampled completions) instead of scoring classes")
+    if task.generation is not None:
+        raise NotClasses("it generates text, a token at a time over the whole vocabulary, instead of scoring "
+                         "fixed classes")
     if step.objective is Objective.other:
         raise NotClasses("its head is not one softmax over classes (multi-label and regression heads are not)")
     if step.objective is Objective.spans and not spans:
