@@ -81,10 +81,8 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     _report_data(cfg, splits, features, labels, token_room(base, method.virtual_tokens(cfg.method)))
     model, params = _apply_method(cfg, method, base)
     _precompute(task, model, features, cfg, run_dir)
-    step = task.training_step()
-    if teacher is not None:  # its logits, once, before training
-        step = teacher.teach(splits.rows["train"], features["train"], checkpoints_dir(run_dir.path),
-                             cfg.trainer.eval_batch_size, labels)
+    step = task.training_step() if teacher is None else teacher.teach(  # the teacher's logits, once, before training
+        splits.rows["train"], features["train"], checkpoints_dir(run_dir.path), cfg.trainer.eval_batch_size)
 
     def evaluate(split: str, trained: nn.Module) -> dict[str, Any]:
         return split_scores(task, trained, features[split], cfg.trainer.eval_batch_size, cfg.trainer.precision)

@@ -59,40 +59,39 @@ class Teacher:
     """A checked teacher run: where it is, its labels, and how the student's head reads its logits."""
 
     run: RunDir
-    labels: list[str]  # the teacher's, in its own order
+    labels: list[str]  # the student's, in the order its head has them: the teacher's logits are put in it
     head: ClassHead  # the student's
     settings: DistillConfig
     data: DataConfig  # the student's columns, which a per-text teacher reads the rows with
 
-    def teach(self, rows: list[Row], features: list[Feature], store: Path, batch_size: int,
-              labels: list[str]) -> DistillStep:
+    def teach(self, rows: list[Row], features: list[Feature], store: Path, batch_size: int) -> DistillStep:
         """Put the teacher's logits for each training feature in it (under `TEACHER`), read from
         `store` when computed there before for the same teacher and inputs, and return the step that
-        learns from them; `labels` are the student's, in its order."""
-        fingerprint = self._fingerprint(rows, features, labels)
+        learns from them."""
+        fingerprint = self._fingerprint(rows, features)
         path = store / CACHE
         logits = _read(path, fingerprint, self.head.per_token)
         if logits is not None:
             ui.info(f"teacher logits: read back from {path}")
         else:
-            logits = self._computed(rows, features, batch_size, labels)
+            logits = self._computed(rows, features, batch_size)
             _write(path, fingerprint, logits)
             ui.info(f"teacher logits: computed by {self.run.path} for {len(features)} training features")
         for feature, values in zip(features, logits):
             feature[TEACHER] = values
         return DistillStep(self.head.loss, self.settings.temperature, self.settings.alpha)
 
-    def _computed(self, rows: list[Row], features: list[Feature], batch_size: int, labels: list[str]) -> list[np.ndarray]:
+    def _computed(self, rows: list[Row], features: list[Feature], batch_size: int) -> list[np.ndarray]:
         trained = load_trained(self.run.path).rebound(data=self.data)
-        return run_logits(trained, self.head.per_token, rows, features, SOURCE, batch_size, labels)
+        return run_logits(trained, self.head.per_token, rows, features, SOURCE, batch_size, self.labels)
 
-    def _fingerprint(self, rows: list[Row], features: list[Feature], labels: list[str]) -> str:
+    def _fingerprint(self, rows: list[Row], features: list[Feature]) -> str:
         """What the cached logits depend on: the teacher run, the student's label order, and what the
         teacher reads (the rows; per token, the student's tokens)."""
         digest = hashlib.sha256()
         for name in (CONFIG, LABELS, METRICS):
             digest.update((self.run.path / name).read_bytes())
-        digest.update(json.dumps([labels, self.head.per_token]).encode())
+        digest.update(json.dumps([self.labels, self.head.per_token]).encode())
         read: Any = [f["input_ids"] for f in features] if self.head.per_token else rows
         for item in read:
             digest.update(json.dumps(item, sort_keys=True, default=str).encode())
@@ -123,7 +122,8 @@ def check_teacher(cfg: TrainConfig, kind: TaskKind[Any], labels: list[str],
                           hint="the teacher must be a run of the same task (sentiment and text_classification "
                           "count as one)")
     try:
-        class_head(TASKS.get(taught.task.name).impl.bind(taught.task, taught.data, teacher_labels, tokenizer))
+        own = TASKS.get(taught.task.name).impl.bind(taught.task, taught.data, teacher_labels, tokenizer)
+        class_head(own, spans=True)
     except NotClasses as exc:
         raise ConfigError(f"{setting} cannot teach: {exc}", hint="name a single-label run as the teacher") from exc
     difference = label_difference(labels, teacher_labels)
@@ -141,7 +141,7 @@ def check_teacher(cfg: TrainConfig, kind: TaskKind[Any], labels: list[str],
             hint="train the teacher from a model with this model's tokenizer, or make the student from the teacher's "
             "model (model.num_layers keeps fewer of its layers)",
         )
-    return Teacher(run, teacher_labels, head, distill, cfg.data)
+    return Teacher(run, labels, head, distill, cfg.data)
 
 
 def _read(path: Path, fingerprint: str, per_token: bool) -> list[np.ndarray] | None:

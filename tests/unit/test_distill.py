@@ -133,3 +133,61 @@ def test_qa_has_classes_only_where_its_span_heads_count():
 def test_label_sets_differ_by_name_not_by_order():
     assert label_difference(["neg", "pos"], ["pos", "neg"]) is None
     assert label_difference(["neg", "pos"], ["neg", "neutral"]) == "lacks pos and adds neutral"
+
+
+def teacher_run(folder, task, labels):
+    """A finished teacher run as `check_teacher` reads it: config, labels, metrics and a tokenizer, no weights."""
+    from ftcli.config.schema import TrainConfig
+    from ftcli.methods.full import FullConfig
+    from ftcli.runs.directory import LABELS, METRICS, RunDir, write_config
+
+    run = RunDir(folder)
+    write_config(run, TrainConfig(model=ModelConfig("tiny:bert"), task=task, method=FullConfig()))
+    run.write_json(LABELS, {"labels": labels})
+    run.write_json(METRICS, {})
+    build_tokenizer(ModelConfig("tiny:bert")).save_pretrained(folder / "model")
+    return folder
+
+
+def student(name, teacher, **settings):
+    from dataclasses import replace
+
+    from ftcli.config.schema import DistillConfig, TrainConfig, TrainerConfig
+    from ftcli.methods.full import FullConfig
+
+    trainer = replace(TrainerConfig(), distill=DistillConfig(teacher=str(teacher), **settings))
+    return TrainConfig(model=ModelConfig("tiny:bert"), task=TASKS.get(name).config_cls(), method=FullConfig(),
+                       trainer=trainer)
+
+
+def test_a_qa_teacher_teaches_both_span_heads_of_a_student_with_its_tokenizer(tmp_path):
+    from ftcli.runs.teacher import check_teacher
+    from ftcli.tasks.qa import QaConfig
+
+    folder = teacher_run(tmp_path / "teacher", QaConfig(), ["start", "end"])
+    checked = check_teacher(student("qa", folder, alpha=0.3), TASKS.get("qa").impl, ["start", "end"],
+                            build_tokenizer(ModelConfig("tiny:bert")))
+    assert checked.head.per_token and checked.head.loss.objective is Objective.spans
+    assert (checked.settings.alpha, checked.labels) == (0.3, ["start", "end"])
+
+
+def test_the_cache_gives_back_exactly_what_was_written_for_its_fingerprint_only(tmp_path):
+    from ftcli.runs.teacher import _read, _write
+
+    per_text = [np.array([0.1, -2.5], np.float32), np.array([3.0, 1e-8], np.float32)]
+    per_token = [np.arange(6, dtype=np.float32).reshape(3, 2), np.array([[7.5, -1.0]], np.float32)]
+    for logits, per_token_head in ((per_text, False), (per_token, True)):
+        path = tmp_path / f"{per_token_head}.safetensors"
+        _write(path, "abc", logits)
+        back = _read(path, "abc", per_token_head)
+        assert back is not None and all(np.array_equal(a, b) and a.shape == b.shape for a, b in zip(back, logits))
+        assert _read(path, "other inputs", per_token_head) is None  # stale: computed again
+    (tmp_path / "damaged.safetensors").write_bytes(b"not a safetensors file")
+    assert _read(tmp_path / "damaged.safetensors", "abc", False) is None
+
+
+def test_classes_line_up_by_name():
+    from ftcli.tasks.class_outputs import in_order
+
+    logits = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    assert in_order(logits, ["b", "c", "a"], ["a", "b", "c"]).tolist() == [[3.0, 1.0, 2.0], [6.0, 4.0, 5.0]]
