@@ -51,7 +51,8 @@ def run(cfg: PredictConfig, output_dir: Path) -> Path | None:
                 hint=f"name a file, e.g. output={Path(cfg.output) / 'predictions.jsonl'}, or output=- for stdout",
             )
         for run_dir in cfg.runs:
-            ensure_outside(Path(run_dir), Path(cfg.output), "output", str(Path(run_dir).resolve() / "predictions.jsonl"))
+            example = str(Path(run_dir).resolve() / "predictions.jsonl")
+            ensure_outside(Path(run_dir), Path(cfg.output), "output", example)
     if cfg.output == "-" or cfg.stream:
         ui.use_stderr()
     ensemble = load_ensemble(cfg.runs, cfg.ensemble)

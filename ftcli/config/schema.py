@@ -51,7 +51,7 @@ class ModelConfig:
     name_or_path: str = MISSING
     revision: Optional[str] = None
     trust_remote_code: bool = False
-    num_layers: Optional[int] = None  # keep this many of the encoder's layers, evenly spaced (a smaller student); null: all
+    num_layers: Optional[int] = None  # keep this many of the encoder's layers, evenly spaced; null: all of them
 
     def validate(self) -> list[str]:
         if not self.name_or_path.strip():

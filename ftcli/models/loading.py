@@ -48,9 +48,8 @@ def build_model(cfg: ModelConfig, model_class: ModelClass, labels: list[str], **
 
     if warmstart.is_warmstart(cfg.name_or_path):  # an encoder-decoder warm-started from an encoder
         if cfg.num_layers is not None:
-            raise ModelError(
-                f"model.num_layers={cfg.num_layers}: a warm-started encoder-decoder ({cfg.name_or_path}) "
-                "cannot be thinned", hint="drop model.num_layers")
+            raise ModelError(f"model.num_layers={cfg.num_layers}: a warm-started encoder-decoder "
+                             f"({cfg.name_or_path}) cannot be thinned", hint="drop model.num_layers")
         return warmstart.build_model(cfg, model_class, labels, **config)
     model = _built(cfg, model_class, labels, **config)
     if cfg.num_layers is not None:

@@ -8,7 +8,10 @@ data columns read the rows and its task scores and writes the predictions, from 
 probabilities (`ftcli.engine.combine`); every other run reads the rows its own way for per-text
 tasks (`ftcli.runs.logits`).
 
-An ensemble of one run is that run: its outputs come through untouched.
+An ensemble's loss is the mean negative log-likelihood of the combined probabilities over the
+predictions with a target (`ftcli.engine.combine.nll`): for per-text tasks what a single run's loss
+is, for ner a mean over its labelled tokens. An ensemble of one run is that run: its outputs, loss
+included, come through untouched.
 """
 
 from __future__ import annotations
@@ -106,11 +109,13 @@ def load_ensemble(paths: list[str], rule: Rule) -> Ensemble:
                           hint="pass one run_dir") from exc
     per_token = heads[0].per_token
     if per_token:
-        differ = [path for path, member in zip(paths[1:], members[1:]) if not same_tokens(member.tokenizer, members[0].tokenizer)]
+        first = members[0].tokenizer
+        differ = [path for path, member in zip(paths[1:], members[1:]) if not same_tokens(member.tokenizer, first)]
         if differ:
             raise ConfigError(
-                f"run_dir: task={members[0].cfg.task.name} combines probabilities token by token, and the tokenizers of "
-                f"{', '.join(differ)} split text differently from that of {paths[0]} (their vocabularies differ)",
+                f"run_dir: task={members[0].cfg.task.name} combines probabilities token by token, and the "
+                f"tokenizers of {', '.join(differ)} split text differently from that of {paths[0]} (their "
+                "vocabularies differ)",
                 hint="combine runs trained from models with one tokenizer",
             )
     return Ensemble(paths, members, rule, per_token)
@@ -125,7 +130,8 @@ def _check_alike(paths: list[str]) -> None:
     problems = []
     for path, cfg, names in zip(paths[1:], configs[1:], labels[1:]):
         if not same_family(cfg.task, configs[0].task):
-            problems.append(f"run_dir: {path} is a task={cfg.task.name} run and {paths[0]} a task={configs[0].task.name} run")
+            problems.append(f"run_dir: {path} is a task={cfg.task.name} run and {paths[0]} a "
+                            f"task={configs[0].task.name} run")
             continue
         difference = label_difference(labels[0], names)
         if difference:

@@ -129,8 +129,10 @@ def check_teacher(cfg: TrainConfig, kind: TaskKind[Any], labels: list[str],
     difference = label_difference(labels, teacher_labels)
     if difference:
         raise ConfigError(
-            f"{setting} was trained on the labels {teacher_labels} and this run's are {labels}: the teacher {difference}",
-            hint="distil from a teacher trained on the same labels, or give this run the teacher's with data.label_names",
+            f"{setting} was trained on the labels {teacher_labels} and this run's are {labels}: "
+            f"the teacher {difference}",
+            hint="distil from a teacher trained on the same labels, or give this run the teacher's labels with "
+            "data.label_names",
         )
     artifact = run.artifact()
     assert artifact is not None  # a finished run, as the config check made sure

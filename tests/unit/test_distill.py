@@ -106,7 +106,8 @@ def test_per_token_teacher_logits_sit_at_each_rows_real_tokens(side):
 
 def bound(name, **settings):
     entry = TASKS.get(name)
-    return entry.impl.bind(entry.config_cls(**settings), DataConfig(), ["a", "b"], build_tokenizer(ModelConfig("tiny:bert")))
+    tokenizer = build_tokenizer(ModelConfig("tiny:bert"))
+    return entry.impl.bind(entry.config_cls(**settings), DataConfig(), ["a", "b"], tokenizer)
 
 
 @pytest.mark.parametrize("name, settings, reason", [
