@@ -22,14 +22,16 @@ EXAMPLES = {
         "Examples:\n"
         "  ftcli eval run_dir=outputs/train/<run>\n"
         "  ftcli eval run_dir=<run> data.validation_file=dev.jsonl\n"
-        "  ftcli eval run_dir=<run> data.test_file=test.csv data.text_column=body"
+        "  ftcli eval run_dir=<run> data.test_file=test.csv data.text_column=body\n"
+        "  ftcli eval 'run_dir=[<run>,<run>,<run>]' ensemble=vote"
     ),
     "predict": (
         "Examples:\n"
         "  ftcli predict run_dir=outputs/train/<run> input=reviews.txt output=preds.jsonl\n"
         "  cat reviews.txt | ftcli predict run_dir=<run> input=- output=-\n"
         "  ftcli predict run_dir=<run> input=dev.jsonl prediction_prefix=pred_\n"
-        "  ftcli predict run_dir=<run> input=questions.txt output=out.jsonl stream=true"
+        "  ftcli predict run_dir=<run> input=questions.txt output=out.jsonl stream=true\n"
+        "  ftcli predict 'run_dir=[<run>,<run>]' input=reviews.txt"
     ),
     "export": (
         "Examples:\n"
@@ -57,6 +59,7 @@ DEFAULT_EXAMPLES = (  # `train`'s
     "  ftcli train data.train_file=train.csv data.validation_file=dev.csv\n"
     "  ftcli train task=preference method=lora task.loss=simpo data.train_file=pairs.jsonl\n"
     "  ftcli train -m method=full,lora trainer.lr=2e-5,1e-4\n"
+    "  ftcli train model.num_layers=3 trainer.distill.teacher=<run>\n"
     "  ftcli train task=sentiment --cfg job"
 )
 

@@ -183,8 +183,8 @@ def _check_job_dir(overrides: list[str]) -> None:
     there before any check runs, so pointing it at the run they read is refused first."""
     from ftcli.errors import ConfigError
 
-    job_dir, run_dir = _given_path(overrides, "hydra.run.dir"), _given_path(overrides, "run_dir")
-    if job_dir is not None and job_dir == run_dir:
+    job_dir = _given_path(overrides, "hydra.run.dir")
+    if job_dir is not None and job_dir in _given_paths(overrides, "run_dir"):
         raise ConfigError(
             f"hydra.run.dir={job_dir} is the run directory being read: its .hydra/ record and metrics would be replaced",
             hint="drop hydra.run.dir (each command gets a folder of its own under outputs/), or name another folder",
@@ -194,16 +194,23 @@ def _check_job_dir(overrides: list[str]) -> None:
 def _given_path(overrides: list[str], key: str) -> Path | None:
     """The absolute path an override `key=...` names, as Hydra reads it (relative to the working
     directory); None when not given, interpolated or malformed (Hydra reports that)."""
+    paths = _given_paths(overrides, key, several=False)
+    return paths[0] if paths else None
+
+
+def _given_paths(overrides: list[str], key: str, several: bool = True) -> list[Path]:
+    """The absolute paths an override `key=...` names, one or (`several`) a list of them, as Hydra reads
+    them; none when not given, interpolated or malformed."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     given = [o for o in overrides if o.startswith(f"{key}=")]
     try:
         value = OverridesParser.create().parse_overrides(given[-1:])[0].value() if given else None
     except Exception:
-        return None
-    if not isinstance(value, str) or "${" in value:
-        return None
-    return Path(value).expanduser().resolve()
+        return []
+    values = value if several and isinstance(value, list) else [value]
+    paths = [v for v in values if isinstance(v, str) and "${" not in v]
+    return [Path(v).expanduser().resolve() for v in paths] if len(paths) == len(values) else []
 
 
 def _run_job(job: Any, cfg: Any, before: Any = None) -> Any:

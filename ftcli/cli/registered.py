@@ -100,7 +100,7 @@ class Rules:
                     f"{group}.name={node.name!r} does not match the {group} settings given "
                     f"({type(node).__name__}); pick the {group} with {group}={node.name} instead"
                 )
-        return problems + _unknown_add_ons(cfg.trainer.add_ons) + _reward_problems(cfg.task)
+        return problems + _unknown_add_ons(cfg.trainer.add_ons) + _reward_problems(cfg.task) + _teacher_problems(cfg)
 
 
 def _unknown_add_ons(names: list[str]) -> list[str]:
@@ -132,6 +132,18 @@ def _reward_problems(task: Any) -> list[str]:
             problems.append(f"task.rewards[{i}].run_dir={reward.run_dir} is not the directory of a finished run "
                             "(its metrics.json and model or adapter folder)")
     return problems
+
+
+def _teacher_problems(cfg: TrainConfig) -> list[str]:
+    """A distillation teacher that is not a finished run; `ftcli.runs.teacher` checks the rest once
+    the student's labels and tokenizer exist."""
+    from ftcli.runs.directory import RunDir
+
+    teacher = cfg.trainer.distill.teacher
+    if teacher is None or RunDir(teacher).is_finished():
+        return []
+    return [f"trainer.distill.teacher={teacher} is not the directory of a finished run "
+            "(its metrics.json and model or adapter folder)"]
 
 
 RULES = Rules()

@@ -4,6 +4,9 @@ Each output line is the input row, untouched, plus the prediction's fields (`Tas
 with `prediction_prefix=` in front) and, on the rows they concern, `"truncated": true` (the input
 was cut at task.max_length) and `"empty": true` (it has no text). An input row that already holds
 one of those names is refused before the model runs, rather than overwritten.
+
+With several runs (`run_dir=[a,b,c]`) the predictions are their ensemble's (`ftcli.runs.ensemble`),
+and `ensemble.json` in the job folder says which runs took part and how they were combined.
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ from ftcli.data.jsonl import jsonl_line
 from ftcli.data.readers import Row, read_rows
 from ftcli.errors import ConfigError
 from ftcli.files import write_text_atomic
-from ftcli.runs.directory import ensure_outside
-from ftcli.runs.trained import TrainedRun, load_trained
+from ftcli.runs.directory import RunDir, ensure_outside
+from ftcli.runs.ensemble import Ensemble, load_ensemble
+from ftcli.runs.trained import TrainedRun
 from ftcli.tasks.notes import report, token_room
-from ftcli.tasks.pipeline import row_predictions
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase, TextStreamer
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 MARKS = ("truncated", "empty")  # added to the rows they concern: the input was cut, or has no text
 PREFIXES = ("pred_", "predicted_", "ftcli_")  # suggested when the output's names are taken
+ENSEMBLE = "ensemble.json"  # in the job folder: the runs of an ensemble and how they were combined
 
 
 def run(cfg: PredictConfig, output_dir: Path) -> Path | None:
@@ -46,10 +50,13 @@ def run(cfg: PredictConfig, output_dir: Path) -> Path | None:
                 f"output={cfg.output} is a folder; predictions are written to one jsonl file",
                 hint=f"name a file, e.g. output={Path(cfg.output) / 'predictions.jsonl'}, or output=- for stdout",
             )
-        ensure_outside(Path(cfg.run_dir), Path(cfg.output), "output", str(Path(cfg.run_dir).resolve() / "predictions.jsonl"))
+        for run_dir in cfg.runs:
+            example = str(Path(run_dir).resolve() / "predictions.jsonl")
+            ensure_outside(Path(run_dir), Path(cfg.output), "output", example)
     if cfg.output == "-" or cfg.stream:
         ui.use_stderr()
-    trained = load_trained(cfg.run_dir)
+    ensemble = load_ensemble(cfg.runs, cfg.ensemble)
+    trained = ensemble.first
     if cfg.stream and trained.task.generation is None:
         raise ConfigError(
             f"stream=true only applies to tasks that generate; this run is task={trained.cfg.task.name}",
@@ -60,10 +67,11 @@ def run(cfg: PredictConfig, output_dir: Path) -> Path | None:
         data = replace(data, text_column=cfg.text_column)
     if cfg.text_pair_column:
         data = replace(data, text_pair_column=cfg.text_pair_column)
-    trained = _with_generation(trained.rebound(data=data), cfg)
+    ensemble = ensemble.each(lambda run: _with_generation(run.rebound(data=data), cfg))
+    trained = ensemble.first
     output = "stdout" if cfg.output == "-" else cfg.output or str(output_dir / "predictions.jsonl")
     ui.print_summary(
-        f"ftcli predict with {cfg.run_dir} → {output}",
+        f"ftcli predict with {ensemble.name} → {output}",
         {**run_rows(trained.cfg), "input": "stdin" if cfg.input == "-" else cfg.input,
          **overrides_row(cfg, (*SHOWN, "run_dir", "input", "output"))},
     )
@@ -73,7 +81,8 @@ def run(cfg: PredictConfig, output_dir: Path) -> Path | None:
     rows = read_rows(cfg.input, "input", data.text_column)
     fields = (*trained.task.prediction_fields(), *MARKS)
     _refuse_taken_fields(rows, fields, cfg)
-    predictions = _predict(trained, rows, cfg)
+    predictions = _predict(ensemble, rows, cfg)
+    _record(ensemble, output_dir)
     lines = "".join(
         jsonl_line({**row, **{cfg.prediction_prefix + k: v for k, v in pred.items()}}) + "\n"
         for row, pred in zip(rows, predictions)
@@ -94,22 +103,29 @@ def run(cfg: PredictConfig, output_dir: Path) -> Path | None:
     return target
 
 
-def _predict(trained: TrainedRun, rows: list[dict[str, Any]], cfg: PredictConfig) -> list[dict[str, Any]]:
+def _predict(ensemble: Ensemble, rows: list[dict[str, Any]], cfg: PredictConfig) -> list[dict[str, Any]]:
     if not rows:
         log.warning("input=%s has no rows; nothing to predict", cfg.input)
         return []
-    features = trained.task.encode(rows, f"input={cfg.input}", with_labels=False)
+    trained, source = ensemble.first, f"input={cfg.input}"
+    features = trained.task.encode(rows, source, with_labels=False)
     room = token_room(trained.model, trained.method.virtual_tokens(trained.cfg.method))
-    notes = report(features, len(rows), f"input={cfg.input}", f"input={cfg.input}", trained.cfg.task.max_length,
-                   room, "predict", length_fixed=True)
-    predictions = row_predictions(
-        trained.task, trained.model, features, cfg.batch_size or trained.cfg.trainer.eval_batch_size,
-        trained.cfg.trainer.precision, _streamer(trained.tokenizer) if cfg.stream else None,
-    )
+    notes = report(features, len(rows), source, source, trained.cfg.task.max_length, room, "predict", length_fixed=True)
+    outputs = ensemble.outputs(rows, features, source, cfg.batch_size,
+                               _streamer(trained.tokenizer) if cfg.stream else None)
+    predictions = trained.task.predictions(outputs, features)
     return [
         {**prediction, **({"truncated": True} if note.cut else {}), **({"empty": True} if note.empty else {})}
         for prediction, note in zip(predictions, notes)
     ]
+
+
+def _record(ensemble: Ensemble, output_dir: Path) -> None:
+    """For an ensemble, which runs took part and how they were combined, in the job folder's ensemble.json."""
+    record = ensemble.record()
+    if record:
+        RunDir(output_dir).write_json(ENSEMBLE, record["ensemble"])
+        ui.info(f"predictions by {ensemble.name}; the runs are recorded in [bold]{output_dir / ENSEMBLE}[/]")
 
 
 def _refuse_taken_fields(rows: list[Row], fields: tuple[str, ...], cfg: PredictConfig) -> None:

@@ -38,6 +38,7 @@ from ftcli.models.loading import (
 from ftcli.runs.directory import ENVIRONMENT, LABELS, METRICS, RunDir, write_config
 from ftcli.runs.environment import environment
 from ftcli.runs.portable import make_portable
+from ftcli.runs.teacher import check_teacher, with_absolute_teacher
 from ftcli.runs.trained import frozen_models
 from ftcli.tasks import TASKS
 from ftcli.tasks.notes import report, token_room
@@ -59,7 +60,8 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
 
     started = time.perf_counter()
     _quiet_libraries()
-    cfg = replace(cfg, data=with_absolute_paths(cfg.data), model=with_absolute_path(cfg.model))
+    cfg = replace(cfg, data=with_absolute_paths(cfg.data), model=with_absolute_path(cfg.model),
+                  trainer=with_absolute_teacher(cfg.trainer))
     run_dir = RunDir(output_dir)
     kind, method = TASKS.get(cfg.task.name).impl, METHODS.get(cfg.method.name).impl
     resumable = _resumable(cfg)  # as given: `_with_defaults` fills in the rest from these
@@ -70,6 +72,7 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     labels = kind.label_names(splits, cfg.task, cfg.data)
     set_seed(cfg.seed)
     tokenizer = build_tokenizer(cfg.model)
+    teacher = check_teacher(cfg, kind, labels, tokenizer) if cfg.trainer.distill.teacher else None
     base = build_model(cfg.model, kind.model_class(), labels, **kind.model_config(cfg.task, model_config))
     sync_pad_token(base, tokenizer)
     cfg = _with_defaults(cfg, kind, method, base)
@@ -78,12 +81,14 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     _report_data(cfg, splits, features, labels, token_room(base, method.virtual_tokens(cfg.method)))
     model, params = _apply_method(cfg, method, base)
     _precompute(task, model, features, cfg, run_dir)
+    step = task.training_step() if teacher is None else teacher.teach(  # the teacher's logits, once, before training
+        splits.rows["train"], features["train"], checkpoints_dir(run_dir.path), cfg.trainer.eval_batch_size)
 
     def evaluate(split: str, trained: nn.Module) -> dict[str, Any]:
         return split_scores(task, trained, features[split], cfg.trainer.eval_batch_size, cfg.trainer.precision)
 
     assert cfg.trainer.lr is not None  # `_with_defaults` gave it the method's rate
-    step, lr_scale = training_setup(task.training_step(), cfg.trainer, cfg.task.name, model, method.lr_scale(cfg.method))
+    step, lr_scale = training_setup(step, cfg.trainer, cfg.task.name, model, method.lr_scale(cfg.method))
     training = Training(
         model, features["train"], task.collator(), cfg.trainer.lr, cfg.seed, lambda m: evaluate("validation", m),
         _LoggedProgress(run_dir), step, lr_scale,

@@ -51,10 +51,13 @@ class ModelConfig:
     name_or_path: str = MISSING
     revision: Optional[str] = None
     trust_remote_code: bool = False
+    num_layers: Optional[int] = None  # keep this many of the encoder's layers, evenly spaced; null: all of them
 
     def validate(self) -> list[str]:
         if not self.name_or_path.strip():
             return ["model.name_or_path is empty; give a hub id, a local folder, or pick model=minilm"]
+        if self.num_layers is not None and self.num_layers < 1:
+            return [f"model.num_layers={self.num_layers} must be at least 1 (or null for all of the model's layers)"]
         return []
 
 
@@ -210,6 +213,26 @@ class AdversarialConfig:
 
 
 @dataclass
+class DistillConfig:
+    """Knowledge distillation (`ftcli.engine.distill`): the student learns a finished run's class
+    probabilities at `temperature` beside its own labels, weighted by `alpha`."""
+
+    teacher: Optional[str] = None  # a finished run directory of the same task and label set; null: off
+    temperature: float = 2.0  # softens both distributions; the KL term is scaled by its square
+    alpha: float = 0.5  # the KL term's weight; the task's own loss gets 1 - alpha
+
+    def validate(self) -> list[str]:
+        problems = []
+        if self.teacher is not None and not self.teacher.strip():
+            problems.append("trainer.distill.teacher is empty; name a finished run directory, or null for no teacher")
+        if self.temperature <= 0:
+            problems.append(f"trainer.distill.temperature={self.temperature} must be positive")
+        if not 0.0 <= self.alpha <= 1.0:
+            problems.append(f"trainer.distill.alpha={self.alpha} must be in [0, 1]")
+        return problems
+
+
+@dataclass
 class TrainerConfig:
     """Optimisation and evaluation settings of the training loop."""
 
@@ -245,6 +268,7 @@ class TrainerConfig:
     label_smoothing: float = 0.0  # epsilon spread over all classes of the cross-entropy; 0: off
     layer_decay: Optional[float] = None  # layer-wise lr decay in (0, 1]: layer i of L trains at lr * d^(L - i)
     ema: Optional[float] = None  # decay in (0, 1) of an exponential moving average of the weights, which is evaluated and saved
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     @property
     def maximize(self) -> bool:
@@ -329,20 +353,52 @@ class EvalDataConfig:
     max_eval_samples: Optional[int] = None
 
 
-@dataclass
-class EvalConfig:
-    """`ftcli eval`: re-evaluate a finished run, on its own data or on new files."""
+class Ensemble(str, Enum):
+    """How the runs of an ensemble (`run_dir=[a,b,c]`) combine their class probabilities."""
 
-    run_dir: str = MISSING
+    mean = "mean"  # their mean
+    vote = "vote"  # each run votes for its likeliest class; the mean probabilities break ties
+
+
+@dataclass
+class RunsConfig:
+    """What `eval` and `predict` read: one finished run, or several of one task and label set
+    combined into an ensemble (`ftcli.runs.ensemble`).
+
+    OmegaConf takes no union of a text and a list, so `run_dir` is typed `Any` and `validate`
+    checks what it holds.
+    """
+
+    run_dir: Any = MISSING  # a run directory, or a list of them: run_dir=[a,b,c]
+    ensemble: Ensemble = Ensemble.mean  # several runs: mean (of their probabilities) | vote
+
+    @property
+    def runs(self) -> list[str]:
+        """The run directories, one or several."""
+        return [self.run_dir] if isinstance(self.run_dir, str) else list(self.run_dir)
+
+    def validate(self) -> list[str]:
+        given = self.run_dir
+        if isinstance(given, str):
+            return [] if given.strip() else ["run_dir is empty; name the folder `ftcli train` wrote"]
+        if not isinstance(given, list) or not given or not all(isinstance(p, str) and p.strip() for p in given):
+            return [f"run_dir={given!r} must be a run directory or a non-empty list of them, e.g. run_dir=[a,b]"]
+        twice = sorted({p for p in given if given.count(p) > 1})
+        return [f"run_dir lists {', '.join(twice)} more than once; name each run once"] if twice else []
+
+
+@dataclass
+class EvalConfig(RunsConfig):
+    """`ftcli eval`: re-evaluate a finished run (or an ensemble of runs), on its own data or on new files."""
+
     data: EvalDataConfig = field(default_factory=EvalDataConfig)
     batch_size: Optional[int] = None
 
 
 @dataclass
-class PredictConfig:
-    """`ftcli predict`: label new inputs with a finished run."""
+class PredictConfig(RunsConfig):
+    """`ftcli predict`: label new inputs with a finished run (or an ensemble of runs)."""
 
-    run_dir: str = MISSING
     input: str = MISSING  # a .jsonl/.json/.csv/.tsv/.txt file, or '-' for stdin (one text per line or jsonl)
     output: Optional[str] = None  # a .jsonl path or '-' for stdout; default: predictions.jsonl in the job dir
     text_column: Optional[str] = None  # default: the run's data.text_column

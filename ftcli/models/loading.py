@@ -41,13 +41,25 @@ def with_absolute_path(cfg: ModelConfig) -> ModelConfig:
 
 
 def build_model(cfg: ModelConfig, model_class: ModelClass, labels: list[str], **config: Any) -> PreTrainedModel:
-    """A model with a fresh task head for `labels`, in float32; `config` sets more model-config fields."""
-    import torch
-
+    """A model with a fresh task head for `labels`, in float32; `config` sets more model-config fields.
+    With `model.num_layers`, only that many of its layers, evenly spaced (`ftcli.models.layers`)."""
     from ftcli.models import warmstart
+    from ftcli.models.layers import keep_layers
 
     if warmstart.is_warmstart(cfg.name_or_path):  # an encoder-decoder warm-started from an encoder
+        if cfg.num_layers is not None:
+            raise ModelError(f"model.num_layers={cfg.num_layers}: a warm-started encoder-decoder "
+                             f"({cfg.name_or_path}) cannot be thinned", hint="drop model.num_layers")
         return warmstart.build_model(cfg, model_class, labels, **config)
+    model = _built(cfg, model_class, labels, **config)
+    if cfg.num_layers is not None:
+        keep_layers(model, cfg.num_layers)
+    return model
+
+
+def _built(cfg: ModelConfig, model_class: ModelClass, labels: list[str], **config: Any) -> PreTrainedModel:
+    import torch
+
     label_args = dict(
         num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)}, **config
     )

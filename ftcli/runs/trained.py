@@ -105,7 +105,7 @@ def load_trained(path: str | Path) -> TrainedRun:
     run = RunDir(path)
     run.ensure_readable()
     cfg = read_config(run)
-    labels = _read_labels(run)
+    labels = read_labels(run)
     kind = TASKS.get(cfg.task.name).impl
     method = METHODS.get(cfg.method.name).impl
     artifact = run.path / method.artifact
@@ -122,7 +122,7 @@ def load_trained(path: str | Path) -> TrainedRun:
         settings = kind.model_config(cfg.task, load_config(cfg.model))
         base = build_model(cfg.model, kind.model_class(), labels, **settings)
         model = _from_artifact(artifact, lambda: method.load(base, artifact))
-    tokenizer = prepare_tokenizer(_from_artifact(artifact, lambda: _load_tokenizer(artifact)))
+    tokenizer = saved_tokenizer(artifact)
     sync_pad_token(model, tokenizer)
     model.to(PartialState().device).eval()
     frozen = frozen_models(cfg, kind, method, labels, tokenizer)
@@ -130,7 +130,12 @@ def load_trained(path: str | Path) -> TrainedRun:
     return TrainedRun(cfg, labels, kind, task, method, model, tokenizer, frozen)
 
 
-def _read_labels(run: RunDir) -> list[str]:
+def saved_tokenizer(artifact: Path) -> PreTrainedTokenizerBase:
+    """The tokenizer a run saved in its model or adapter folder, ready to use; its weights stay unread."""
+    return prepare_tokenizer(_from_artifact(artifact, lambda: _load_tokenizer(artifact)))
+
+
+def read_labels(run: RunDir) -> list[str]:
     """`labels.json`'s label names, refused unless they are a list of strings."""
     data = run.read_json(LABELS)
     labels = data.get("labels") if isinstance(data, dict) else None

@@ -26,7 +26,7 @@ def split_scores(
     task: Task[Any], model: nn.Module, features: list[Feature], batch_size: int, precision: Precision
 ) -> dict[str, Any]:
     """The metrics of one split: its loss first, then the task's scores."""
-    return task.scores(_outputs(task, model, features, batch_size, precision), features)
+    return task.scores(outputs_of(task, model, features, batch_size, precision), features)
 
 
 def row_predictions(
@@ -35,13 +35,14 @@ def row_predictions(
 ) -> list[dict[str, Any]]:
     """The prediction fields of each input row, in row order; a generating task writes each text to
     `streamer` too, as it is written."""
-    return task.predictions(_outputs(task, model, features, batch_size, precision, streamer), features)
+    return task.predictions(outputs_of(task, model, features, batch_size, precision, streamer), features)
 
 
-def _outputs(
+def outputs_of(
     task: Task[O], model: nn.Module, features: list[Feature], batch_size: int, precision: Precision,
     streamer: BaseStreamer | None = None,
 ) -> O:
+    """What `model` gives for `features` (`Task.outputs`), with the numerics `precision` names."""
     from ftcli.engine.precision import autocast_for
 
     autocast = autocast_for(precision, next(model.parameters()).device)

@@ -42,19 +42,24 @@ class TrainedRuns(Mapping[str, Path]):
         self.failures: dict[str, str] = {}
 
     def __getitem__(self, method: str) -> Path:
-        from filelock import FileLock
-
         if method not in METHODS:
             raise KeyError(method)
-        if method in self.failures:
-            pytest.fail(self.failures[method], pytrace=False)
-        run = self.root / method
-        with FileLock(str(self.root / f"{method}.lock")):
+        return self.other(method, f"method={method}")
+
+    def other(self, name: str, *overrides: str) -> Path:
+        """The finished tiny run `name` of the settings `overrides` (`task=ner`), trained once as the
+        methods' runs are."""
+        from filelock import FileLock
+
+        if name in self.failures:
+            pytest.fail(self.failures[name], pytrace=False)
+        run = self.root / name
+        with FileLock(str(self.root / f"{name}.lock")):
             if not (run / "metrics.json").is_file():
                 try:
-                    train(run, f"method={method}", "overwrite=true")
+                    train(run, *overrides, "overwrite=true")
                 except AssertionError as exc:
-                    self.failures[method] = f"the tiny method={method} run could not be trained: {exc}"
+                    self.failures[name] = f"the tiny {' '.join(overrides)} run could not be trained: {exc}"
                     raise
         return run
 

@@ -4,7 +4,9 @@ The step is built inside out, in this order, whatever order the settings are giv
 
 1. the task's own step (`Task.training_step`);
 2. the add-ons that rework the model's own loss from its class scores: R-Drop (`trainer.rdrop`),
-   whose two cross-entropies take `trainer.label_smoothing`, or label smoothing alone;
+   whose two cross-entropies take `trainer.label_smoothing`, or label smoothing alone; a task step
+   that distils a teacher (`ftcli.engine.distill.DistillStep`, `trainer.distill`) smooths its own
+   cross-entropy itself, and is not combined with R-Drop;
 3. the registered add-ons of `trainer.add_ons`, the first one innermost (`ftcli.engine.step.with_add_ons`);
 4. adversarial training (`trainer.adversarial`) outermost: each of its passes runs all of the
    passes of what it wraps, with the perturbation in place.
@@ -29,6 +31,7 @@ from ftcli.engine.add_ons.adversarial import with_adversarial
 from ftcli.engine.add_ons.label_smoothing import LabelSmoothing
 from ftcli.engine.add_ons.layer_decay import LAYER, layer_factors, times
 from ftcli.engine.add_ons.rdrop import RDrop
+from ftcli.engine.distill import DistillStep
 from ftcli.engine.step import ModelLoss, Objective, TrainingStep, with_add_ons
 from ftcli.errors import ConfigError
 
@@ -62,6 +65,9 @@ def training_setup(
 
 def reworked(step: TrainingStep, trainer: TrainerConfig) -> TrainingStep:
     """The task's step with R-Drop or label smoothing when asked for (checked by `step_problems`)."""
+    if isinstance(step, DistillStep):
+        step.smoothing = trainer.label_smoothing
+        return step
     if not isinstance(step, ModelLoss):
         return step
     if trainer.rdrop:
@@ -76,6 +82,11 @@ def step_problems(step: TrainingStep, trainer: TrainerConfig, task: str) -> list
     asked = {name: value for name, value in (("rdrop", trainer.rdrop), ("label_smoothing", trainer.label_smoothing))
              if value}
     adversarial = trainer.adversarial.method
+    if isinstance(step, DistillStep):
+        if trainer.rdrop:
+            return [f"trainer.rdrop={trainer.rdrop} with trainer.distill: each adds its own divergence to the "
+                    "cross-entropy (between two dropout passes; to the teacher), and ftcli does not combine the two"]
+        return step_problems(step.scored, trainer, task)
     if not isinstance(step, ModelLoss):
         problems = [f"trainer.{name}={value} reworks the model's own cross-entropy over classes; task={task} trains "
                     f"with a loss of its own ({type(step).__name__}), so there is none to rework"
