@@ -54,10 +54,14 @@ class Rules:
     """The checks of a `train` config that ask the registries (`ftcli.config.checks.RegistryRules`)."""
 
     def across_groups(self, cfg: Any) -> list[str]:
-        """A scorer is not trained; packed batches need every example to keep its own positions."""
+        """A scorer is not trained, nor are its rows augmented; packed batches need every example to keep
+        its own positions; augmentation and shots need rows of the kind they change or draw."""
         from ftcli.methods import METHODS
         from ftcli.tasks.scorers import SCORERS
 
+        if isinstance(cfg, ScoreConfig) and cfg.data.augment.active():
+            return [f"data.augment: `ftcli eval task={cfg.task.name}` trains nothing, so it has no training rows to "
+                    "augment; drop the data.augment settings"]
         if not isinstance(cfg, TrainConfig):
             return []
         name = cfg.task.name

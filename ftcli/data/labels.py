@@ -7,9 +7,13 @@ place turns a raw label into its class name, so that the label set a task builds
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Any
 
 from ftcli.errors import DataError
+
+INTEGER = re.compile(r"-?[0-9]+")
 
 
 def single_label(value: Any, source: str, index: int, column: str) -> str:
@@ -25,6 +29,14 @@ def single_label(value: Any, source: str, index: int, column: str) -> str:
             hint="give every training row a label, or drop the rows without one",
         )
     return label_key(value)
+
+
+def class_name(key: str, names: Sequence[str] | None) -> str:
+    """The class a label key stands for: itself, or with `data.label_names` given, the name an
+    integer label indexes when it is not a name itself (as classification reads it)."""
+    if names is None or key in names or not INTEGER.fullmatch(key) or not 0 <= int(key) < len(names):
+        return key
+    return names[int(key)]
 
 
 def label_key(value: Any) -> str:

@@ -10,10 +10,10 @@ are drawn from the rows that would otherwise train.
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ftcli.data.labels import single_label
+from ftcli.data.labels import class_name, single_label
 from ftcli.data.readers import Row
 from ftcli.errors import DataError
 
@@ -31,22 +31,26 @@ class Shots:
         return self.per_class * self.classes
 
 
-def shots_per_class(rows: list[Row], label_column: str, k: int, seed: int, source: str = "the training rows") -> list[Row]:
-    """`k` rows of every class in `rows`, drawn without replacement under `seed`, in their order in `rows`.
+def shots_per_class(rows: list[Row], label_column: str, k: int, seed: int, source: str = "the training rows",
+                    label_names: Sequence[str] | None = None) -> list[Row]:
+    """`k` rows of every class, drawn without replacement under `seed`, in their order in `rows`.
 
-    The draw of one class does not depend on the rows of another: each class's rows are sampled
-    from a generator seeded by `seed` and the class name.
+    The classes are those the rows hold and, when `label_names` (`data.label_names`) lists them,
+    each of those too; an integer label then stands for the name it indexes. The draw of one class
+    does not depend on the rows of another: each class's rows are sampled from a generator seeded
+    by `seed` and the class name.
 
     Raises:
         DataError: a row without a single label, or classes with fewer than `k` rows (each named,
             with its count).
     """
-    by_class: dict[str, list[int]] = defaultdict(list)
+    by_class: dict[str, list[int]] = {name: [] for name in label_names or ()}
     for index, row in enumerate(rows):
         if label_column not in row:
             raise DataError(f"{source}: record {index} has no {label_column!r} column (data.label_column)",
                             hint="set data.label_column to the column of labels")
-        by_class[single_label(row[label_column], source, index, label_column)].append(index)
+        key = class_name(single_label(row[label_column], source, index, label_column), label_names)
+        by_class.setdefault(key, []).append(index)
     short = {name: len(found) for name, found in sorted(by_class.items()) if len(found) < k}
     if short:
         counts = ", ".join(f"{name!r} has {count}" for name, count in short.items())

@@ -84,7 +84,7 @@ def load_splits(cfg: DataConfig, task_name: str, seed: int, *, training: bool, u
             raise DataError("nothing to evaluate: no validation or test data", hint="set data.validation_file=PATH")
     _truncate(loaded, cfg)
     if cfg.shots_per_class is not None and "train" in loaded:
-        _draw_shots(loaded, cfg.label_column, cfg.shots_per_class, seed)
+        _draw_shots(loaded, cfg.label_column, cfg.shots_per_class, seed, cfg.label_names)
     return loaded
 
 
@@ -157,9 +157,9 @@ def _truncate(loaded: Splits, cfg: DataConfig) -> None:
             loaded.rows[split] = loaded.rows[split][:limit]
 
 
-def _draw_shots(loaded: Splits, label_column: str, k: int, seed: int) -> None:
+def _draw_shots(loaded: Splits, label_column: str, k: int, seed: int, label_names: list[str] | None) -> None:
     rows, source = loaded.rows["train"], loaded.sources["train"]
-    drawn = shots_per_class(rows, label_column, k, seed, source)
+    drawn = shots_per_class(rows, label_column, k, seed, source, label_names)
     loaded.shots = Shots(k, len(drawn) // k, len(rows))
     loaded.rows["train"] = drawn
     loaded.sources["train"] = f"{source} ({k} per class, seed {seed})"

@@ -84,8 +84,9 @@ class RewriteRun:
                 if cut:
                     ui.warn(f"{self.setting}: {cut} of {len(column_texts)} {name!r} texts were longer than its "
                             f"task.max_length={task.max_length} tokens and were rewritten from their start only")
-                predictions = row_predictions(trained.task, trained.model, features, trained.cfg.trainer.eval_batch_size,
-                                              trained.cfg.trainer.precision)
+                trainer = trained.cfg.trainer
+                predictions = row_predictions(trained.task, trained.model, features, trainer.eval_batch_size,
+                                              trainer.precision)
                 written[name] = [str(prediction[GENERATED]) for prediction in predictions]
         finally:
             del trained

@@ -14,7 +14,6 @@ The label set is stored in the run directory so eval and predict map ids back to
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Callable
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from ftcli.config.schema import DataConfig, TaskConfig
-from ftcli.data.labels import label_key, single_label
+from ftcli.data.labels import INTEGER, label_key, single_label
 from ftcli.data.readers import Row
 from ftcli.data.splits import Splits, require_columns
 from ftcli.engine.frozen import NO_FROZEN_MODELS, FrozenModels
@@ -39,7 +38,6 @@ if TYPE_CHECKING:
     from ftcli.models.sources import ModelClass
 
 
-INTEGER = re.compile(r"-?[0-9]+")
 SCORE = "score"  # the one "label" of a regression run
 
 
