@@ -12,7 +12,8 @@ row's copies spread over them evenly (the paper's own split):
 - random swap: n times, two words at random places trade places;
 - random deletion: each word goes with probability p; a text never loses its last word.
 
-n is the rate times the text's word count, at least 1. A pair row (`pair_classification`) has
+n is the rate times the text's word count, at least 1; an edited text has its words joined by
+single spaces. A pair row (`pair_classification`) has
 each of its texts edited by the same operation, with draws of its own: a copy where neither
 text changed, or that repeats another copy, is left out. Every draw comes from a generator seeded
 by the run's seed and the row's place in the split, and none from a global random state: the
@@ -36,8 +37,7 @@ Operation = Callable[[list[str], float, SynonymTable, random.Random], list[str]]
 
 def words_in(texts: Iterable[str]) -> set[str]:
     """The lowercase words of `texts` that EDA may look synonyms up for: no stopwords."""
-    return {part[1].lower() for text in texts for token in text.split()
-            if (part := _parts(token)) and part[1].lower() not in STOPWORDS}
+    return {key for text in texts for token in text.split() if (key := _key(token))}
 
 
 def _parts(token: str) -> tuple[str, str, str] | None:

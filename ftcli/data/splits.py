@@ -22,6 +22,7 @@ from ftcli.errors import DataError, first_line
 log = logging.getLogger(__name__)
 P = TypeVar("P", str, Optional[str])
 
+
 @dataclass
 class Splits:
     """Rows per split name (`train`, `validation`, `test`) and where each came from."""

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from ftcli import ui
-from ftcli.config.schema import TrainConfig
 from ftcli.data.readers import Row
 from ftcli.engine.resources import release_memory
 from ftcli.errors import ConfigError
@@ -46,7 +45,7 @@ class RewriteRun:
 
     setting: str  # data.augment.rewrite_runs[i]
     path: Path  # absolute
-    cfg: TrainConfig
+    task: Seq2SeqConfig  # the run's own task settings: its source prefix, lengths and generation
 
     @classmethod
     def check(cls, index: int, path: str) -> RewriteRun:
@@ -60,7 +59,7 @@ class RewriteRun:
                 hint="train one on pairs of a text and its paraphrase (or translation), e.g. "
                      "`ftcli train task=translation data.train_file=...`",
             )
-        return cls(setting, run.path, cfg)
+        return cls(setting, run.path, cfg.task)
 
     def describe(self) -> dict[str, str]:
         """Its part of the fingerprint: where it is, and a digest of what it was trained as and scored."""
@@ -68,11 +67,9 @@ class RewriteRun:
 
     def rewrite(self, texts: dict[str, list[str]]) -> dict[str, list[str]]:
         """Each column's texts as this run writes them, the model loaded for the call and released after."""
-        trained = load_trained(self.path)
-        task = trained.cfg.task
-        assert isinstance(task, Seq2SeqConfig)  # `check` let only these through
+        task = self.task
         greedy = replace(task.generation, num_beams=1, do_sample=False)
-        trained = trained.rebound(task=replace(task, generation=greedy))
+        trained = load_trained(self.path).rebound(task=replace(task, generation=greedy))
         column = trained.cfg.data.text_column
         written = {}
         try:
@@ -116,6 +113,8 @@ def rewrite_rows(rows: list[Row], columns: list[str], runs: list[RewriteRun], ca
     """
     kept = [row for row in rows if all(isinstance(row.get(column), str) for column in columns)]
     texts = {column: [row[column] for row in kept] for column in columns}
+    if not kept or not runs:
+        return Rewritten([], False)
     fingerprint = _fingerprint(texts, runs)
     written = _read_cache(cache, fingerprint, texts)
     cached = written is not None
