@@ -54,10 +54,14 @@ class Rules:
     """The checks of a `train` config that ask the registries (`ftcli.config.checks.RegistryRules`)."""
 
     def across_groups(self, cfg: Any) -> list[str]:
-        """A scorer is not trained; packed batches need every example to keep its own positions."""
+        """A scorer is not trained, nor are its rows augmented; packed batches need every example to keep
+        its own positions; augmentation and shots need rows of the kind they change or draw."""
         from ftcli.methods import METHODS
         from ftcli.tasks.scorers import SCORERS
 
+        if isinstance(cfg, ScoreConfig) and cfg.data.augment.active():
+            return [f"data.augment: `ftcli eval task={cfg.task.name}` trains nothing, so it has no training rows to "
+                    "augment; drop the data.augment settings"]
         if not isinstance(cfg, TrainConfig):
             return []
         name = cfg.task.name
@@ -71,7 +75,7 @@ class Rules:
                 "packed examples apart (and prefix tuning's cached keys turn the separation off); "
                 "set task.packing=false or use method=lora, adapter or full"
             ]
-        return []
+        return _training_set_problems(cfg)
 
     def registered(self, cfg: Any) -> list[str]:
         """A task or method YAML must name a registered implementation with the matching schema.
@@ -101,6 +105,30 @@ class Rules:
                     f"({type(node).__name__}); pick the {group} with {group}={node.name} instead"
                 )
         return problems + _unknown_add_ons(cfg.trainer.add_ons) + _reward_problems(cfg.task) + _teacher_problems(cfg)
+
+
+def _training_set_problems(cfg: TrainConfig) -> list[str]:
+    """`data.augment` on a task whose rows hold no free text that can change while the label stays,
+    and `data.shots_per_class` on one whose rows are not each of one class; each names the tasks that fit."""
+    from ftcli.config.schema import DataConfig
+    from ftcli.tasks import TASKS
+
+    task, data, problems = cfg.task, cfg.data, []
+    if data.augment.active() and not task.text_columns(data):
+        fit = [entry.name for entry in TASKS if entry.config_cls().text_columns(DataConfig())]
+        setting = f"data.augment.copies={data.augment.copies}" if data.augment.copies else "data.augment.rewrite_runs"
+        problems.append(
+            f"{setting}: task={task.name} rows are not augmented: EDA and rewrites change a row's free text and keep "
+            f"its label, which only holds for the rows of {', '.join(fit)}"
+        )
+    if data.shots_per_class is not None and not task.classifies_by_label():
+        fit = [entry.name for entry in TASKS if entry.config_cls().classifies_by_label()]
+        problems.append(
+            f"data.shots_per_class={data.shots_per_class} draws rows of each class, and the rows of task={task.name} "
+            f"with these settings are not each of one class in data.label_column; it fits {', '.join(fit)} "
+            "(single-label rows)"
+        )
+    return problems
 
 
 def _unknown_add_ons(names: list[str]) -> list[str]:

@@ -35,11 +35,13 @@ from ftcli.models.loading import (
     sync_pad_token,
     with_absolute_path,
 )
-from ftcli.runs.directory import ENVIRONMENT, LABELS, METRICS, RunDir, write_config
+from ftcli.runs.directory import ENVIRONMENT, LABELS, METRICS, REWRITES, RunDir, write_config
 from ftcli.runs.environment import environment
 from ftcli.runs.portable import make_portable
+from ftcli.runs.rewrites import check_rewrite_runs
 from ftcli.runs.teacher import check_teacher, with_absolute_teacher
 from ftcli.runs.trained import frozen_models
+from ftcli.runs.training_set import TrainingSet, Vocabulary
 from ftcli.tasks import TASKS
 from ftcli.tasks.notes import report, token_room
 from ftcli.tasks.pipeline import split_scores
@@ -65,16 +67,22 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     run_dir = RunDir(output_dir)
     kind, method = TASKS.get(cfg.task.name).impl, METHODS.get(cfg.method.name).impl
     resumable = _resumable(cfg)  # as given: `_with_defaults` fills in the rest from these
+    rewrite_runs = check_rewrite_runs(cfg.data.augment.rewrite_runs)  # before any model loads
     resume = _open_run_dir(run_dir, cfg, resumable)
     model_config = _model_config(cfg, kind)
 
     splits = load_splits(cfg.data, cfg.task.name, cfg.seed, training=True)
     labels = kind.label_names(splits, cfg.task, cfg.data)
+    training_set = TrainingSet.of(splits, cfg.task.text_columns(cfg.data))
+    training_set.add_rewrites(rewrite_runs, run_dir.path / REWRITES)  # before the seed: loading a run draws from it
     set_seed(cfg.seed)
     tokenizer = build_tokenizer(cfg.model)
     teacher = check_teacher(cfg, kind, labels, tokenizer) if cfg.trainer.distill.teacher else None
     base = build_model(cfg.model, kind.model_class(), labels, **kind.model_config(cfg.task, model_config))
     sync_pad_token(base, tokenizer)
+    training_set.add_eda_copies(cfg.data.augment, cfg.seed, Vocabulary(tokenizer, base))
+    if splits.shots or cfg.data.augment.active():
+        ui.info(training_set.line())
     cfg = _with_defaults(cfg, kind, method, base)
     task = kind.bind(cfg.task, cfg.data, labels, tokenizer, frozen_models(cfg, kind, method, labels, tokenizer))
     features = {split: task.encode(rows, splits.sources[split]) for split, rows in splits.rows.items()}
@@ -96,7 +104,7 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     )
     result = _train(training, cfg, output_dir)
     metrics: dict[str, Any] = {split: evaluate(split, model) for split in ("validation", "test") if split in features}
-    metrics["train"] = _train_metrics(result, cfg, params, started)
+    metrics["train"] = {**_train_metrics(result, cfg, params, started), "training_rows": training_set.record()}
     _save(run_dir, cfg, method, model, tokenizer, labels, metrics)
     shutil.rmtree(checkpoints_dir(run_dir.path), ignore_errors=True)  # the run is whole; nothing left to resume
     ui.print_costs(metrics["train"])

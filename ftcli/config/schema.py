@@ -116,6 +116,16 @@ class TaskConfig:
         """Whether training batches concatenate several examples into one row (padding-free)."""
         return False
 
+    def text_columns(self, data: DataConfig) -> list[str]:
+        """The data columns of free text that augmentation (`data.augment`) may rewrite while the
+        row keeps its label; none: this task's rows are not augmented."""
+        return []
+
+    def classifies_by_label(self) -> bool:
+        """Whether each row belongs to one class, named in `data.label_column`, so that
+        `data.shots_per_class` can draw the same number of rows of every class."""
+        return False
+
 
 @dataclass
 class MethodConfig:
@@ -131,11 +141,83 @@ class MethodConfig:
         return [self.name]
 
 
+class SynonymSource(str, Enum):
+    embedding = "embedding"  # the nearest whole words in the model's own input embeddings (cosine)
+    file = "file"  # data.augment.synonyms_file: a JSON object of word -> list of its synonyms
+
+
+@dataclass
+class AugmentConfig:
+    """More training rows made from the training split; validation and test rows are never changed.
+
+    EDA (Wei and Zou, 2019, "EDA: Easy Data Augmentation Techniques for Boosting Performance on
+    Text Classification Tasks"): each copy of a row applies one of four operations to its text, or
+    to each text of a pair: synonym replacement, random insertion of a synonym, random swap, random
+    deletion. The rates are the paper's alpha (p for deletion), and 0 turns an operation off.
+    `rewrite_runs` adds one rewrite of each row made by finished seq2seq runs, applied in order: one
+    run paraphrases, two back-translate (there and back again).
+    """
+
+    copies: int = 0  # EDA copies per training row; 0: off. The paper: 16 below 500 rows, 8 to 5000, 4 above
+    synonym_replacement: float = 0.1  # share of a text's words replaced with one of their synonyms
+    random_insertion: float = 0.1  # synonyms of the text's words inserted, as a share of its words
+    random_swap: float = 0.1  # swaps of two words, as a share of the words
+    random_deletion: float = 0.1  # the chance of each word to be deleted (a text keeps at least one)
+    synonyms: list[SynonymSource] = field(default_factory=lambda: [SynonymSource.embedding])  # one or both
+    synonyms_file: Optional[str] = None  # JSON: {"word": ["synonym", ...], ...}, with synonyms=[file]
+    neighbours: int = 5  # embedding: the nearest whole words taken as a word's synonyms
+    min_similarity: float = 0.5  # embedding: the lowest cosine similarity that counts as a synonym
+    rewrite_runs: list[str] = field(default_factory=list)  # run directories of task=summarization/translation
+
+    def eda_rates(self) -> dict[str, float]:
+        """Each EDA operation's rate, by setting name."""
+        return {"synonym_replacement": self.synonym_replacement, "random_insertion": self.random_insertion,
+                "random_swap": self.random_swap, "random_deletion": self.random_deletion}
+
+    def active(self) -> bool:
+        """Whether augmentation adds any rows."""
+        return self.copies > 0 or bool(self.rewrite_runs)
+
+    def needs_synonyms(self) -> bool:
+        """Whether an operation that reads synonyms (replacement, insertion) runs."""
+        return self.copies > 0 and (self.synonym_replacement > 0 or self.random_insertion > 0)
+
+    def validate(self) -> list[str]:
+        problems = []
+        if self.copies < 0:
+            problems.append(f"data.augment.copies={self.copies} must be 0 (off) or more")
+        rates = self.eda_rates()
+        problems += [f"data.augment.{name}={rate} must be between 0 and 1" for name, rate in rates.items()
+                     if not 0.0 <= rate <= 1.0]
+        if self.copies > 0 and not any(rates.values()):
+            problems.append(f"data.augment.copies={self.copies} with every EDA rate 0 changes nothing; "
+                            "set a rate above 0 (the paper's is 0.1), or copies=0")
+        if self.needs_synonyms() and not self.synonyms:
+            problems.append("data.augment.synonyms is empty, and synonym replacement and insertion need a source: "
+                            "list embedding, file or both, or set their rates to 0")
+        if SynonymSource.file in self.synonyms and not self.synonyms_file:
+            problems.append("data.augment.synonyms lists file but data.augment.synonyms_file is not set; "
+                            "name a JSON file of synonyms")
+        if self.synonyms_file and SynonymSource.file not in self.synonyms:
+            problems.append("data.augment.synonyms_file is set but data.augment.synonyms does not list file; "
+                            "set data.augment.synonyms=[file] (or [embedding,file])")
+        if self.neighbours < 1:
+            problems.append(f"data.augment.neighbours={self.neighbours} must be at least 1")
+        if not -1.0 <= self.min_similarity <= 1.0:
+            problems.append(f"data.augment.min_similarity={self.min_similarity} must be a cosine, between -1 and 1")
+        problems += [f"data.augment.rewrite_runs[{i}] is empty; name a run directory"
+                     for i, path in enumerate(self.rewrite_runs) if not path.strip()]
+        return problems
+
+
 @dataclass
 class DataConfig:
     """Where the examples come from and which columns hold what.
 
     With no `dataset` and no `train_file`, the task's bundled sample dataset is used.
+    `shots_per_class` draws the training split down to the same number of rows of every class,
+    after the validation split is carved from it (so validation is the same with or without it)
+    and after `max_train_samples`.
     """
 
     dataset: Optional[str] = None  # hub id or local folder for datasets.load_dataset
@@ -153,6 +235,8 @@ class DataConfig:
     validation_ratio: float = 0.1  # carved from train (seeded) when no validation split exists
     max_train_samples: Optional[int] = None
     max_eval_samples: Optional[int] = None
+    shots_per_class: Optional[int] = None  # k: a training split of k rows of each class (seeded); null: all rows
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def validate(self) -> list[str]:
         problems = []
@@ -160,7 +244,7 @@ class DataConfig:
             problems.append("data.dataset and data.train_file are both set; use one source")
         if not 0.0 < self.validation_ratio < 1.0:
             problems.append(f"data.validation_ratio={self.validation_ratio} must be between 0 and 1")
-        for key in ("max_train_samples", "max_eval_samples"):
+        for key in ("max_train_samples", "max_eval_samples", "shots_per_class"):
             value = getattr(self, key)
             if value is not None and value <= 0:
                 problems.append(f"data.{key}={value} must be positive (or null for all)")

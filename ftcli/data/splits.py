@@ -1,7 +1,8 @@
 """Loading the splits of a run: local files, a hub dataset, or the task's bundled sample.
 
 Returns plain rows (lists of dicts) per split; tasks turn them into model inputs. A validation
-split is carved from train, seeded, when the source has none.
+split is carved from train, seeded, when the source has none; `data.max_train_samples` and then
+`data.shots_per_class` cut the training split that is left (`ftcli.data.shots`).
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ import random
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Optional, TypeVar
 
 from ftcli.config.schema import DataConfig
 from ftcli.data.readers import Row, read_rows
+from ftcli.data.shots import Shots, shots_per_class
 from ftcli.errors import DataError, first_line
 
 log = logging.getLogger(__name__)
+P = TypeVar("P", str, Optional[str])
+
 
 @dataclass
 class Splits:
@@ -25,6 +29,7 @@ class Splits:
 
     rows: dict[str, list[Row]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
+    shots: Shots | None = None  # what `data.shots_per_class` drew the training split down to
 
     def __contains__(self, split: str) -> bool:
         return split in self.rows
@@ -37,12 +42,18 @@ def with_absolute_paths(cfg: DataConfig) -> DataConfig:
     """Local file and folder paths made absolute, so a saved config works from any directory."""
     from dataclasses import replace
 
-    changes: dict[str, Any] = {}
-    for key in ("train_file", "validation_file", "test_file", "dataset"):
-        value = getattr(cfg, key)
-        if value and value != "-" and Path(value).expanduser().exists():
-            changes[key] = str(Path(value).expanduser().resolve())
-    return replace(cfg, **changes)
+    changes = {key: _found(getattr(cfg, key)) for key in ("train_file", "validation_file", "test_file", "dataset")}
+    augment = cfg.augment
+    augment = replace(augment, synonyms_file=_found(augment.synonyms_file),
+                      rewrite_runs=[_found(path) for path in augment.rewrite_runs])
+    return replace(cfg, **changes, augment=augment)
+
+
+def _found(path: P) -> P:
+    """`path` made absolute when it names something on disk; anything else (a hub id, `-`, null) as given."""
+    if path and path != "-" and Path(path).expanduser().exists():
+        return str(Path(path).expanduser().resolve())
+    return path
 
 
 def sample_dir(task_name: str) -> Path:
@@ -73,6 +84,8 @@ def load_splits(cfg: DataConfig, task_name: str, seed: int, *, training: bool, u
         if not loaded.rows:
             raise DataError("nothing to evaluate: no validation or test data", hint="set data.validation_file=PATH")
     _truncate(loaded, cfg)
+    if cfg.shots_per_class is not None and "train" in loaded:
+        _draw_shots(loaded, cfg.label_column, cfg.shots_per_class, seed, cfg.label_names)
     return loaded
 
 
@@ -143,6 +156,14 @@ def _truncate(loaded: Splits, cfg: DataConfig) -> None:
     for split, limit in limits.items():
         if limit is not None and split in loaded.rows:
             loaded.rows[split] = loaded.rows[split][:limit]
+
+
+def _draw_shots(loaded: Splits, label_column: str, k: int, seed: int, label_names: list[str] | None) -> None:
+    rows, source = loaded.rows["train"], loaded.sources["train"]
+    drawn = shots_per_class(rows, label_column, k, seed, source, label_names)
+    loaded.shots = Shots(k, len(drawn) // k, len(rows))
+    loaded.rows["train"] = drawn
+    loaded.sources["train"] = f"{source} ({k} per class, seed {seed})"
 
 
 def require_columns(rows: list[Row], columns: dict[str, str], source: str) -> None:

@@ -11,6 +11,7 @@ Layout (documented in the README):
     model/             full and freeze: `save_pretrained` folder with the tokenizer
     adapter/           adapter methods: PEFT adapter folder (head included) with the tokenizer
     checkpoints/       while training: step-<N>/ folders to resume from (`ftcli.engine.checkpoint`)
+    rewrites.json      with data.augment.rewrite_runs: the rewritten training texts, kept for a resumed run
     .hydra/            Hydra's record of the composed config and the overrides
 
 Files are written to a temporary name and renamed, and artefact folders are built beside their
@@ -21,6 +22,7 @@ A `train` refused before it trains puts back what Hydra and it wrote first (`ftc
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +37,7 @@ LABELS = "labels.json"
 METRICS = "metrics.json"
 TRAIN_LOG = "train_log.jsonl"
 ENVIRONMENT = "environment.json"
+REWRITES = "rewrites.json"
 ARTIFACTS = ("model", "adapter")
 HYDRA_RECORD = ".hydra"  # Hydra's record of the composed config and the overrides
 
@@ -64,6 +67,13 @@ class RunDir:
         """The saved model or adapter folder, whichever this run has."""
         found = [self.path / name for name in ARTIFACTS if (self.path / name).is_dir()]
         return found[0] if found else None
+
+    def identity(self) -> str:
+        """A digest of the run's config and final metrics: what a finished run writes changes with
+        them, and the same folder trained again reads as another run."""
+        digest = hashlib.sha256(self.config_file.read_bytes())
+        digest.update(self.metrics_file.read_bytes())
+        return digest.hexdigest()
 
     def ensure_trainable(self, overwrite: bool) -> None:
         """Refuse to train into a directory that already holds a finished run."""
@@ -106,7 +116,7 @@ class RunDir:
         return self.path / name
 
 
-RUN_CONTENTS = (CONFIG, LABELS, METRICS, TRAIN_LOG, ENVIRONMENT, *ARTIFACTS, "checkpoints", HYDRA_RECORD)
+RUN_CONTENTS = (CONFIG, LABELS, METRICS, TRAIN_LOG, ENVIRONMENT, REWRITES, *ARTIFACTS, "checkpoints", HYDRA_RECORD)
 
 
 def ensure_outside(run_path: Path, target: Path, setting: str, example: str) -> None:
@@ -119,6 +129,22 @@ def ensure_outside(run_path: Path, target: Path, setting: str, example: str) -> 
             f"{setting}={target} would overwrite the run it reads ({run_path})",
             hint=f"choose a location outside the run's own files, e.g. {setting}={example}",
         )
+
+
+def finished_run(setting: str, path: str) -> tuple[RunDir, Any]:
+    """The finished run that `setting` names, and its `TrainConfig`, read without loading its model.
+
+    Raises:
+        RunDirError: `path` is not the folder of a run `ftcli train` finished.
+    """
+    run = RunDir(Path(path).expanduser().resolve())
+    if not (run.path.is_dir() and run.config_file.is_file() and run.is_finished()):
+        raise RunDirError(
+            f"{setting}={path} is not a finished ftcli run (it needs config.yaml, metrics.json and model/ "
+            "or adapter/)",
+            hint=f"point {setting} at a folder written by `ftcli train` that ran to the end",
+        )
+    return run, read_config(run)
 
 
 def write_config(run: RunDir, cfg: Any) -> None:

@@ -22,8 +22,8 @@ from ftcli import ui
 from ftcli.config.schema import IlfConfig, TaskConfig, TrainConfig
 from ftcli.data.readers import Row, read_rows
 from ftcli.engine.resources import release_memory
-from ftcli.errors import ConfigError, DataError, RunDirError
-from ftcli.runs.directory import RunDir, read_config
+from ftcli.errors import ConfigError, DataError
+from ftcli.runs.directory import RunDir, finished_run
 from ftcli.runs.trained import TrainedRun, load_trained
 from ftcli.tasks.chat import RowFormat
 from ftcli.tasks.feedback import FeedbackConfig
@@ -146,14 +146,7 @@ class RunSource:
     @classmethod
     def check(cls, role: Role, path: str, batch_size: int | None, max_new_tokens: int | None) -> RunSource:
         """The run at `path`, refused unless it is a finished run that fits `role`."""
-        run = RunDir(Path(path).expanduser().resolve())
-        if not (run.path.is_dir() and run.config_file.is_file() and run.is_finished()):
-            raise RunDirError(
-                f"{role.setting}={path} is not a finished ftcli run (it needs config.yaml, metrics.json and model/ "
-                "or adapter/)",
-                hint=f"point {role.setting} at a folder written by `ftcli train` that ran to the end",
-            )
-        cfg = read_config(run)
+        run, cfg = finished_run(role.setting, path)
         if not role.fits(cfg.task):
             other = next((r for r in ROLES.values() if r.fits(cfg.task)), None)
             raise ConfigError(
@@ -175,10 +168,7 @@ class RunSource:
 
     def identity(self) -> str:
         """The run's config and final metrics: the same folder trained again reads as another run."""
-        run = RunDir(self.path)
-        digest = hashlib.sha256(run.config_file.read_bytes())
-        digest.update(run.metrics_file.read_bytes())
-        return digest.hexdigest()
+        return RunDir(self.path).identity()
 
     @contextmanager
     def open(self) -> Iterator[Writer]:

@@ -14,7 +14,6 @@ The label set is stored in the run directory so eval and predict map ids back to
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Callable
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from ftcli.config.schema import DataConfig, TaskConfig
+from ftcli.data.labels import INTEGER, label_key, single_label
 from ftcli.data.readers import Row
 from ftcli.data.splits import Splits, require_columns
 from ftcli.engine.frozen import NO_FROZEN_MODELS, FrozenModels
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from ftcli.models.sources import ModelClass
 
 
-INTEGER = re.compile(r"-?[0-9]+")
 SCORE = "score"  # the one "label" of a regression run
 
 
@@ -59,6 +58,12 @@ class ClassificationConfig(TaskConfig):
         if not 0.0 < self.threshold < 1.0:
             return [f"task.threshold={self.threshold} must be between 0 and 1"]
         return []
+
+    def text_columns(self, data: DataConfig) -> list[str]:
+        return [data.text_column]
+
+    def classifies_by_label(self) -> bool:
+        return self.problem is Problem.single_label
 
 
 class SequenceClassification:
@@ -93,7 +98,7 @@ class SequenceClassification:
             keys = {label_key(v) for index, row in enumerate(rows)
                     for v in _label_list(row[data.label_column], source, index)}
         else:
-            keys = {_single_label(row[data.label_column], source, index, data.label_column)
+            keys = {single_label(row[data.label_column], source, index, data.label_column)
                     for index, row in enumerate(rows)}
             if len(keys) == 1:
                 raise DataError(
@@ -207,6 +212,9 @@ class PairClassificationConfig(ClassificationConfig):
     name: str = "pair_classification"
     max_length: int = 256
 
+    def text_columns(self, data: DataConfig) -> list[str]:
+        return [data.text_column, data.text_pair_column]
+
 
 def _texts(rows: list[Row], column: str, source: str, setting: str) -> list[str]:
     for index, row in enumerate(rows):
@@ -245,27 +253,6 @@ def _number(value: Any, source: str, index: int, column: str) -> float:
             hint="fix the record, or point data.label_column at the numeric column",
         )
     return number
-
-
-def _single_label(value: Any, source: str, index: int, column: str) -> str:
-    """The label-set name of one training row's label; null, empty, list and object labels are data errors."""
-    if isinstance(value, (list, dict)):
-        hint = ("for several labels per row use task.problem=multi_label" if isinstance(value, list)
-                else "write the label as a name or an integer")
-        raise DataError(f"{source}: record {index} has {column}={value!r}, not a single label", hint=hint)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise DataError(
-            f"{source}: record {index} has no label ({column} is {value!r})",
-            hint="give every training row a label, or drop the rows without one",
-        )
-    return label_key(value)
-
-
-def label_key(value: Any) -> str:
-    """The label-set name of a raw label: integers (also 1.0 floats and booleans) as digits, text as is."""
-    if isinstance(value, (bool, int)) or (isinstance(value, float) and value.is_integer()):
-        return str(int(value))
-    return str(value)
 
 
 def _label_lookup(labels: list[str], indexable: bool) -> dict[str, int]:
