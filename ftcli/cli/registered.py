@@ -54,12 +54,15 @@ class Rules:
     """The checks of a `train` config that ask the registries (`ftcli.config.checks.RegistryRules`)."""
 
     def across_groups(self, cfg: Any) -> list[str]:
-        """A scorer is not trained; packed batches need every example to keep its own positions."""
+        """A scorer is not trained; packed batches need every example to keep its own positions;
+        meta-training takes method=full and single-label classification only (which leaves neither of the others)."""
         from ftcli.methods import METHODS
         from ftcli.tasks.scorers import SCORERS
 
         if not isinstance(cfg, TrainConfig):
             return []
+        if cfg.trainer.meta.tasks:
+            return _meta_problems(cfg)
         name = cfg.task.name
         if name in SCORERS:
             return [f"task={name} trains nothing: it scores a pretrained model as it is; "
@@ -101,6 +104,42 @@ class Rules:
                     f"({type(node).__name__}); pick the {group} with {group}={node.name} instead"
                 )
         return problems + _unknown_add_ons(cfg.trainer.add_ons) + _reward_problems(cfg.task)
+
+
+def _meta_problems(cfg: TrainConfig) -> list[str]:
+    """What meta-training (`trainer.meta.tasks`) cannot be combined with: a method other than full, a
+    task other than single-label classification, data settings it does not read, training add-ons."""
+    from ftcli.tasks.classification import ClassificationConfig, Problem
+
+    problems = []
+    if cfg.method.name != "full":
+        problems.append(
+            f"trainer.meta.tasks cannot be combined with method={cfg.method.name}: meta-training learns the "
+            "encoder's own weights, which method=full trains and saves as a whole model; meta-train with "
+            f"method=full, then fine-tune its run directory with method={cfg.method.name} model.name_or_path=<run dir>"
+        )
+    task = cfg.task
+    if not isinstance(task, ClassificationConfig) or task.problem is not Problem.single_label:
+        problem = f" with task.problem={task.problem.value}" if isinstance(task, ClassificationConfig) else ""
+        problems.append(
+            f"trainer.meta.tasks cannot be combined with task={task.name}{problem}: meta-training learns "
+            "single-label classification; use task=text_classification, sentiment or pair_classification "
+            "with task.problem=single_label"
+        )
+    given = [f"data.{key}" for key in ("dataset", "train_file", "validation_file", "test_file", "label_names")
+             if getattr(cfg.data, key) is not None]
+    if given:
+        problems.append(
+            f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} not read by meta-training, whose datasets, "
+            "each with its own labels, are the files of trainer.meta.tasks; drop "
+            f"{'it' if len(given) == 1 else 'them'} (fine-tune on your data afterwards with model.name_or_path=<run dir>)"
+        )
+    if cfg.trainer.add_ons:
+        problems.append(
+            "trainer.add_ons wrap the training step of ordinary training; meta-training has inner and outer "
+            "steps of its own: drop trainer.add_ons"
+        )
+    return problems
 
 
 def _unknown_add_ons(names: list[str]) -> list[str]:

