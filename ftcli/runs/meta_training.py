@@ -7,25 +7,26 @@ fine-tune, less its head's last layer. The command then writes what an ordinary 
 `model/` folder is that model, which `ftcli train ... model.name_or_path=<run dir>` loads with a
 fresh head (`ftcli.models.sources.resolve`), and its `labels.json` is empty: it has no head.
 
-The log gets a record every `trainer.logging_steps` episodes, at the end and at each checkpoint
-(so that a resumed run logs the records the uninterrupted one does): the query loss and accuracy
-after adapting and the accuracy before, averaged over the episodes since the record before.
+The log gets a record every `trainer.logging_steps` episodes and at the end: the query loss and
+accuracy after adapting and the accuracy before, averaged over the episodes since the record
+before (their running sums are kept in checkpoints, so a resumed run logs what the uninterrupted
+one does).
 Every `trainer.eval_steps` episodes and at the end, the same figures over
 `trainer.meta.eval_episodes` fixed episodes, per dataset too, with dropout drawn from a seed of
 their own so they leave the training's random state alone. Those episodes come from the training
 datasets: they tell how fast the encoder adapts to these tasks, not to a new one. The final
 weights are kept; there is no best checkpoint to pick.
 
-A checkpoint holds θ, the outer optimiser, the episode counter, torch's random state (dropout)
-and the log so far (`ftcli.engine.checkpoint`); episodes are drawn from the seed and their index
-alone, so nothing else is needed to carry on.
+A checkpoint holds θ, the outer optimiser, the episode counter, torch's random state (dropout),
+the log so far and the running sums (`ftcli.engine.checkpoint`); episodes are drawn from the seed
+and their index alone, so nothing else is needed to carry on.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -116,7 +117,7 @@ def meta_train(cfg: TrainConfig, checkpoints: Checkpointing, callbacks: Callback
         "episodes": state.step,
         "algorithm": meta.algorithm.value,
         "meta_lr": meta.step_size(),
-        **{key: value for key, value in _last(state, "loss").items() if key in _Window.FIGURES},
+        **{key: value for key, value in _last(state, "loss").items() if key in FIGURES},
         "samples_per_second": round(state.samples_per_second, 2),
         "train_seconds": round(state.train_seconds, 2),
         "wall_seconds": round(time.perf_counter() - started, 2),
@@ -177,24 +178,18 @@ def short_names(paths: list[str]) -> list[str]:
     return list(paths)
 
 
+FIGURES = ("loss", "accuracy", "accuracy_before")  # what each episode's query rows tell, as in `Adaptation`
+
+
 @dataclass
-class _Window:
-    """The episodes since the last log record: their figures summed, their rows and time."""
+class _Pace:
+    """Rows and seconds since the last log record, for its speed."""
 
-    FIGURES = ("loss", "accuracy", "accuracy_before")
-
-    sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(_Window.FIGURES, 0.0))
-    episodes: int = 0
     samples: int = 0
     seconds: float = 0.0
 
-    def add(self, figures: Adaptation, samples: int, seconds: float) -> None:
-        for key in self.FIGURES:
-            self.sums[key] += getattr(figures, key)
-        self.episodes, self.samples, self.seconds = self.episodes + 1, self.samples + samples, self.seconds + seconds
-
-    def means(self) -> dict[str, float]:
-        return {key: value / max(self.episodes, 1) for key, value in self.sums.items()}
+    def per_second(self) -> float:
+        return round(self.samples / self.seconds, 2) if self.seconds else 0.0
 
 
 @dataclass
@@ -220,7 +215,7 @@ class _MetaRun:
         from accelerate import PartialState
 
         total, trainer = self.cfg.trainer.meta.episodes, self.cfg.trainer
-        window = _Window()
+        pace = _Pace()
         callbacks.on_train_begin(total)
         with StopRequest() as stop:
             try:
@@ -232,12 +227,11 @@ class _MetaRun:
                     seconds, samples = time.perf_counter() - began, _rows(episode)
                     state.step, state.samples = state.step + 1, state.samples + samples
                     state.train_seconds += seconds
-                    window.add(figures, samples, seconds)
-                    interrupted = stop.signal is not None
-                    saving = checkpoints.due(state.step, total) or interrupted
-                    if saving or state.step % trainer.logging_steps == 0 or state.step == total:
-                        callbacks.on_step(state.step, self._log(state, window))
-                        window = _Window()
+                    pace.samples, pace.seconds = pace.samples + samples, pace.seconds + seconds
+                    _add(state, figures)
+                    if state.step % trainer.logging_steps == 0 or state.step == total:
+                        callbacks.on_step(state.step, self._log(state, pace))
+                        pace = _Pace()
                     else:
                         callbacks.on_step(state.step, None)
                     if self.cfg.trainer.meta.eval_episodes and (state.step % trainer.eval_steps == 0
@@ -245,7 +239,8 @@ class _MetaRun:
                         record = {"step": state.step, "epoch": self._epochs(state), "eval": self.evaluate()}
                         state.history.append(record)
                         callbacks.on_evaluate(state.step, record)
-                    if saving:
+                    interrupted = stop.signal is not None
+                    if checkpoints.due(state.step, total) or interrupted:
                         checkpoints.save(PartialState(), self.model, self.optimizer, self.scheduler, state)
                     if interrupted and stop.signal is not None:
                         raise checkpoints.interrupted(stop.signal.name, state.step, total)
@@ -278,15 +273,17 @@ class _MetaRun:
         return {**_means(every),
                 "tasks": {self.tasks[task].name: _means(done) for task, done in sorted(by_task.items())}}
 
-    def _log(self, state: LoopState, window: _Window) -> dict[str, Any]:
-        """The log record of the episodes in `window`, checked finite and kept in the history."""
-        means = window.means()
+    def _log(self, state: LoopState, pace: _Pace) -> dict[str, Any]:
+        """The log record of the episodes since the last one, checked finite and kept in the history;
+        the state's running sums start again."""
+        means = {key: state.running_figures.get(key, 0.0) / max(state.running_count, 1) for key in FIGURES}
+        state.running_figures, state.running_count = {}, 0
         record = {
             "step": state.step,
             "epoch": self._epochs(state),
             **{key: round(value, 6) for key, value in means.items()},
             "lr": self.scheduler.get_last_lr()[0],
-            "samples_per_second": round(window.samples / window.seconds, 2) if window.seconds else 0.0,
+            "samples_per_second": pace.per_second(),
         }
         if not math.isfinite(means["loss"]):
             raise TrainingError(
@@ -301,12 +298,19 @@ class _MetaRun:
         return round(state.samples / sum(len(task.features) for task in self.tasks), 4)
 
 
+def _add(state: LoopState, figures: Adaptation) -> None:
+    """Add an episode's figures to the running sums, which a checkpoint keeps with the state."""
+    for key in FIGURES:
+        state.running_figures[key] = state.running_figures.get(key, 0.0) + getattr(figures, key)
+    state.running_count += 1
+
+
 def _rows(episode: Episode) -> int:
     return sum(len(rows) for rows in (*episode.support, *episode.query))
 
 
 def _means(done: list[Adaptation]) -> dict[str, float]:
-    return {key: round(sum(getattr(figures, key) for figures in done) / len(done), 6) for key in _Window.FIGURES}
+    return {key: round(sum(getattr(figures, key) for figures in done) / len(done), 6) for key in FIGURES}
 
 
 def _last(state: LoopState, key: str) -> dict[str, Any]:

@@ -77,30 +77,37 @@ def check_moved_to(model, before, expected):
     assert moved > 1e-2  # the step is large enough for the comparison to mean something
 
 
-def test_one_reptile_step_moves_the_weights_a_fraction_of_the_way_to_the_adapted_ones():
-    model, episode = encoder(), EpisodeBatch(batch(SUPPORT), batch(QUERY), 2)
-    theta = {n: p.detach().clone() for n, p in model.named_parameters()}
-    adapted, _ = hand_adapted(model, episode, steps=3, lr=0.5)
-    theta_prime = dict(adapted.named_parameters())
-    epsilon = 0.3
-    expected = {n: theta[n] + epsilon * (theta_prime[n].detach() - theta[n]) for n in theta}
-    optimizer = torch.optim.SGD(model.parameters(), lr=epsilon)
-    meta_step(model, episode, InnerLoop(MetaAlgorithm.reptile, 3, 0.5), optimizer, nullcontext)
-    check_moved_to(model, theta, expected)
-
-
-def test_one_fomaml_step_follows_the_query_gradient_at_the_adapted_weights():
+def outer_step(algorithm, step_size, expected_step):
+    """One `meta_step` of `algorithm` (2 inner steps of lr 0.5) checked against `expected_step(θ, θ', head, episode)`."""
     model, episode = encoder(), EpisodeBatch(batch(SUPPORT), batch(QUERY), 2)
     theta = {n: p.detach().clone() for n, p in model.named_parameters()}
     adapted, head = hand_adapted(model, episode, steps=2, lr=0.5)
-    names, params = zip(*adapted.named_parameters())
-    query_loss = F.cross_entropy(head(adapted(**inputs(episode.query)).logits), episode.query["labels"])
-    grads = torch.autograd.grad(query_loss, params, allow_unused=True)
-    beta = 2.0
-    expected = {n: theta[n] - beta * (g if g is not None else torch.zeros_like(theta[n])) for n, g in zip(names, grads)}
-    optimizer = torch.optim.SGD(model.parameters(), lr=beta)
-    meta_step(model, episode, InnerLoop(MetaAlgorithm.fomaml, 2, 0.5), optimizer, nullcontext)
+    expected = expected_step(theta, adapted, head, episode)
+    optimizer = torch.optim.SGD(model.parameters(), lr=step_size)
+    meta_step(model, episode, InnerLoop(algorithm, 2, 0.5), optimizer, nullcontext)
     check_moved_to(model, theta, expected)
+
+
+def test_one_reptile_step_moves_the_weights_a_fraction_of_the_way_to_the_adapted_ones():
+    epsilon = 0.3
+
+    def reptile(theta, adapted, head, episode):
+        theta_prime = dict(adapted.named_parameters())
+        return {n: theta[n] + epsilon * (theta_prime[n].detach() - theta[n]) for n in theta}
+
+    outer_step(MetaAlgorithm.reptile, epsilon, reptile)
+
+
+def test_one_fomaml_step_follows_the_query_gradient_at_the_adapted_weights():
+    beta = 2.0
+
+    def fomaml(theta, adapted, head, episode):
+        names, params = zip(*adapted.named_parameters())
+        query_loss = F.cross_entropy(head(adapted(**inputs(episode.query)).logits), episode.query["labels"])
+        grads = torch.autograd.grad(query_loss, params, allow_unused=True)
+        return {n: theta[n] - beta * (g if g is not None else torch.zeros_like(theta[n])) for n, g in zip(names, grads)}
+
+    outer_step(MetaAlgorithm.fomaml, beta, fomaml)
 
 
 def test_measuring_an_adaptation_leaves_the_weights_as_they_were():
