@@ -129,10 +129,11 @@ def _meta_problems(cfg: TrainConfig) -> list[str]:
     given = [f"data.{key}" for key in ("dataset", "train_file", "validation_file", "test_file", "label_names")
              if getattr(cfg.data, key) is not None]
     if given:
+        one = len(given) == 1
         problems.append(
-            f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} not read by meta-training, whose datasets, "
-            "each with its own labels, are the files of trainer.meta.tasks; drop "
-            f"{'it' if len(given) == 1 else 'them'} (fine-tune on your data afterwards with model.name_or_path=<run dir>)"
+            f"{', '.join(given)} {'is' if one else 'are'} not read by meta-training, whose datasets, each with its "
+            f"own labels, are the files of trainer.meta.tasks; drop {'it' if one else 'them'} "
+            "(fine-tune on your data afterwards with model.name_or_path=<run dir>)"
         )
     if cfg.trainer.add_ons:
         problems.append(

@@ -216,7 +216,8 @@ def _continuable(train: Callable[[], T], output_dir: Path) -> T:
 
 
 def _finish(run_dir: RunDir, cfg: TrainConfig, method: Method[Any], model: AdaptedModel,
-            tokenizer: PreTrainedTokenizerBase, labels: list[str], metrics: dict[str, Any], title: str) -> dict[str, Any]:
+            tokenizer: PreTrainedTokenizerBase, labels: list[str], metrics: dict[str, Any],
+            title: str) -> dict[str, Any]:
     """Save the finished run, drop its checkpoints, and say what it cost and scored."""
     _save(run_dir, cfg, method, model, tokenizer, labels, metrics)
     shutil.rmtree(checkpoints_dir(run_dir.path), ignore_errors=True)  # the run is whole; nothing left to resume

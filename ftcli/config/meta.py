@@ -54,7 +54,8 @@ class MetaConfig:
         if repeated:
             problems.append(f"trainer.meta.tasks lists {', '.join(repeated)} more than once; list each dataset once")
         if self.ways is not None and self.ways < 2:
-            problems.append(f"trainer.meta.ways={self.ways} must be at least 2 (or null for all of a dataset's classes)")
+            problems.append(
+                f"trainer.meta.ways={self.ways} must be at least 2 (or null for all of a dataset's classes)")
         counts = {"shots": self.shots, "queries": self.queries, "inner_steps": self.inner_steps,
                   "episodes": self.episodes}
         problems += [f"trainer.meta.{key}={value} must be at least 1" for key, value in counts.items() if value < 1]

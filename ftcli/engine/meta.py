@@ -88,7 +88,8 @@ def without_last_layer(model: nn.Module, head: list[str]) -> nn.Module:
         raise ModelError(
             f"this {model_type} model's classification head ({', '.join(head) or 'none'}) has no linear layer "
             "for an episode's classes to replace",
-            hint="meta-train a model whose sequence-classification head ends in a linear layer (BERT-like encoders, GPT-2)",
+            hint="meta-train a model whose sequence-classification head ends in a linear layer "
+            "(BERT-like encoders, GPT-2)",
         )
     model.set_submodule(layers[-1], nn.Identity())
     return model

@@ -75,9 +75,11 @@ def run_model(folder: Path) -> Path:
     """
     if (folder / RUN_ADAPTER).is_dir():
         raise ModelError(
-            f"model.name_or_path={folder} is a run that saved an adapter ({RUN_ADAPTER}/), not a whole model to start from",
-            hint=f"fold it into plain weights with `ftcli export run_dir={folder} merge=true` and point model.name_or_path "
-            "at the exported folder, or start from a run that saved a whole model (method=full, or meta-training)",
+            f"model.name_or_path={folder} is a run that saved an adapter ({RUN_ADAPTER}/), "
+            "not a whole model to start from",
+            hint=f"fold it into plain weights with `ftcli export run_dir={folder} merge=true` and point "
+            "model.name_or_path at the exported folder, or start from a run that saved a whole model "
+            "(method=full, or meta-training)",
         )
     if not (folder / RUN_METRICS).is_file() or not (folder / RUN_MODEL).is_dir():
         raise ModelError(

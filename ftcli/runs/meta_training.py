@@ -10,12 +10,11 @@ fresh head (`ftcli.models.sources.resolve`), and its `labels.json` is empty: it 
 The log gets a record every `trainer.logging_steps` episodes and at the end: the query loss and
 accuracy after adapting and the accuracy before, averaged over the episodes since the record
 before (their running sums are kept in checkpoints, so a resumed run logs what the uninterrupted
-one does).
-Every `trainer.eval_steps` episodes and at the end, the same figures over
-`trainer.meta.eval_episodes` fixed episodes, per dataset too, with dropout drawn from a seed of
-their own so they leave the training's random state alone. Those episodes come from the training
-datasets: they tell how fast the encoder adapts to these tasks, not to a new one. The final
-weights are kept; there is no best checkpoint to pick.
+one does). Every `trainer.eval_steps` episodes and at the end (unless `trainer.eval_strategy=no`),
+the same figures over `trainer.meta.eval_episodes` fixed episodes, per dataset too, with dropout
+drawn from a seed of their own so that they leave the training's random state alone. Those
+episodes come from the training datasets: they tell how fast the encoder adapts to these tasks,
+not to a new one. The final weights are kept; there is no best checkpoint to pick.
 
 A checkpoint holds θ, the outer optimiser, the episode counter, torch's random state (dropout),
 the log so far and the running sums (`ftcli.engine.checkpoint`); episodes are drawn from the seed
@@ -33,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ftcli import ui
-from ftcli.config.schema import TrainConfig
+from ftcli.config.schema import EvalStrategy, TrainConfig
 from ftcli.data.episodes import Episode, EpisodeSampler, TaskRows
 from ftcli.data.readers import read_rows
 from ftcli.data.splits import Splits
@@ -46,7 +45,15 @@ from ftcli.engine.signals import StopRequest
 from ftcli.engine.state import LoopState
 from ftcli.errors import DataError, TrainingError
 from ftcli.methods import METHODS, count_parameters, head_modules
-from ftcli.models.loading import build_model, build_tokenizer, check_head, fit_max_length, load_config, sync_pad_token
+from ftcli.models.loading import (
+    build_model,
+    build_tokenizer,
+    check_head,
+    enable_gradient_checkpointing,
+    fit_max_length,
+    load_config,
+    sync_pad_token,
+)
 from ftcli.tasks import TASKS
 from ftcli.tasks.notes import report, token_room
 
@@ -82,36 +89,15 @@ class MetaTrained:
 
 def meta_train(cfg: TrainConfig, checkpoints: Checkpointing, callbacks: Callbacks, started: float) -> MetaTrained:
     """Meta-train the task's model across `cfg.trainer.meta.tasks`, from `checkpoints.resume` when given."""
-    from accelerate import PartialState
-    from accelerate.utils import set_seed
-
     kind = TASKS.get(cfg.task.name).impl
     _warn_ignored(cfg)
-    model_config = load_config(cfg.model)
-    check_head(cfg.model, model_config, kind.model_class(), cfg.task.name)
-    set_seed(cfg.seed)
-    tokenizer = build_tokenizer(cfg.model)
-    model = build_model(cfg.model, kind.model_class(), PLACEHOLDER_LABELS, **kind.model_config(cfg.task, model_config))
-    sync_pad_token(model, tokenizer)
+    model, tokenizer = _model(cfg, kind)
     cfg = _with_defaults(cfg, model)
     meta = cfg.trainer.meta
     tasks = _read_tasks(cfg, kind, tokenizer, token_room(model, 0))
     sampler = EpisodeSampler([task.rows for task in tasks], meta.ways, meta.shots, meta.queries, cfg.seed)
-    head = head_modules(model)
-    METHODS.get(cfg.method.name).impl.apply(model, cfg.method, head)
-    without_last_layer(model, head)
-    params = count_parameters(model, []).as_dict()
-    ui.print_parameters(params, cfg.method.name)
-
-    device = PartialState().device
-    model.to(device).train()
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=meta.step_size())
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)  # a constant step size
-    state = LoopState()
-    if checkpoints.resume is not None:
-        state = restore(checkpoints.resume, model, optimizer, scheduler)
-        restore_rng(checkpoints.resume)
-    run = _MetaRun(cfg, model, tasks, sampler, optimizer, scheduler, autocast_for(cfg.trainer.precision, device), device)
+    params = _for_episodes(model, cfg)
+    run, state = _MetaRun.start(cfg, model, tasks, sampler, checkpoints)
     run.train(state, checkpoints, callbacks)
     train = {
         "episodes": state.step,
@@ -128,11 +114,38 @@ def meta_train(cfg: TrainConfig, checkpoints: Checkpointing, callbacks: Callback
     return MetaTrained(cfg, model, tokenizer, {"train": train, **({EVAL_SECTION: evaluated} if evaluated else {})})
 
 
+def _model(cfg: TrainConfig, kind: TaskKind[Any]) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The model the task fine-tunes (its head's size a placeholder) and its tokenizer, built under the run's seed."""
+    from accelerate.utils import set_seed
+
+    model_config = load_config(cfg.model)
+    check_head(cfg.model, model_config, kind.model_class(), cfg.task.name)
+    set_seed(cfg.seed)
+    tokenizer = build_tokenizer(cfg.model)
+    model = build_model(cfg.model, kind.model_class(), PLACEHOLDER_LABELS, **kind.model_config(cfg.task, model_config))
+    sync_pad_token(model, tokenizer)
+    return model, tokenizer
+
+
+def _for_episodes(model: PreTrainedModel, cfg: TrainConfig) -> dict[str, Any]:
+    """Make `model` what the episodes train, in place: the method's trainable weights, less the head's
+    last layer; its parameter counts."""
+    head = head_modules(model)
+    METHODS.get(cfg.method.name).impl.apply(model, cfg.method, head)
+    without_last_layer(model, head)
+    if cfg.trainer.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
+    params = count_parameters(model, []).as_dict()
+    ui.print_parameters(params, cfg.method.name)
+    return params
+
+
 def _with_defaults(cfg: TrainConfig, model: PreTrainedModel) -> TrainConfig:
     """`cfg` with what meta-training resolves recorded: absolute dataset paths, the outer step size,
     and the task's default `max_length` fitted to the model's position table."""
     meta = cfg.trainer.meta
-    tasks = [str(Path(task).expanduser().resolve()) if Path(task).expanduser().exists() else task for task in meta.tasks]
+    tasks = [str(Path(task).expanduser().resolve()) if Path(task).expanduser().exists() else task
+             for task in meta.tasks]
     meta = replace(meta, tasks=tasks, meta_lr=meta.step_size())
     max_length = fit_max_length(model, cfg.task.max_length, type(cfg.task).max_length)
     return replace(cfg, trainer=replace(cfg.trainer, meta=meta), task=replace(cfg.task, max_length=max_length))
@@ -188,6 +201,9 @@ class _Pace:
     samples: int = 0
     seconds: float = 0.0
 
+    def add(self, samples: int, seconds: float) -> None:
+        self.samples, self.seconds = self.samples + samples, self.seconds + seconds
+
     def per_second(self) -> float:
         return round(self.samples / self.seconds, 2) if self.seconds else 0.0
 
@@ -205,6 +221,25 @@ class _MetaRun:
     autocast: Autocast
     device: torch.device
 
+    @classmethod
+    def start(cls, cfg: TrainConfig, model: PreTrainedModel, tasks: list[MetaTask], sampler: EpisodeSampler,
+              checkpoints: Checkpointing) -> tuple[_MetaRun, LoopState]:
+        """The run on the device, with a plain SGD outer optimiser of the meta step size; restored
+        from `checkpoints.resume`, random state included, when there is one."""
+        from accelerate import PartialState
+
+        device = PartialState().device
+        model.to(device).train()
+        optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad],
+                                    lr=cfg.trainer.meta.step_size())
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)  # a constant step size
+        state = LoopState()
+        if checkpoints.resume is not None:
+            state = restore(checkpoints.resume, model, optimizer, scheduler)
+            restore_rng(checkpoints.resume)
+        autocast = autocast_for(cfg.trainer.precision, device)
+        return cls(cfg, model, tasks, sampler, optimizer, scheduler, autocast, device), state
+
     @property
     def inner(self) -> InnerLoop:
         meta = self.cfg.trainer.meta
@@ -220,22 +255,13 @@ class _MetaRun:
         with StopRequest() as stop:
             try:
                 while state.step < total:
-                    episode = self.sampler.train_episode(state.step)
-                    began = time.perf_counter()
-                    figures = meta_step(self.model, self.batch(episode), self.inner, self.optimizer, self.autocast)
-                    self.scheduler.step()
-                    seconds, samples = time.perf_counter() - began, _rows(episode)
-                    state.step, state.samples = state.step + 1, state.samples + samples
-                    state.train_seconds += seconds
-                    pace.samples, pace.seconds = pace.samples + samples, pace.seconds + seconds
-                    _add(state, figures)
+                    pace.add(*self._episode(state))
                     if state.step % trainer.logging_steps == 0 or state.step == total:
                         callbacks.on_step(state.step, self._log(state, pace))
                         pace = _Pace()
                     else:
                         callbacks.on_step(state.step, None)
-                    if self.cfg.trainer.meta.eval_episodes and (state.step % trainer.eval_steps == 0
-                                                                or state.step == total):
+                    if self._evaluates(state.step):
                         record = {"step": state.step, "epoch": self._epochs(state), "eval": self.evaluate()}
                         state.history.append(record)
                         callbacks.on_evaluate(state.step, record)
@@ -246,6 +272,28 @@ class _MetaRun:
                         raise checkpoints.interrupted(stop.signal.name, state.step, total)
             finally:
                 callbacks.on_train_end()
+
+    def _episode(self, state: LoopState) -> tuple[int, float]:
+        """One outer step on episode `state.step`, counted in `state` with its figures; its rows and seconds."""
+        episode = self.sampler.train_episode(state.step)
+        began = time.perf_counter()
+        figures = meta_step(self.model, self.batch(episode), self.inner, self.optimizer, self.autocast)
+        self.scheduler.step()
+        seconds, samples = time.perf_counter() - began, _rows(episode)
+        state.step, state.samples = state.step + 1, state.samples + samples
+        state.train_seconds += seconds
+        for key in FIGURES:
+            state.running_figures[key] = state.running_figures.get(key, 0.0) + getattr(figures, key)
+        state.running_count += 1
+        return samples, seconds
+
+    def _evaluates(self, step: int) -> bool:
+        """Whether the evaluation episodes run after episode `step`: every `trainer.eval_steps` and
+        after the last, unless `trainer.meta.eval_episodes` is 0 or `trainer.eval_strategy` is no."""
+        trainer = self.cfg.trainer
+        if not trainer.meta.eval_episodes or trainer.eval_strategy is EvalStrategy.no:
+            return False
+        return step % trainer.eval_steps == 0 or step == trainer.meta.episodes
 
     def batch(self, episode: Episode) -> EpisodeBatch:
         """The episode's support and query rows, collated on the device with their episode classes as labels."""
@@ -296,13 +344,6 @@ class _MetaRun:
     def _epochs(self, state: LoopState) -> float:
         """Rows drawn so far over the rows of all datasets: how often each row was seen, on average."""
         return round(state.samples / sum(len(task.features) for task in self.tasks), 4)
-
-
-def _add(state: LoopState, figures: Adaptation) -> None:
-    """Add an episode's figures to the running sums, which a checkpoint keeps with the state."""
-    for key in FIGURES:
-        state.running_figures[key] = state.running_figures.get(key, 0.0) + getattr(figures, key)
-    state.running_count += 1
 
 
 def _rows(episode: Episode) -> int:

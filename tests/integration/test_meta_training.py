@@ -129,15 +129,18 @@ def test_settings_meta_training_cannot_take_are_refused_together(tmp_path, datas
     assert main(args) == EXIT_CONFIG
     message = " ".join(capsys.readouterr().err.split())
     assert f"trainer.meta.tasks lists one dataset ({kinds}); meta-learning needs at least two" in message
-    assert "trainer.meta.tasks cannot be combined with method=lora: meta-training learns the encoder's own weights" in message
-    assert "trainer.meta.tasks cannot be combined with task=ner: meta-training learns single-label classification" in message
+    assert ("trainer.meta.tasks cannot be combined with method=lora: meta-training learns the encoder's own weights"
+            in message)
+    assert ("trainer.meta.tasks cannot be combined with task=ner: meta-training learns single-label classification"
+            in message)
     assert "data.train_file is not read by meta-training" in message
     assert not run.exists()
 
 
 def test_a_dataset_too_small_for_an_episode_names_the_class_and_its_rows(tmp_path, datasets, capsys):
     run = tmp_path / "run"
-    assert main([*meta_args(datasets), "trainer.meta.shots=4", "trainer.meta.queries=3", f"hydra.run.dir={run}"]) == EXIT_DATA
+    too_many = ["trainer.meta.shots=4", "trainer.meta.queries=3"]
+    assert main([*meta_args(datasets), *too_many, f"hydra.run.dir={run}"]) == EXIT_DATA
     message = " ".join(capsys.readouterr().err.split())
     assert ("kinds.jsonl: class 'animal' has 6 rows, fewer than the shots + queries = 7 an episode draws of each class"
             in message)

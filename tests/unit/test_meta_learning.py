@@ -78,7 +78,8 @@ def check_moved_to(model, before, expected):
 
 
 def outer_step(algorithm, step_size, expected_step):
-    """One `meta_step` of `algorithm` (2 inner steps of lr 0.5) checked against `expected_step(θ, θ', head, episode)`."""
+    """One `meta_step` of `algorithm` (2 inner steps of lr 0.5), checked against the weights it should
+    reach, `expected_step(θ, θ', head, episode)`."""
     model, episode = encoder(), EpisodeBatch(batch(SUPPORT), batch(QUERY), 2)
     theta = {n: p.detach().clone() for n, p in model.named_parameters()}
     adapted, head = hand_adapted(model, episode, steps=2, lr=0.5)
@@ -189,7 +190,8 @@ def test_with_ways_set_a_short_class_is_left_out_of_the_episodes(capsys):
     sampler = EpisodeSampler(tasks, ways=2, shots=3, queries=2, seed=0)
     assert "skewed.jsonl: classes with fewer than 5 rows are left out of its episodes: 'z' (2 rows)" in " ".join(
         capsys.readouterr().out.split())
-    drawn = {c for i in range(30) for episode in [sampler.train_episode(i)] if episode.task == 1 for c in episode.classes}
+    episodes = [sampler.train_episode(i) for i in range(30)]
+    drawn = {c for episode in episodes if episode.task == 1 for c in episode.classes}
     assert drawn == {0, 1}
 
 
@@ -204,7 +206,8 @@ def test_meta_settings_report_every_problem():
         "trainer.meta.inner_lr=0.0 must be positive",
         "trainer.meta.meta_lr=-1.0 must be positive",
     ]
-    assert MetaConfig(tasks=["a", "b", "a"]).validate() == ["trainer.meta.tasks lists a more than once; list each dataset once"]
+    assert MetaConfig(tasks=["a", "b", "a"]).validate() == [
+        "trainer.meta.tasks lists a more than once; list each dataset once"]
     assert MetaConfig().validate() == []
 
 
