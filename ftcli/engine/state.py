@@ -40,6 +40,7 @@ class LoopState:
     train_seconds: float = 0.0  # time spent training, without evaluations and checkpoints
     running_loss: float | torch.Tensor = 0.0  # sum of the step losses since the last log record (on the device while training)
     running_count: int = 0  # optimiser steps summed in `running_loss`
+    running_figures: dict[str, float] = field(default_factory=dict)  # other sums since the last log record, by name
     best_value: float | None = None
     best_loss: float | None = None  # the best evaluation's validation loss, which breaks ties
     best_step: int | None = None

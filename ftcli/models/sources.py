@@ -1,10 +1,11 @@
 """Where a model comes from, and the one error every way of loading it fails with.
 
 `model.name_or_path` is a hub id, a local folder, `package:<module>/<dir>` (weights inside an
-installed Python package: the embedded MiniLM) or `tiny:<arch>`. `resolve` turns package
-references into folders; `loading` turns the many ways `from_pretrained` fails into a
-`ModelError` that names the id and says what to do (offline: how to fetch it once, or which
-model needs no network).
+installed Python package: the embedded MiniLM), `tiny:<arch>`, or the directory of a finished
+`ftcli train` run that saved a whole model (a meta-training run, a full fine-tune). `resolve`
+turns package references and run directories into folders; `loading` turns the many ways
+`from_pretrained` fails into a `ModelError` that names the id and says what to do (offline: how
+to fetch it once, or which model needs no network).
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ if TYPE_CHECKING:
 
 PACKAGE_PREFIX = "package:"
 TINY_PREFIX = "tiny:"
+# The layout of a run directory, which `ftcli.runs.directory` (a layer above) writes: a folder holding
+# any of RUN_MARKS is one; its weights are in `model/` (a whole model) or `adapter/`, and it is finished
+# once `metrics.json` is written, last.
+RUN_MARKS = ("config.yaml", "metrics.json", "train_log.jsonl", ".hydra")
+RUN_MODEL, RUN_ADAPTER, RUN_METRICS = "model", "adapter", "metrics.json"
 
 
 def embedded_tokenizer_path() -> str:
@@ -50,7 +56,39 @@ def resolve(name_or_path: str) -> str:
         if not folder.is_dir():
             raise ModelError(f"model.name_or_path={name_or_path!r}: {folder} does not exist in that package")
         return str(folder)
+    folder = Path(name_or_path).expanduser()
+    if is_run_dir(folder):
+        return str(run_model(folder))
     return name_or_path
+
+
+def is_run_dir(folder: Path) -> bool:
+    """Whether `folder` is an ftcli run directory rather than a model folder (which holds config.json)."""
+    return folder.is_dir() and not (folder / "config.json").exists() and any((folder / m).exists() for m in RUN_MARKS)
+
+
+def run_model(folder: Path) -> Path:
+    """The model folder of the finished run in `folder`, with its tokenizer.
+
+    Raises:
+        ModelError: for a run that saved an adapter (its base model is elsewhere), or one that has not finished.
+    """
+    if (folder / RUN_ADAPTER).is_dir():
+        raise ModelError(
+            f"model.name_or_path={folder} is a run that saved an adapter ({RUN_ADAPTER}/), "
+            "not a whole model to start from",
+            hint=f"fold it into plain weights with `ftcli export run_dir={folder} merge=true` and point "
+            "model.name_or_path at the exported folder, or start from a run that saved a whole model "
+            "(method=full, or meta-training)",
+        )
+    if not (folder / RUN_METRICS).is_file() or not (folder / RUN_MODEL).is_dir():
+        raise ModelError(
+            f"model.name_or_path={folder} is a run directory without a finished run in it "
+            f"(no {RUN_METRICS} or {RUN_MODEL}/ yet)",
+            hint="let the run finish (a stopped one continues with its command and trainer.resume=auto), "
+            "or point model.name_or_path at a finished run",
+        )
+    return folder / RUN_MODEL
 
 
 @contextmanager

@@ -105,6 +105,12 @@ def load_trained(path: str | Path) -> TrainedRun:
     run = RunDir(path)
     run.ensure_readable()
     cfg = read_config(run)
+    if cfg.trainer.meta.tasks:
+        raise RunDirError(
+            f"run_dir={run.path} is a meta-training run: its model/ is an encoder without a task head, "
+            "a starting point for fine-tuning rather than a model to evaluate or predict with",
+            hint=f"fine-tune it first: ftcli train task=... data.train_file=... model.name_or_path={run.path}",
+        )
     labels = read_labels(run)
     kind = TASKS.get(cfg.task.name).impl
     method = METHODS.get(cfg.method.name).impl
