@@ -103,6 +103,7 @@ def train_loop(training: Training, cfg: TrainerConfig) -> LoopState:
     if cfg.ema is not None:
         saved = state.ema_weights
         state.ema_weights = ema.placed(saved, run.unwrapped) if saved is not None else ema.start(run.unwrapped)
+        ema.check_span(cfg.ema, run.total_steps)
     callbacks.on_train_begin(run.total_steps)
     run.model.train()
     clock = _Clock(state)

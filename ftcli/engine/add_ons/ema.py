@@ -16,7 +16,10 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from ftcli import ui
+
 Shadows = dict[str, torch.Tensor]
+KEPT_FROM_START = 0.05  # the share of the average the starting weights may still hold at the end
 
 
 def trainable(model: nn.Module) -> dict[str, nn.Parameter]:
@@ -26,6 +29,17 @@ def trainable(model: nn.Module) -> dict[str, nn.Parameter]:
 def start(model: nn.Module) -> Shadows:
     """Shadows equal to the trainable weights as they are now, in float32."""
     return {name: param.detach().to(torch.float32, copy=True) for name, param in trainable(model).items()}
+
+
+def check_span(decay: float, total_steps: int) -> None:
+    """Warn when the weights a run starts from would still hold much of the average at its end:
+    after T steps they hold decay^T of it."""
+    kept = decay ** total_steps
+    if kept > KEPT_FROM_START:
+        fitting = KEPT_FROM_START ** (1 / total_steps)
+        ui.warn(f"trainer.ema={decay}: after the run's {total_steps} steps the weights it starts from still hold "
+                f"{kept:.0%} of the average that is evaluated and saved; lower trainer.ema to {fitting:.3f} or less "
+                f"(they then hold at most {KEPT_FROM_START:.0%}), or train for longer")
 
 
 def placed(shadows: Shadows, model: nn.Module) -> Shadows:

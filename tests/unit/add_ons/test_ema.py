@@ -95,3 +95,16 @@ def test_without_evaluations_a_run_ends_with_the_average_and_checkpoints_hold_it
     assert not evaluated and close(dict(model.named_parameters()), expected[-1])
     saved = load_file(str(tmp_path / checkpoint.CHECKPOINTS / "step-4" / checkpoint.EMA))
     assert close(saved, expected[3])
+
+
+def test_a_decay_too_slow_for_the_run_is_warned_of(monkeypatch):
+    from ftcli import ui
+
+    warned = []
+    monkeypatch.setattr(ui, "warn", warned.append)
+    ema.check_span(0.5, 8)  # the starting weights hold 0.5^8 = 0.4% of the average at the end
+    assert not warned
+    ema.check_span(0.999, 200)
+    assert warned == ["trainer.ema=0.999: after the run's 200 steps the weights it starts from still hold 82% of "
+                      "the average that is evaluated and saved; lower trainer.ema to 0.985 or less (they then hold "
+                      "at most 5%), or train for longer"]
