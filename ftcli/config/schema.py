@@ -279,10 +279,10 @@ class AdversarialConfig:
     """
 
     method: AdversarialMethod = AdversarialMethod.none
-    epsilon: float = 1.0  # l2: the whole row's perturbation; linf: each value (then ~1e-2)
+    epsilon: float = 0.2  # l2: the whole row's perturbation (a BERT token embedding is ~1); linf: each value (~1e-2)
     norm: PerturbationNorm = PerturbationNorm.l2
     steps: int = 3  # pgd, freelb: ascent steps (forward and backward passes)
-    alpha: float = 0.3  # pgd, freelb: the size of one ascent step, in `norm`
+    alpha: float = 0.1  # pgd, freelb: the size of one ascent step, in `norm`
 
     def validate(self) -> list[str]:
         if self.method is AdversarialMethod.none:
