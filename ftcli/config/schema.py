@@ -113,6 +113,11 @@ class TaskConfig:
         """Whether training batches concatenate several examples into one row (padding-free)."""
         return False
 
+    def for_model(self, model_config: Any) -> TaskConfig:
+        """These settings with the ones the model decides filled in, so that `config.yaml` records
+        what the run did; `model_config` is the model's `transformers` config. Most tasks have none."""
+        return self
+
 
 @dataclass
 class MethodConfig:

@@ -63,7 +63,8 @@ def _class_names() -> OrderedDict[str, str]:
 class AutoModelForLabelWords(_BaseAutoModelClass):
     """A causal LM, an encoder-decoder or a masked LM, whichever the config is, with its own head."""
 
-    _model_mapping = _LazyAutoMapping(CONFIG_MAPPING_NAMES, _class_names())
+    # transformers declares the base class's mapping None; every Auto class sets its own
+    _model_mapping = _LazyAutoMapping(CONFIG_MAPPING_NAMES, _class_names())  # type: ignore[assignment]
 
     @classmethod
     def auto_class(cls, config: PretrainedConfig) -> ModelClass:

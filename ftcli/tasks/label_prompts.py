@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 MASK_FIELD = "mask"  # the template field that marks where the label word goes
+MASK_INDEX = "mask_index"  # a masked LM's feature key: where its mask token is (no model input)
 FORMATTER = string.Formatter()
 
 
