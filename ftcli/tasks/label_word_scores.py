@@ -63,6 +63,7 @@ class LabelWordHead(nn.Module):
         super().__init__()
         self.lm, self.words = lm, words
         self.output_layer = output_layer
+        self.train(lm.training)  # in the model's own mode, which evaluation hands back when it ends
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor | None = None,
                 mask_index: torch.Tensor | None = None) -> Any:

@@ -78,12 +78,12 @@ class PromptBasedConfig(LabelPromptConfig):
             ConfigError: for a `task.lm` given that the model is not, or a template it cannot score.
         """
         kind = language_model(model_config)
-        if kind is None or (self.lm is not None and self.lm is not kind):
-            raise ConfigError(
-                f"task.lm={self.lm.value if self.lm else None}, but this {model_config.model_type} model is "
-                f"{f'a {kind.value} language model' if kind else 'no language model'}",
-                hint="leave task.lm unset: it is read from the model",
-            )
+        if kind is None:
+            raise ConfigError(f"task=prompt_based scores label words with a language model's head, and this "
+                              f"{model_config.model_type} model has none", hint="use a causal, seq2seq or masked LM")
+        if self.lm is not None and self.lm is not kind:
+            raise ConfigError(f"task.lm={self.lm.value}, but this {model_config.model_type} model is a {kind.value} "
+                              "language model", hint="leave task.lm unset: it is read from the model")
         filled = replace(self, lm=kind)
         problems = filled.validate()
         if problems:
@@ -163,7 +163,7 @@ class PromptBasedTask(LogitsTask[PromptBasedConfig]):
         return self.cfg.lm
 
     def encode(self, rows: list[Row], source: str, with_labels: bool = True) -> list[Feature]:
-        cfg, data = self.cfg, self.data
+        cfg, data, _ = self.cfg, self.data, self.words  # label words no model can tell apart are refused here
         if with_labels:
             require_columns(rows, {"data.label_column": data.label_column}, source)
         filled = [fill(cfg.template, row, f"{source}: record {i}") for i, row in enumerate(rows)]
