@@ -7,15 +7,17 @@ model a config calls for (`from_config`, `from_pretrained`), of the kind
 `AutoModelForSeq2SeqLM` or `AutoModelForMaskedLM` builds.
 
 A masked LM's checkpoint may hold no masked-LM head. The embedded MiniLM is a sentence encoder,
-saved without one; `transformers` reports its head's weights as missing and draws them at random.
-As its output layer is tied to the input embeddings, a label word's logit is still its input
-embedding's product with the head's output, plus the head's bias. The missing weights are
-started without a random draw instead: the head's square projection as the identity, its layer
-norm as 1 and 0, its biases at 0, and a log line says so. So the head starts from the encoder's
-own hidden state at the mask, a run that saves only an adapter rebuilds exactly the base model it
-trained on, and the saved model is a plain masked LM whose logits are the scores ftcli trained.
-A missing weight that cannot start that way (an output layer not tied to the input embeddings)
-is refused rather than left random.
+saved without one; `transformers` reports the head's weights as missing and draws them at random.
+Its output layer is tied to the input embeddings, though, so a label word's logit is still the
+word's input embedding times the head's output, plus the head's bias. Rather than drawn, the
+missing weights start where they add the least: the head's square projection as the identity, its
+layer norm as 1 and 0, its biases at 0 (for BERT the head's output is then the layer-normed GELU
+of the hidden state at the mask), and a log line says the head is new. Nothing random is drawn,
+so a run that saves only an adapter rebuilds exactly the base model it trained on, and a saved
+model is a plain masked LM whose own logits are the scores ftcli trained, wherever it is loaded.
+Refusing such checkpoints instead would leave the default model without this task. A missing
+weight that cannot start that way (an output layer not tied to the input embeddings) is refused
+rather than left random.
 """
 
 from __future__ import annotations
@@ -89,7 +91,9 @@ class AutoModelForLabelWords(_BaseAutoModelClass):
             trust_remote_code=kwargs.get("trust_remote_code", False),
         )
         auto = cls.auto_class(config)
-        model, info = auto.from_pretrained(pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs)
+        model, info = auto.from_pretrained(
+            pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
+        )
         if auto is AutoModelForMaskedLM:
             start_missing_head(model, info["missing_keys"], str(pretrained_model_name_or_path))
         return model

@@ -63,7 +63,8 @@ def template_problems(template: str) -> list[str]:
     if not [name for name in fields if name != MASK_FIELD]:
         problems.append(f"task.template={template!r} has no {{column}} field for the input text")
     if fields.count(MASK_FIELD) > 1:
-        problems.append(f"task.template={template!r} has {{{MASK_FIELD}}} more than once; the label word goes in one place")
+        problems.append(f"task.template={template!r} has {{{MASK_FIELD}}} more than once; the label word goes in "
+                        "one place")
     return problems
 
 

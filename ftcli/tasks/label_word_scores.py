@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from accelerate import Accelerator
 
 
-
 @dataclass(frozen=True)
 class LabelWords:
     """What the label words are scored as: their token ids, by which kind of model, summed or per token."""
@@ -54,9 +53,8 @@ class LabelWords:
 class LabelWordHead(nn.Module):
     """A language model as a classifier: its logits are the label words' scores after each prompt.
 
-    `output_layer` is a masked LM's output embeddings (`output_layer`), computed only at the mask;
-    it is given rather than asked for, since a model that `accelerate` wraps for several processes
-    does not hand it out.
+    `output_layer` is a masked LM's output embeddings, computed only at the mask; it is given rather
+    than asked for, since a model that `accelerate` wraps for several processes does not hand it out.
     """
 
     def __init__(self, lm: nn.Module, words: LabelWords, output_layer: nn.Module | None = None) -> None:
@@ -93,15 +91,16 @@ class LabelWordHead(nn.Module):
             logits = self._run_causal(input_ids, attention_mask, keep=1)[:, -1]
             first = torch.tensor([word[0] for word in words], device=logits.device)
             return torch.log_softmax(logits, -1)[:, first]
-        # each prompt followed by each word, left-padded again so that every word ends the sequence
-        longest = self.words.longest
-        pad = input_ids.new_full((rows, longest), self.words.pad_id)
-        ids = torch.stack([torch.cat([pad[:, len(w):], input_ids, _tokens(w, rows, input_ids)], 1) for w in words], 1)
-        mask = torch.stack([torch.cat([torch.zeros_like(pad[:, len(w):]), attention_mask, torch.ones_like(
-            _tokens(w, rows, input_ids))], 1) for w in words], 1)
-        logits = self._run_causal(ids.flatten(0, 1), mask.flatten(0, 1), keep=longest + 1)
+        # each prompt followed by each word, padded on the left again so that every word ends its row
+        longest, ids, mask = self.words.longest, [], []
+        for word in words:
+            front, tokens = longest - len(word), _tokens(word, rows, input_ids)
+            ids.append(torch.cat([input_ids.new_full((rows, front), self.words.pad_id), input_ids, tokens], 1))
+            ones = torch.ones_like(tokens)
+            mask.append(torch.cat([attention_mask.new_zeros((rows, front)), attention_mask, ones], 1))
+        logits = self._run_causal(torch.stack(ids, 1).flatten(0, 1), torch.stack(mask, 1).flatten(0, 1), longest + 1)
         log_probs = torch.log_softmax(logits[:, :-1], -1)  # position j predicts token j + 1: the word's own
-        targets = _targets(words, longest, input_ids.device, right=True).repeat(rows, 1)  # prompt r, word k: r * len(words) + k
+        targets = _targets(words, longest, input_ids.device, right=True).repeat(rows, 1)  # row r·L + k: prompt r, word k
         return _summed(log_probs, targets).view(rows, len(words))
 
     def _run_causal(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, keep: int) -> torch.Tensor:

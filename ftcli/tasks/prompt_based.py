@@ -2,9 +2,9 @@
 
 Each row is written with `task.template` and scored on `task.label_words` exactly as `ftcli eval
 task=prompting` scores it (`ftcli.tasks.label_prompts`), and the model is trained on the
-cross-entropy over its labels' scores (`ftcli.tasks.label_word_scores`). Before any training
-the predictions are `task=prompting`'s; training moves the model's own head rather than adding a
-new one, so a few examples go a long way.
+cross-entropy over its labels' scores (`ftcli.tasks.label_word_scores`). Before any training, a
+causal LM's or an encoder-decoder's predictions are `task=prompting`'s. Training moves the head
+the model was pretrained with rather than a new one, so a few examples go a long way.
 
 Any causal LM, encoder-decoder or masked LM trains this way (`AutoModelForLabelWords`); which
 kind the model is fills in `task.lm`, recorded in the run's config. A masked LM reads `[MASK]`
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
+from ftcli import ui
 from ftcli.config.schema import DataConfig
 from ftcli.data.readers import Row
 from ftcli.data.splits import Splits, require_columns
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     from ftcli.models.sources import ModelClass
     from ftcli.tasks.base import Autocast
     from ftcli.tasks.label_word_scores import LabelWordLoss, LabelWords
+
 
 @dataclass
 class PromptBasedConfig(LabelPromptConfig):
@@ -138,9 +140,13 @@ class PromptBasedTask(LogitsTask[PromptBasedConfig]):
         """The label words' token ids and how they are scored (refused when the model cannot tell them apart)."""
         from ftcli.tasks.label_word_scores import LabelWords
 
-        lm = self.lm
-        ids = word_ids(self.tokenizer, label_words(self.cfg, self.labels))
+        lm, words = self.lm, label_words(self.cfg, self.labels)
+        ids = word_ids(self.tokenizer, words)
         scored = [word[:1] for word in ids] if lm is LanguageModel.masked else ids
+        shortened = [f"{word!r} as {self.tokenizer.convert_ids_to_tokens(first)[0]!r}"
+                     for word, first, whole in zip(words, scored, ids) if first != whole]
+        if shortened:
+            ui.info(f"a masked LM scores each label word by its first token: {', '.join(shortened)}")
         for i, word in enumerate(scored):
             if word in scored[:i]:
                 other = scored.index(word)

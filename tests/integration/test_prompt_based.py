@@ -22,8 +22,9 @@ from ftcli.tasks.prompt_based import PromptBasedConfig
 TEMPLATE = "Review: {text} Verdict:"
 WORDS = {"negative": " unremarkable", "positive": " great"}  # 4 tokens and 1: each prompt read once per word
 REVIEWS = [("a fine film", "positive"), ("cold soup and a rude waiter", "negative"), ("great fun", "positive"),
-           ("the app keeps crashing", "negative"), ("loved every page", "positive"), ("dull and far too long", "negative"),
-           ("a warm, funny book", "positive"), ("it broke on the first day", "negative")]
+           ("the app keeps crashing", "negative"), ("loved every page", "positive"),
+           ("dull and far too long", "negative"), ("a warm, funny book", "positive"),
+           ("it broke on the first day", "negative")]
 
 
 def jsonl(path, rows):
@@ -50,8 +51,9 @@ def test_before_training_it_predicts_what_prompting_predicts(tmp_path, files):
     tokenizer.save_pretrained(folder)
     train, validation = files
     data = [f"data.train_file={train}", f"data.validation_file={validation}"]
+    words = "task.label_words={negative: ' unremarkable', positive: ' great'}"
     assert main(["eval", "task=prompting", f"model.name_or_path={folder}", *data, f"task.template='{TEMPLATE}'",
-                 "task.label_words={negative: ' unremarkable', positive: ' great'}", f"hydra.run.dir={tmp_path / 'e'}"]) == 0
+                 words, f"hydra.run.dir={tmp_path / 'e'}"]) == 0
     prompted = read(tmp_path / "e" / "predictions.jsonl")
     prompting = json.loads((tmp_path / "e" / "metrics.json").read_text())["validation"]
 
@@ -93,7 +95,8 @@ def test_training_lowers_the_loss_on_a_separable_set(runs, files):
     data = DataConfig(train_file=str(train), validation_file=str(validation))
     untrained = build_model(ModelConfig("tiny:gpt2"), AutoModelForLabelWords, [])  # as the run started
     cfg = PromptBasedConfig(template=TEMPLATE).for_model(untrained.config)
-    task = TASKS.get("prompt_based").impl.bind(cfg, data, ["negative", "positive"], build_tokenizer(ModelConfig("tiny:gpt2")))
+    tokenizer = build_tokenizer(ModelConfig("tiny:gpt2"))
+    task = TASKS.get("prompt_based").impl.bind(cfg, data, ["negative", "positive"], tokenizer)
     before = split_scores(task, untrained, task.encode(read(validation), "validation"), 8, Precision.fp32)
     after = json.loads((runs / "full" / "metrics.json").read_text())["validation"]
     assert after["loss"] < before["loss"] / 4 and after["accuracy"] == 1.0

@@ -62,10 +62,8 @@ def one_sequence(model, context: list[int], word: list[int]) -> float:
 def test_causal_loss_is_the_cross_entropy_over_label_word_log_likelihoods(tokenizer, words):
     model = tiny(AutoModelForCausalLM, "gpt2")
     ids = [tokenizer(words[label], add_special_tokens=False)["input_ids"] for label in LABELS]
-    likelihoods = [  # each row's context and each word as one unpadded sequence
-        [one_sequence(model, tokenizer(f"{row['text']} =", add_special_tokens=False)["input_ids"], word) for word in ids]
-        for row in ROWS
-    ]
+    prompts = [tokenizer(f"{row['text']} =", add_special_tokens=False)["input_ids"] for row in ROWS]
+    likelihoods = [[one_sequence(model, prompt, word) for word in ids] for prompt in prompts]
     for score in Score:
         task = bound(tokenizer, template="{text} =", label_words=words, score=score, lm=LanguageModel.causal)
         batch = task.collator()(task.encode(ROWS, "rows"))  # left-padded: the rows differ in length
