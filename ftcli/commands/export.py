@@ -63,6 +63,7 @@ PIPELINE_TAGS = {
     "ForQuestionAnswering": "question-answering",
     "ForCausalLM": "text-generation",
     "ForSeq2SeqLM": "text2text-generation",
+    "ForMaskedLM": "fill-mask",
 }
 TASK_PIPELINE_TAGS = {"summarization": "summarization", "translation": "translation"}  # finer than the head's
 HEAD_NOUNS = {
@@ -70,6 +71,7 @@ HEAD_NOUNS = {
     "ForQuestionAnswering": "question-answering model",
     "ForCausalLM": "language model",
     "ForSeq2SeqLM": "sequence-to-sequence model",
+    "ForMaskedLM": "masked language model",
 }
 
 
@@ -82,7 +84,7 @@ def model_card(trained: TrainedRun, run: RunDir, merged: bool) -> str:
     overrides = run.path / ".hydra" / "overrides.yaml"
     command = "ftcli train " + " ".join(_overrides(overrides)) if overrides.exists() else "(not recorded)"
     data = cfg.data.dataset or cfg.data.train_file or f"the bundled {cfg.task.name} sample"
-    head = trained.kind.model_class().__name__.removeprefix("AutoModel")  # ForSequenceClassification, ...
+    head = _auto_class(trained).__name__.removeprefix("AutoModel")  # ForSequenceClassification, ...
     library, base = _library(trained, merged), public_name(cfg.model.name_or_path)
     lines = [
         "---",
@@ -107,13 +109,20 @@ def model_card(trained: TrainedRun, run: RunDir, merged: bool) -> str:
         "",
         "## Loading",
         "",
-        *([HEAD_NOTE, ""] if library == "peft" and trained.labels else []),
+        *([HEAD_NOTE, ""] if library == "peft" and trained.labels and head != "ForMaskedLM" else []),
         "```python",
         *_loading_snippet(library, base, head, trained.labels, _base_settings(trained)),
         "```",
         "",
     ]
     return "\n".join(lines)
+
+
+def _auto_class(trained: TrainedRun) -> Any:
+    """The `transformers` Auto class that loads the run's model (`task=prompt_based` builds one of three)."""
+    from ftcli.models.label_word_auto import loading_class
+
+    return loading_class(trained.kind.model_class(), load_config(trained.cfg.model))
 
 
 def _library(trained: TrainedRun, merged: bool) -> str:
@@ -151,6 +160,14 @@ def _loading_snippet(library: str, base: str, head: str, labels: list[str], sett
             "from ftcli.methods.native import load_adapter",
             *_from_pretrained(f"base = AutoModel{head}", repr(base), labels, settings),
             "model = load_adapter(base, FOLDER)",
+        ]
+    if library == "peft" and head == "ForMaskedLM":
+        # PEFT has no masked-LM Auto class; ftcli's builds the base with a missing masked-LM head as it trained
+        return [
+            "from peft import PeftModel",
+            "from ftcli.models.label_word_auto import AutoModelForLabelWords",
+            f"base = AutoModelForLabelWords.from_pretrained({base!r})",
+            "model = PeftModel.from_pretrained(base, FOLDER)",
         ]
     if library == "peft":
         return [

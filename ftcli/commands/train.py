@@ -127,7 +127,8 @@ def _with_defaults(cfg: TrainConfig, kind: TaskKind[Any], method: Method[Any], m
     """`cfg` with the settings left to ftcli resolved for this run, so `config.yaml` records them.
 
     `trainer.metric_for_best` null is the task's headline metric; `trainer.lr` null is the
-    method's recommended rate; the task's default `task.max_length` is lowered to fit the model's
+    method's recommended rate; the task's settings the model decides are filled in
+    (`TaskConfig.for_model`); the task's default `task.max_length` is lowered to fit the model's
     position table (a length given beyond it is refused).
     """
     trainer = cfg.trainer
@@ -135,9 +136,10 @@ def _with_defaults(cfg: TrainConfig, kind: TaskKind[Any], method: Method[Any], m
         trainer = replace(trainer, metric_for_best=kind.best_metric(cfg.task))
     if trainer.lr is None:
         trainer = replace(trainer, lr=method.default_lr)
-    default_length = type(cfg.task).max_length  # the schema's default: a length left at it is fitted to the model
-    max_length = fit_max_length(model, cfg.task.max_length, default_length, method.virtual_tokens(cfg.method))
-    return replace(cfg, trainer=trainer, task=replace(cfg.task, max_length=max_length))
+    task = cfg.task.for_model(model.config)
+    default_length = type(task).max_length  # the schema's default: a length left at it is fitted to the model
+    max_length = fit_max_length(model, task.max_length, default_length, method.virtual_tokens(cfg.method))
+    return replace(cfg, trainer=trainer, task=replace(task, max_length=max_length))
 
 
 def _open_run_dir(run_dir: RunDir, cfg: TrainConfig, resumable: dict[str, Any]) -> Any:

@@ -128,6 +128,11 @@ class TaskConfig:
         `data.shots_per_class` can draw the same number of rows of every class."""
         return False
 
+    def for_model(self, model_config: Any) -> TaskConfig:
+        """These settings with the ones the model decides filled in, so that `config.yaml` records
+        what the run did; `model_config` is the model's `transformers` config. Most tasks have none."""
+        return self
+
 
 @dataclass
 class MethodConfig:

@@ -135,6 +135,7 @@ HEAD_SUFFIXES = {
     "ForSequenceClassification": "SEQ_CLS",
     "ForTokenClassification": "TOKEN_CLS",
     "ForQuestionAnswering": "QUESTION_ANS",
+    "ForMaskedLM": "FEATURE_EXTRACTION",  # PEFT has no masked-LM type; this one passes every input through
     "ForCausalLM": "CAUSAL_LM",
     "LMHeadModel": "CAUSAL_LM",  # GPT2LMHeadModel, BertLMHeadModel
     "ForConditionalGeneration": "SEQ_2_SEQ_LM",

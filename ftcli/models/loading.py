@@ -147,6 +147,11 @@ HEADS: dict[str, tuple[str, str]] = {
         "a model with a span-prediction head",
         "model=minilm (offline), or a hub encoder such as distilbert/distilbert-base-uncased",
     ),
+    "AutoModelForLabelWords": (
+        "a language model (causal, encoder-decoder or masked)",
+        "model=minilm, tiny_gpt2, tiny_llama, tiny_t5 or tiny_bert (offline), or a hub model such as gpt2, "
+        "google/flan-t5-base or FacebookAI/roberta-base",
+    ),
 }
 
 

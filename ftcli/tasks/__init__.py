@@ -13,6 +13,7 @@ from ftcli.tasks import (
     kto,  # noqa: F401  (registers `kto`)
     ner,  # noqa: F401  (registers `ner`)
     preference,  # noqa: F401  (registers `preference`)
+    prompt_based,  # noqa: F401  (registers `prompt_based`)
     prompting,  # noqa: F401  (registers the scorer `prompting` in `scorers.SCORERS`)
     qa,  # noqa: F401  (registers `qa`)
     reward_model,  # noqa: F401  (registers `reward_model`)

@@ -95,24 +95,9 @@ class SequenceClassification:
         rows, source = splits["train"], splits.sources["train"]
         require_columns(rows, {"data.text_column": data.text_column, "data.label_column": data.label_column}, source)
         if task.problem is Problem.multi_label:
-            keys = {label_key(v) for index, row in enumerate(rows)
-                    for v in _label_list(row[data.label_column], source, index)}
-        else:
-            keys = {single_label(row[data.label_column], source, index, data.label_column)
-                    for index, row in enumerate(rows)}
-            if len(keys) == 1:
-                raise DataError(
-                    f"{source}: every training row has the label {next(iter(keys))!r}; "
-                    "single-label classification needs at least two labels",
-                    hint="add rows of the other labels, list them in data.label_names, "
-                    "or use task.problem=regression for a number",
-                )
-        try:
-            if all(INTEGER.fullmatch(k) and str(int(k)) == k for k in keys):
-                return sorted(keys, key=int)
-        except ValueError:  # a label of more digits than int() converts: ordered as text
-            pass
-        return sorted(keys)
+            return ordered({label_key(v) for index, row in enumerate(rows)
+                            for v in _label_list(row[data.label_column], source, index)})
+        return single_labels(rows, data.label_column, source)
 
     def bind(
         self, cfg: ClassificationConfig, data: DataConfig, labels: list[str], tokenizer: PreTrainedTokenizerBase,
@@ -153,15 +138,15 @@ class ClassificationTask(LogitsTask[ClassificationConfig]):
         task, data, labels = self.cfg, self.data, self.labels
         if task.problem is Problem.regression:
             return lambda value, index: _number(value, source, index, data.label_column)
-        to_id = _label_lookup(labels, data.label_names is not None)
+        to_id = label_lookup(labels, data.label_names is not None)
         if task.problem is Problem.multi_label:
             def multi_hot(value: Any, index: int) -> list[float]:
                 row = [0.0] * len(labels)
                 for item in _label_list(value, source, index):
-                    row[_label_id(item, to_id, labels, source, index)] = 1.0
+                    row[label_id(item, to_id, labels, source, index)] = 1.0
                 return row
             return multi_hot
-        return lambda value, index: _label_id(value, to_id, labels, source, index)
+        return lambda value, index: label_id(value, to_id, labels, source, index)
 
     def collator(self) -> Collate:
         from transformers import DataCollatorWithPadding
@@ -199,12 +184,17 @@ class ClassificationTask(LogitsTask[ClassificationConfig]):
                  "probs": {name: round(float(v), 6) for name, v in zip(labels, p)}}
                 for p in probs
             ]
-        shifted = logits - logits.max(-1, keepdims=True)
-        probs = np.exp(shifted) / np.exp(shifted).sum(-1, keepdims=True)
-        return [
-            {"label": labels[int(p.argmax())], "probs": {name: round(float(v), 6) for name, v in zip(labels, p)}}
-            for p in probs
-        ]
+        return label_predictions(logits, labels)
+
+
+def label_predictions(logits: np.ndarray, labels: list[str]) -> list[dict[str, Any]]:
+    """Each row's likeliest label and every label's probability (the softmax of its logits)."""
+    shifted = logits - logits.max(-1, keepdims=True)
+    probs = np.exp(shifted) / np.exp(shifted).sum(-1, keepdims=True)
+    return [
+        {"label": labels[int(p.argmax())], "probs": {name: round(float(v), 6) for name, v in zip(labels, p)}}
+        for p in probs
+    ]
 
 
 @dataclass
@@ -255,14 +245,43 @@ def _number(value: Any, source: str, index: int, column: str) -> float:
     return number
 
 
-def _label_lookup(labels: list[str], indexable: bool) -> dict[str, int]:
+def single_labels(rows: list[Row], column: str, source: str) -> list[str]:
+    """The label set of single-label training rows, in order (integers by value).
+
+    Raises:
+        DataError: for a row without a single label, or rows that all share one label.
+    """
+    keys = {single_label(row[column], source, index, column) for index, row in enumerate(rows)}
+    if len(keys) == 1:
+        raise DataError(
+            f"{source}: every training row has the label {next(iter(keys))!r}; "
+            "single-label classification needs at least two labels",
+            hint="add rows of the other labels, list them in data.label_names, "
+            "or use task.problem=regression for a number",
+        )
+    return ordered(keys)
+
+
+def ordered(keys: set[str]) -> list[str]:
+    """Label names in order: integers by value, anything else as text."""
+    try:
+        if all(INTEGER.fullmatch(k) and str(int(k)) == k for k in keys):
+            return sorted(keys, key=int)
+    except ValueError:  # a label of more digits than int() converts: ordered as text
+        pass
+    return sorted(keys)
+
+
+def label_lookup(labels: list[str], indexable: bool) -> dict[str, int]:
+    """Label name -> id; with `indexable` (the label set is `data.label_names`) an integer label is an index too."""
     lookup = {name: i for i, name in enumerate(labels)}
     if indexable:  # integer labels index into configured names
         lookup.update({str(i): i for i in range(len(labels)) if str(i) not in lookup})
     return lookup
 
 
-def _label_id(value: Any, to_id: dict[str, int], labels: list[str], source: str, index: int) -> int:
+def label_id(value: Any, to_id: dict[str, int], labels: list[str], source: str, index: int) -> int:
+    """The id of one row's raw label (`to_id`: `label_lookup`'s); a label outside the set is a data error."""
     key = label_key(value)
     if key not in to_id:
         raise DataError(

@@ -5,9 +5,10 @@ is, the prompt-engineering baseline to set beside fine-tuned runs (same metrics 
 and `text_classification`). It is a scorer (`ftcli.tasks.scorers`), not a trainable task.
 
 Each input is written with `task.template`, whose `{column}` fields are filled from the row
-("Review: {text}\\nSentiment:"). `task.shots` solved examples from the training split come
-first, each as its template followed by its label word and `task.shot_separator`; they are drawn
-once, seeded, and shared by every input, so every input sees the same demonstrations. The
+("Review: {text}\\nSentiment:"), as `task=prompt_based` writes it (`ftcli.tasks.label_prompts`).
+`task.shots` solved examples from the training split come first, each as its template followed by
+its label word and `task.shot_separator`; they are drawn once, seeded, and shared by every input,
+so every input sees the same demonstrations. The
 prediction is the label whose word the model finds most likely to come next: the sum of the
 log-probabilities of its tokens (`task.score=mean` divides by the token count, which stops
 multi-token words from losing for their length). Label words default to the label names with a
@@ -15,21 +16,29 @@ leading space, the way a word follows a colon in running text.
 
 A causal LM reads the prompt and then the word; an encoder-decoder (T5, FLAN-T5, BART) reads the
 prompt and scores the word as the decoder's output. Encoder-only models (BERT, the embedded
-MiniLM) have no language-model head to score with and are refused.
+MiniLM) are refused: scoring their mask token's logits is what `task=prompt_based` trains.
 """
 
 from __future__ import annotations
 
 import random
-import string
-from dataclasses import dataclass, field
-from enum import Enum
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ftcli.config.schema import DataConfig, TaskConfig
+from ftcli.config.schema import DataConfig
 from ftcli.data.readers import Row
 from ftcli.errors import ConfigError, DataError, ModelError
-from ftcli.tasks.chat import bos_ids
+from ftcli.models.language_models import LanguageModel, language_model
+from ftcli.tasks.label_prompts import (
+    LabelPromptConfig,
+    Score,
+    contexts,
+    fill,
+    label_words,
+    unescape,
+    word_ids,
+    word_last_problems,
+)
 from ftcli.tasks.scorers import SCORERS, ScoredRows
 
 if TYPE_CHECKING:
@@ -39,33 +48,19 @@ if TYPE_CHECKING:
     from ftcli.models.sources import ModelClass
 
 
-class Score(str, Enum):
-    sum = "sum"  # log-probability of the whole label word
-    mean = "mean"  # per token of the label word
-
-
 @dataclass
-class PromptingConfig(TaskConfig):
+class PromptingConfig(LabelPromptConfig):
     name: str = "prompting"
     max_length: int = 1024  # prompt tokens kept, from the end (demonstrations go first)
-    template: str = "{text}\nAnswer:"
-    label_words: dict[Any, str] = field(default_factory=dict)  # label -> the word scored after it; else " " + label
     shots: int = 0  # solved training examples before each input
     shot_separator: str = "\n\n"
-    score: Score = Score.sum
     sample: str = "sentiment"  # the bundled sample evaluated when no data is given
 
     def validate(self) -> list[str]:
         problems = super().validate()
         if self.shots < 0:
             problems.append(f"task.shots={self.shots} must be 0 (zero-shot) or more")
-        try:
-            fields = [name for _, name, _, _ in string.Formatter().parse(self.template) if name is not None]
-        except ValueError as exc:
-            return [*problems, f"task.template={self.template!r} is not a valid template: {exc}"]
-        if not fields:
-            problems.append(f"task.template={self.template!r} has no {{column}} field for the input text")
-        return problems
+        return problems + word_last_problems(self.template, "task=prompting scores it")
 
 
 @dataclass(frozen=True)
@@ -105,22 +100,22 @@ class Prompting:
     def model_class(self, config: PretrainedConfig) -> ModelClass:
         """The Auto class for scoring with this model; encoder-only models have nothing to score with."""
         from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
-        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-        if getattr(config, "is_encoder_decoder", False):
+        kind = language_model(config)
+        if kind is LanguageModel.seq2seq:
             return AutoModelForSeq2SeqLM
-        if config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not _encoder_only(config):
+        if kind is LanguageModel.causal:
             return AutoModelForCausalLM
         raise ModelError(
             f"task=prompting scores label words with a language model, and this {config.model_type} model is an "
             "encoder without one",
             hint="use a causal LM (model=gpt2, Qwen/Qwen2.5-0.5B, ...) or an encoder-decoder (google/flan-t5-base); "
-            "to classify with an encoder, fine-tune it: ftcli train task=sentiment",
+            "to classify with an encoder, fine-tune it: ftcli train task=sentiment or task=prompt_based",
         )
 
     def label_names(self, rows: list[Row] | None, task: PromptingConfig, data: DataConfig) -> list[str]:
         if task.label_words:
-            return list(_words(task))
+            return list(task.words())
         if data.label_names:
             return list(data.label_names)
         if rows is None:
@@ -134,7 +129,7 @@ class Prompting:
         self, rows: list[Row], source: str, task: PromptingConfig, data: DataConfig, labels: list[str],
         train: list[Row] | None, seed: int,
     ) -> Prompts:
-        words = [_words(task).get(label, f" {label}") for label in labels]
+        words = label_words(task, labels)
         word_of = dict(zip(labels, words))
         demos = ""
         if task.shots:
@@ -145,12 +140,12 @@ class Prompting:
                 )
             picked = random.Random(seed).sample(range(len(train)), min(task.shots, len(train)))
             demos = "".join(
-                _fill(task.template, train[i], f"train record {i}")
+                fill(task.template, train[i], f"train record {i}")[0]
                 + word_of[_known(_label(train[i], data.label_column, i, "train"), labels, i, "train")]
-                + _unescape(task.shot_separator)
+                + unescape(task.shot_separator)
                 for i in picked
             )
-        texts = [demos + _fill(task.template, row, f"{source}: record {i}") for i, row in enumerate(rows)]
+        texts = [demos + fill(task.template, row, f"{source}: record {i}")[0] for i, row in enumerate(rows)]
         labelled = bool(rows) and all(data.label_column in row for row in rows)
         references = (
             [labels.index(_known(_label(row, data.label_column, i, source), labels, i, source))
@@ -168,17 +163,10 @@ class Prompting:
 
         from ftcli.engine.word_scores import word_log_likelihoods
 
-        encoder_decoder = getattr(model.config, "is_encoder_decoder", False)
-        prefix = [] if encoder_decoder else bos_ids(tokenizer)
-        contexts = [
-            (prefix + tokenizer(text, add_special_tokens=encoder_decoder)["input_ids"])[-task.max_length:]
-            for text in prompts.texts
-        ]
-        words = [tokenizer(word, add_special_tokens=False)["input_ids"] for word in prompts.words]
-        empty = [w for w, ids in zip(prompts.words, words) if not ids]
-        if empty:
-            raise ConfigError(f"task.label_words: {empty[0]!r} is no token at all for this tokenizer")
-        totals = word_log_likelihoods(model, contexts, words, batch_size)
+        kind = LanguageModel.seq2seq if getattr(model.config, "is_encoder_decoder", False) else LanguageModel.causal
+        read = [context.ids for context in contexts(tokenizer, prompts.texts, kind, task.max_length)]
+        words = word_ids(tokenizer, prompts.words)
+        totals = word_log_likelihoods(model, read, words, batch_size)
         if task.score == Score.mean:
             totals = totals / np.array([len(ids) for ids in words])
         return totals
@@ -189,32 +177,6 @@ class Prompting:
         from ftcli.tasks import metrics
 
         return metrics.classification_metrics(scores.argmax(-1), np.array(prompts.references), labels)
-
-
-def _words(task: PromptingConfig) -> dict[str, str]:
-    """`task.label_words` keyed by label name (`{0: " bad"}` from the command line means label "0")."""
-    return {str(k): v for k, v in (task.label_words or {}).items()}
-
-
-def _encoder_only(config: PretrainedConfig) -> bool:
-    """BERT-likes map to a causal-LM class too (BertLMHeadModel), but only as decoders built for it."""
-    return config.model_type in ("bert", "roberta", "xlm-roberta", "electra", "camembert") and not config.is_decoder
-
-
-def _unescape(text: str) -> str:
-    """A typed `\\n` or `\\t` (Hydra keeps backslashes of command-line values as they are) as the character."""
-    return text.replace("\\n", "\n").replace("\\t", "\t")
-
-
-def _fill(template: str, row: Row, where: str) -> str:
-    try:
-        return _unescape(template).format_map(row)
-    except KeyError as exc:
-        raise DataError(
-            f"{where}: task.template needs the column {exc.args[0]!r}, which the row does not have "
-            f"(it has: {', '.join(map(repr, row))})",
-            hint="name the row's columns in task.template, e.g. '{text}'",
-        ) from exc
 
 
 def _label(row: Row, column: str, index: int, source: str) -> str:
