@@ -44,6 +44,7 @@ from ftcli.tasks.base import TASKS, Feature
 from ftcli.tasks.chat import Renderer
 from ftcli.tasks.feedback_rows import INPUTS, READS, TARGET, FeedbackColumns, Objective, Screened, read_fields, truthy
 from ftcli.tasks.instruction import fit, normalise, tail, trained_labels
+from ftcli.tasks.label_prompts import unescape
 from ftcli.tasks.notes import NOTE, RowNote, is_blank
 from ftcli.tasks.responses import ResponseConfig, ResponseKind, ResponseTask
 
@@ -269,11 +270,6 @@ class FeedbackTask(ResponseTask[FeedbackConfig]):
 def fill(template: str, fields: dict[str, str]) -> str:
     """`template` with its `{field}`s filled (the config check has made sure it names only known fields)."""
     return unescape(template).format_map(fields)
-
-
-def unescape(text: str) -> str:
-    """A typed `\\n` (Hydra keeps a command line's backslashes as they are) as a newline."""
-    return text.replace("\\n", "\n").replace("\\t", "\t")
 
 
 def similarity(refinement: str, feedback: str) -> float:

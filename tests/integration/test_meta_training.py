@@ -146,3 +146,14 @@ def test_a_dataset_too_small_for_an_episode_names_the_class_and_its_rows(tmp_pat
             in message)
     assert "moves.jsonl: class 'down' has 6 rows" in message
     assert not run.exists()
+
+
+def test_the_add_ons_of_ordinary_training_are_refused_with_meta_training(tmp_path, datasets, capsys):
+    run = tmp_path / "run"
+    args = [*meta_args(datasets), "trainer.ema=0.9", "trainer.adversarial.method=fgm", "data.shots_per_class=2",
+            f"hydra.run.dir={run}"]
+    assert main(args) == EXIT_CONFIG
+    message = " ".join(capsys.readouterr().err.split())
+    assert ("trainer.adversarial.method, trainer.ema, data.shots_per_class change the training of one dataset; "
+            "meta-training has inner and outer steps and episodes of its own") in message
+    assert not run.exists()
