@@ -192,3 +192,26 @@ def test_classes_line_up_by_name():
 
     logits = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
     assert in_order(logits, ["b", "c", "a"], ["a", "b", "c"]).tolist() == [[3.0, 1.0, 2.0], [6.0, 4.0, 5.0]]
+
+
+def test_with_smoothing_the_task_term_is_the_smoothed_cross_entropy():
+    import torch
+
+    from ftcli.engine.distill import TEACHER, DistillStep
+    from ftcli.engine.step import ClassScores, ModelLoss, cross_entropy
+
+    logits, labels = torch.tensor([[2.0, -1.0, 0.5], [0.0, 1.0, -2.0]]), torch.tensor([0, 2])
+
+    class Fixed(torch.nn.Module):
+        def forward(self, **batch):
+            from types import SimpleNamespace
+
+            return SimpleNamespace(logits=logits, loss=torch.nn.functional.cross_entropy(logits, labels))
+
+    teacher = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    batch = {"input_ids": torch.zeros(2, 3, dtype=torch.long), "labels": labels, TEACHER: teacher}
+    step = DistillStep(ModelLoss(), temperature=2.0, alpha=0.25, smoothing=0.1)
+    kl = torch.nn.functional.kl_div(torch.log_softmax(logits / 2, -1), torch.log_softmax(teacher / 2, -1),
+                                    log_target=True, reduction="batchmean")
+    expected = 0.75 * cross_entropy(ClassScores(logits, labels), 0.1) + 0.25 * 4 * kl
+    assert torch.allclose(step.loss(Fixed(), batch), expected, atol=1e-6)

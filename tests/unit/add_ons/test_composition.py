@@ -67,3 +67,18 @@ def test_loss_reworking_inside_registered_add_ons_inside_adversarial_passes():
     step.backward(model, padded_batch(), lambda loss: loss.backward())
     assert Counted.calls == 2 and len(forwards) == 4  # two adversarial passes, each of R-Drop's two forward passes
     assert set(step.logged()) == {"adversarial_loss", "rdrop_kl"}
+
+
+def test_a_distilled_step_smooths_its_own_cross_entropy_runs_adversarially_and_refuses_rdrop():
+    import pytest
+
+    from ftcli.engine.distill import DistillStep
+    from ftcli.errors import ConfigError
+
+    model = tiny(AutoModelForSequenceClassification, "bert", num_labels=2)
+    distilled = DistillStep(ModelLoss(), temperature=2.0, alpha=0.5)
+    trainer = TrainerConfig(adversarial=AdversarialConfig(method=AdversarialMethod.fgm), label_smoothing=0.1)
+    step, _ = training_setup(distilled, trainer, "sentiment", model, None)
+    assert type(step) is FastGradient and step.inner is distilled and distilled.smoothing == 0.1
+    with pytest.raises(ConfigError, match="trainer.rdrop=1.0 with trainer.distill"):
+        training_setup(DistillStep(ModelLoss(), 2.0, 0.5), TrainerConfig(rdrop=1.0), "sentiment", model, None)
