@@ -149,7 +149,7 @@ CASES = [
     Case("unknown-option", ("train", "method=lorra"), EXIT_CONFIG,
          "method=lorra is not an option (did you mean 'lora'?); options for method: adapter, bitfit,"),
     Case("added-key", ("train", "+trainer.foo=1"), EXIT_CONFIG,
-         "trainer.foo is not a known setting; valid keys under trainer: add_ons, batch_size,"),
+         "trainer.foo is not a known setting; valid keys under trainer: add_ons, adversarial, batch_size,"),
     Case("wrong-type", ("train", "trainer.batch_size=abc"), EXIT_CONFIG,
          "trainer.batch_size=abc: invalid literal for int() with base 10: 'abc'"),
     Case("out-of-range", ("train", "task.threshold=2"), EXIT_CONFIG, "task.threshold=2.0 must be between 0 and 1"),
