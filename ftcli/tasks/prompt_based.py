@@ -73,6 +73,13 @@ class PromptBasedConfig(LabelPromptConfig):
             problems += word_last_problems(self.template, f"a {self.lm.value} language model scores it")
         return problems
 
+    def text_columns(self, data: DataConfig) -> list[str]:
+        """The columns the template reads: the free text augmentation may rewrite."""
+        return template_columns(self.template)
+
+    def classifies_by_label(self) -> bool:
+        return True
+
     def for_model(self, model_config: PretrainedConfig) -> PromptBasedConfig:
         """`task.lm` set to the kind of language model the model is.
 

@@ -128,3 +128,17 @@ def test_an_exported_run_loads_with_transformers_alone(runs, tmp_path):
     exported = AutoModelForCausalLM.from_pretrained(tmp_path / "x")
     saved = AutoModelForCausalLM.from_pretrained(runs / "full" / "model")
     assert all(torch.equal(a, b) for a, b in zip(exported.state_dict().values(), saved.state_dict().values()))
+
+
+def test_it_trains_on_k_rows_per_class_and_augments_the_columns_its_template_reads(tmp_path, files):
+    train, validation = files
+    run, synonyms = tmp_path / "run", tmp_path / "synonyms.json"
+    synonyms.write_text(json.dumps({"fine": ["good"], "dull": ["boring"], "funny": ["comic"]}))
+    assert main(["train", "task=prompt_based", "model=tiny_gpt2", "debug=smoke", f"data.train_file={train}",
+                 f"data.validation_file={validation}", f"task.template='{TEMPLATE}'", "data.shots_per_class=2",
+                 "data.augment.copies=1", "data.augment.synonyms=[file]",
+                 f"data.augment.synonyms_file={synonyms}",
+                 f"hydra.run.dir={run}"]) == 0
+    rows = json.loads((run / "metrics.json").read_text())["train"]["training_rows"]
+    assert rows["read"] == len(REVIEWS) and rows["drawn"] == 4
+    assert rows["trained_on"] == 4 + rows["eda_copies"]
