@@ -130,10 +130,10 @@ def test_fgm_perturbs_each_example_of_a_packed_row_by_epsilon():
 def test_fgm_trains_on_the_clean_and_the_attacked_gradient_and_logs_both_losses():
     model, batch = bert(), padded_batch()
     clean, g = grads_at(model, batch, None)
-    mask = batch["attention_mask"][..., None].float()
-    delta = 1.0 * g * mask / row_norms(g * mask)
+    mask, cfg = batch["attention_mask"][..., None].float(), adversarial(AdversarialMethod.fgm)
+    delta = cfg.epsilon * g * mask / row_norms(g * mask)
     attacked, _ = grads_at(model, batch, delta)
-    step = FastGradient(ModelLoss(), adversarial(AdversarialMethod.fgm))
+    step = FastGradient(ModelLoss(), cfg)
     loss, grads = run(step, model, batch)
     with torch.no_grad():
         clean_loss = model(**batch).loss
