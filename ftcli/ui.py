@@ -24,6 +24,7 @@ from rich.text import Text
 console = Console(highlight=False, emoji=False)
 status_log = logging.getLogger(__name__)
 status_log.addHandler(logging.NullHandler())  # outside a job nothing is logged, not even to logging's last resort
+_rank_label = ""  # "rank N: " on the ranks of a distributed run but the main one (`mute`)
 
 
 class NotPrinted(logging.Filter):
@@ -41,13 +42,25 @@ def _log(message: str, markup: bool = True, level: int = logging.INFO) -> None:
 def use_stderr() -> None:
     """Send status output to stderr for the rest of the command (`ftcli.cli` calls `use_stdout` when it ends)."""
     global console
+    if _rank_label:  # a muted rank stays muted
+        return
     console = Console(stderr=True, highlight=False, emoji=False)
+
+
+def mute(rank: int) -> None:
+    """Print nothing but errors for the rest of this process: one of the ranks of a distributed run
+    other than the main one, which alone reports progress. Its error panels name the rank."""
+    global console, _rank_label
+    console = Console(quiet=True)
+    _rank_label = f"rank {rank}: "
 
 
 def use_stdout() -> None:
     """Status output back on stdout, where each command starts: a `predict output=-` run in this
     process earlier does not move the next command's output."""
     global console
+    if _rank_label:  # a muted rank stays muted
+        return
     console = Console(highlight=False, emoji=False)
 
 
@@ -120,7 +133,7 @@ def _fmt(value: Any) -> str:
 def print_error(title: str, message: str, hint: str | None) -> None:
     """The error panel; message and hint are shown as written (a `[query,value]` in them is text, not markup)."""
     body = escape(message) + (f"\n\n[bold]fix:[/] {escape(hint)}" if hint else "")
-    Console(stderr=True, highlight=False, emoji=False).print(Panel(body, title=f"[bold red]{title}[/]", title_align="left", expand=False))
+    Console(stderr=True, highlight=False, emoji=False).print(Panel(body, title=f"[bold red]{escape(_rank_label)}{title}[/]", title_align="left", expand=False))
     _log(f"{title}: {message}" + (f" (fix: {hint})" if hint else ""), markup=False, level=logging.ERROR)
 
 

@@ -102,6 +102,7 @@ def _run(job: Any, overrides: list[str]) -> int:
     from ftcli.errors import FtcliError
 
     register_configs()
+    _mute_other_ranks()
     try:
         if not any(flag in overrides for flag in HYDRA_FLAGS_WITHOUT_CHECK):
             from ftcli.cli.precheck import check_overrides
@@ -111,6 +112,7 @@ def _run(job: Any, overrides: list[str]) -> int:
             _check_job_dir(overrides)
     except FtcliError as exc:
         return _report(exc)
+    overrides = _join_processes(overrides)
     GlobalHydra.instance().clear()
     before = _run_dir_before(job, overrides)
     app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=job.config_name)(
@@ -119,14 +121,52 @@ def _run(job: Any, overrides: list[str]) -> int:
     saved_argv = sys.argv
     saved_logging = _root_logging()
     sys.argv = [f"ftcli {job.config_name}", *overrides]
+    from ftcli.engine import processes
+
     try:
         app()
     except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if code and processes.active():
+            processes.leave(code)
+        return code
     finally:
         sys.argv = saved_argv
         _end_command(saved_logging)
+    processes.finish()
     return 0
+
+
+# What the ranks of a distributed run other than the main one leave out: Hydra's record of the job
+# and the job's log file, which the main process writes.
+OTHER_RANKS_HYDRA = ("hydra.output_subdir=null", "~hydra.job_logging.handlers.file",
+                     "hydra.job_logging.root.handlers=[console]")
+
+
+def _mute_other_ranks() -> None:
+    """Under `torchrun` or `accelerate launch`, the ranks but the main one print only their errors."""
+    from ftcli import ui
+    from ftcli.engine import processes
+
+    if processes.launched() and _launch_rank() != 0:
+        ui.mute(_launch_rank())
+
+
+def _launch_rank() -> int:
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
+
+
+def _join_processes(overrides: list[str]) -> list[str]:
+    """Under a launch, join the other ranks (`ftcli.engine.processes`); the overrides this rank runs with."""
+    from ftcli.engine import processes
+
+    if not processes.launched():
+        return overrides
+    processes.start()
+    return overrides if processes.is_main() else [*overrides, *OTHER_RANKS_HYDRA]
 
 
 def _root_logging() -> tuple[list[Any], int]:
@@ -220,18 +260,19 @@ def _run_job(job: Any, cfg: Any, before: Any = None) -> Any:
 
     from ftcli.cli.registered import to_typed
     from ftcli.config import schema
+    from ftcli.engine import processes
     from ftcli.errors import FtcliError
 
     # Deprecation notices that libraries raise against each other are not the user's to act on.
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft|accelerate)\.")
     # PEFT's LN tuning wraps LayerNorm yet warns that it does not support it.
     warnings.filterwarnings("ignore", message="Unsupported layer type .*LayerNorm", category=UserWarning)
-    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    output_dir = _shared_output_dir(Path(HydraConfig.get().runtime.output_dir))
     try:
         typed = to_typed(cfg, getattr(schema, job.schema))
         return job.runner(typed, output_dir)
     except FtcliError as exc:
-        if job.config_name == "train" and exc.exit_code in REFUSALS:
+        if job.config_name == "train" and exc.exit_code in REFUSALS and processes.is_main():
             from ftcli.runs.refusal import undo_refused_train
 
             undo_refused_train(output_dir, before, f"{HydraConfig.get().job.name}.log")
@@ -240,10 +281,11 @@ def _run_job(job: Any, cfg: Any, before: Any = None) -> Any:
         from ftcli import ui
         from ftcli.errors import EXIT_INTERRUPTED
 
-        ui.print_error(
+        _print_error(
             "interrupted",
             "stopped at once; files and checkpoints are written whole or not at all, so none is half-written",
             "an interrupted `train` continues from its newest checkpoint with trainer.resume=auto",
+            EXIT_INTERRUPTED,
         )
         raise SystemExit(EXIT_INTERRUPTED) from exc
     except Exception as exc:  # an unexpected failure: still a panel, with the way to see more
@@ -251,23 +293,70 @@ def _run_job(job: Any, cfg: Any, before: Any = None) -> Any:
 
         if ui.debug_enabled():
             raise
-        ui.print_error(
+        _print_error(
             "unexpected error",
             f"{type(exc).__name__}: {exc}",
             "run again with FTCLI_DEBUG=1 for the traceback, and report it if it looks like a bug",
+            1,
         )
         raise SystemExit(1) from exc
+
+
+def _shared_output_dir(own: Path) -> Path:
+    """The main process's output directory, on every rank of a distributed run.
+
+    Each rank's Hydra names the directory for itself (`${now:...}` may fall on either side of a
+    second); the others take the main process's and drop the empty one their Hydra made.
+    """
+    from ftcli.engine import processes
+
+    shared = Path(processes.broadcast(str(own)))
+    if shared != own:
+        try:
+            own.rmdir()
+        except OSError:  # not empty, or made by someone else: not ours to remove
+            pass
+    return shared
 
 
 def _report(exc: Any) -> int:
     from ftcli import ui
 
     if exc.exit_code == EXIT_OK:  # NothingToDo: a plain message, not an error panel
-        ui.info(exc.message)
+        if _says_why(EXIT_OK, exc.message):
+            ui.info(exc.message)
         return EXIT_OK
     if ui.debug_enabled():
         import traceback
 
         traceback.print_exception(exc)
-    ui.print_error(exc.title, exc.message, exc.hint)
+    _print_error(exc.title, exc.message, exc.hint, exc.exit_code)
     return exc.exit_code
+
+
+def _print_error(title: str, message: str, hint: str | None, code: int) -> None:
+    """The error panel, once per failure of a distributed run: a rank whose failure another rank
+    posted first, with the same message, leaves it to that rank."""
+    from ftcli import ui
+
+    if _says_why(code, f"{title}: {message}"):
+        ui.print_error(title, message, hint)
+
+
+def _says_why(code: int, message: str) -> bool:
+    """Whether this process is the one to say why a distributed run ends: the first rank to fail
+    posts its failure for the others (`ftcli.engine.processes`) and says it; a rank that fails after
+    (a lost peer, most likely) ends with the first failure's code instead.
+
+    Outside a launch this process is the only one. Before the ranks have joined (a config error
+    found by every rank alike), rank 0 says it.
+    """
+    from ftcli.engine import processes
+
+    if not processes.launched():
+        return True
+    if not processes.active():
+        return _launch_rank() == 0
+    if not processes.post_failure(code, message):
+        processes.follow()  # another rank failed first: this failure (a lost peer, most likely) follows from it
+    return True

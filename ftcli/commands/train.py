@@ -15,6 +15,7 @@ from ftcli import ui
 from ftcli.commands.summary import data_source, overrides_row, run_rows
 from ftcli.config.schema import EMBEDDED_MODEL, ModelConfig, TrainConfig, plain
 from ftcli.data.splits import Splits, load_splits, with_absolute_paths
+from ftcli.engine import processes
 from ftcli.engine.add_ons.compose import training_setup
 from ftcli.engine.checkpoint import Checkpointing, checkpoints_dir, list_checkpoints, resume_point
 from ftcli.engine.loop import Training, train_loop
@@ -81,7 +82,8 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     splits = load_splits(cfg.data, cfg.task.name, cfg.seed, training=True)
     labels = kind.label_names(splits, cfg.task, cfg.data)
     training_set = TrainingSet.of(splits, cfg.task.text_columns(cfg.data))
-    training_set.add_rewrites(rewrite_runs, run_dir.path / REWRITES)  # before the seed: loading a run draws from it
+    with processes.main_first():  # the main process writes the rewrites' cache; the others read it
+        training_set.add_rewrites(rewrite_runs, run_dir.path / REWRITES)  # before the seed: loading a run draws from it
     set_seed(cfg.seed)
     tokenizer = build_tokenizer(cfg.model)
     teacher = check_teacher(cfg, kind, labels, tokenizer) if cfg.trainer.distill.teacher else None
@@ -95,9 +97,10 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     features = {split: task.encode(rows, splits.sources[split]) for split, rows in splits.rows.items()}
     _report_data(cfg, splits, features, labels, token_room(base, method.virtual_tokens(cfg.method)))
     model, params = _apply_method(cfg, method, base)
-    _precompute(task, model, features, cfg, run_dir)
-    step = task.training_step() if teacher is None else teacher.teach(  # the teacher's logits, once, before training
-        splits.rows["train"], features["train"], checkpoints_dir(run_dir.path), cfg.trainer.eval_batch_size)
+    with processes.main_first():  # what is computed once is cached by the main process, read by the others
+        _precompute(task, model, features, cfg, run_dir)
+        step = task.training_step() if teacher is None else teacher.teach(  # the teacher's logits, once
+            splits.rows["train"], features["train"], checkpoints_dir(run_dir.path), cfg.trainer.eval_batch_size)
 
     def evaluate(split: str, trained: nn.Module) -> dict[str, Any]:
         return split_scores(task, trained, features[split], cfg.trainer.eval_batch_size, cfg.trainer.precision)
@@ -143,7 +146,20 @@ def _with_defaults(cfg: TrainConfig, kind: TaskKind[Any], method: Method[Any], m
 
 
 def _open_run_dir(run_dir: RunDir, cfg: TrainConfig, resumable: dict[str, Any]) -> Any:
-    """Check the run directory can take this run, find the checkpoint to resume from, and say what starts."""
+    """Check the run directory can take this run, find the checkpoint to resume from, and say what starts.
+
+    In a distributed run the main process does this; the others wait for it, then read the
+    checkpoint it resumes from (a refusal on the main process ends them with its exit code).
+    """
+    if not processes.is_main():
+        processes.barrier()
+        return resume_point(run_dir.path, cfg.trainer.resume, resumable) if cfg.trainer.resume else None
+    resume = _prepare_run_dir(run_dir, cfg, resumable)
+    processes.barrier()
+    return resume
+
+
+def _prepare_run_dir(run_dir: RunDir, cfg: TrainConfig, resumable: dict[str, Any]) -> Any:
     if cfg.trainer.resume is not None and run_dir.is_finished() and not cfg.overwrite:
         raise NothingToDo(f"{run_dir.path} already holds a finished run; nothing to resume (its metrics are in {METRICS})")
     run_dir.ensure_trainable(cfg.overwrite)
@@ -235,7 +251,8 @@ def _finish(run_dir: RunDir, cfg: TrainConfig, method: Method[Any], model: Adapt
             title: str) -> dict[str, Any]:
     """Save the finished run, drop its checkpoints, and say what it cost and scored."""
     _save(run_dir, cfg, method, model, tokenizer, labels, metrics)
-    shutil.rmtree(checkpoints_dir(run_dir.path), ignore_errors=True)  # the run is whole; nothing left to resume
+    if processes.is_main():
+        shutil.rmtree(checkpoints_dir(run_dir.path), ignore_errors=True)  # the run is whole; nothing left to resume
     ui.print_costs(metrics["train"])
     scores = {k: v for k, v in metrics.items() if k != "train"}
     if scores:
@@ -349,12 +366,13 @@ class _LoggedProgress(ui.TrainProgress):
 
     def on_step(self, step: int, record: dict[str, Any] | None) -> None:
         super().on_step(step, record)
-        if record is not None:
+        if record is not None and processes.is_main():
             self.run_dir.append_log(record)
 
     def on_evaluate(self, step: int, record: dict[str, Any]) -> None:
         super().on_evaluate(step, record)
-        self.run_dir.append_log(record)
+        if processes.is_main():
+            self.run_dir.append_log(record)
 
 
 def _save(
@@ -365,11 +383,9 @@ def _save(
 
     The artefact's weight size is added to `metrics["train"]` once it is written.
 
-    Under `accelerate launch` only the main process writes.
+    In a distributed run only the main process writes.
     """
-    from accelerate import PartialState
-
-    if not PartialState().is_main_process:
+    if not processes.is_main():
         return
 
     def write(directory: Path) -> None:

@@ -20,14 +20,27 @@ from torch.utils.data import Sampler
 MEGABATCH_MULTIPLIER = 50
 
 
-class TrainBatches(Sampler[list[int]]):
-    """Seeded batches of indices; length-grouped when `lengths` is given, plain shuffle otherwise."""
+def whole_rounds(batches: list[list[int]], processes: int) -> list[list[int]]:
+    """An epoch's batches made a whole number of rounds of one batch per process, the last round
+    filled with the epoch's first batches: every process then takes the same number of steps, and
+    a resumed run is filled the same way as one that did not stop."""
+    return batches + batches[:-len(batches) % processes] if batches else batches
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, group_by_length: bool = True) -> None:
+
+class TrainBatches(Sampler[list[int]]):
+    """Seeded batches of indices; length-grouped when `lengths` is given, plain shuffle otherwise.
+
+    With several `processes`, the epoch is a whole number of rounds of one batch per process
+    (`whole_rounds`), which accelerate deals out in turn.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, group_by_length: bool = True,
+                 processes: int = 1) -> None:
         self.lengths = list(lengths)
         self.batch_size = batch_size
         self.seed = seed
         self.group_by_length = group_by_length
+        self.processes = processes
         self.epoch = 0
         self.skip = 0  # leading batches of the epoch to leave out: those trained on before a resume
 
@@ -35,10 +48,10 @@ class TrainBatches(Sampler[list[int]]):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return math.ceil(len(self.lengths) / self.batch_size)
+        return math.ceil(math.ceil(len(self.lengths) / self.batch_size) / self.processes) * self.processes
 
     def __iter__(self) -> Iterator[list[int]]:
-        yield from list(self._epoch_batches())[self.skip:]
+        yield from whole_rounds(list(self._epoch_batches()), self.processes)[self.skip:]
 
     def _epoch_batches(self) -> Iterator[list[int]]:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
@@ -63,10 +76,11 @@ class TokenBudgetBatches(Sampler[list[int]]):
     random order; the batches are fixed for the run and shuffled each epoch.
     """
 
-    def __init__(self, lengths: Sequence[int], max_tokens: int, seed: int) -> None:
+    def __init__(self, lengths: Sequence[int], max_tokens: int, seed: int, processes: int = 1) -> None:
         self.lengths = list(lengths)
         self.max_tokens = max_tokens
         self.seed = seed
+        self.processes = processes
         self.epoch = 0
         self.skip = 0
         if self.lengths and max(self.lengths) > max_tokens:
@@ -85,12 +99,12 @@ class TokenBudgetBatches(Sampler[list[int]]):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.batches)
+        return math.ceil(len(self.batches) / self.processes) * self.processes
 
     def __iter__(self) -> Iterator[list[int]]:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         shuffled = torch.randperm(len(self.batches), generator=generator).tolist()
-        yield from (self.batches[i] for i in shuffled[self.skip:])
+        yield from whole_rounds([self.batches[i] for i in shuffled], self.processes)[self.skip:]
 
 
 def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:

@@ -6,7 +6,7 @@ A checkpoint holds everything the loop needs to carry on as if it had never stop
     best.safetensors        the best evaluation's trainable weights, when there was one
     ema.safetensors         the moving average of the trainable weights, with `trainer.ema`
     optimizer.pt            optimiser and scheduler state dicts (tensors and numbers only)
-    rng.pt                  torch's CPU (and CUDA) random states
+    rng.pt                  torch's CPU (and CUDA) random states, of each process
     state.json              the loop state (`ftcli.engine.state.LoopState`: step, epoch, batches
                             consumed in the epoch, running loss, the best evaluation, the history)
                             and the run's config
@@ -31,6 +31,7 @@ from typing import Any, TypeVar, cast
 import torch
 from torch import nn
 
+from ftcli.engine import processes
 from ftcli.engine.state import LoopState
 from ftcli.errors import Interrupted, RunDirError, first_line
 from ftcli.files import staged_dir
@@ -85,9 +86,13 @@ class Checkpointing:
         return bool(every) and step % every == 0 and step < total_steps
 
     def save(self, accelerator: Any, model: nn.Module, optimizer: Any, scheduler: Any, state: LoopState) -> None:
-        """Write `state` and the tensors from the main process; the others wait until it is complete."""
+        """Write `state` and the tensors from the main process; the others wait until it is complete.
+
+        Each process's random state is kept (their dropout draws differ), so each resumes its own.
+        """
+        rng = processes.gather(_rng_state())
         if accelerator.is_main_process:
-            save_checkpoint(self.run_path, model, optimizer, scheduler, state, self.config, self.keep)
+            save_checkpoint(self.run_path, model, optimizer, scheduler, state, self.config, self.keep, rng)
         accelerator.wait_for_everyone()
         self.last = checkpoints_dir(self.run_path) / f"step-{state.step}"
 
@@ -101,9 +106,10 @@ class Checkpointing:
 
 def save_checkpoint(
     run_path: Path, model: nn.Module, optimizer: Any, scheduler: Any, state: LoopState, config: dict[str, Any],
-    keep: int,
+    keep: int, rng: list[dict[str, Any]] | None = None,
 ) -> Path:
-    """Write `step-<N>` whole, then drop all but the newest `keep` checkpoints."""
+    """Write `step-<N>` whole, then drop all but the newest `keep` checkpoints; `rng` holds the
+    random state of each process of a distributed run (this process's alone by default)."""
     from safetensors.torch import save_file
 
     final = checkpoints_dir(run_path) / f"step-{state.step}"
@@ -113,7 +119,8 @@ def save_checkpoint(
             if tensors is not None:
                 save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(tmp / file))
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
-        torch.save(_rng_state(), tmp / "rng.pt")
+        ranks = rng or [_rng_state()]
+        torch.save({**ranks[0], "ranks": ranks}, tmp / "rng.pt")
         record = {**state.to_json(), "config": config}
         (tmp / "state.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     for old in list_checkpoints(run_path)[:-keep]:
@@ -170,6 +177,9 @@ def restore(checkpoint: Checkpoint, model: nn.Module, optimizer: Any, scheduler:
 
 def restore_rng(checkpoint: Checkpoint) -> None:
     states = _load(checkpoint, "rng.pt", lambda file: torch.load(file, weights_only=True))
+    ranks = states.get("ranks", [])
+    if len(ranks) == processes.world():  # each process its own; else (another process count) the main one's
+        states = ranks[processes.rank()]
     torch.set_rng_state(states["cpu"])
     if states.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])

@@ -38,6 +38,19 @@ def teacher_forced_loss(
     Each batch's mean is weighted by its number of target tokens, so the result does not
     depend on how the features were batched and `exp(loss)` is the perplexity.
     """
+    loss_sum, tokens = teacher_forced_totals(model, features, collate, batch_size, autocast)
+    return loss_sum / tokens if tokens else None
+
+
+def teacher_forced_totals(
+    model: nn.Module,
+    features: list[dict[str, Any]],
+    collate: Collate,
+    batch_size: int,
+    autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
+) -> tuple[float, int]:
+    """The summed loss over all target tokens of `features`, and their number: what the mean of
+    several processes' shares is made from."""
     decoder_only = not is_encoder_decoder(model)
     device = next(model.parameters()).device
     loss_sum, tokens = 0.0, 0
@@ -50,7 +63,7 @@ def teacher_forced_loss(
                 with autocast():
                     loss_sum += model(**batch).loss.float().item() * count
                 tokens += count
-    return loss_sum / tokens if tokens else None
+    return loss_sum, tokens
 
 
 def generate_ids(

@@ -33,6 +33,21 @@ class Outputs:
     logits: np.ndarray | list[np.ndarray]  # (inputs, labels), or one (tokens, labels) per input
     loss: float | None  # mean loss over the inputs, when they had labels
 
+    @classmethod
+    def joined(cls, parts: list[Outputs]) -> Outputs:
+        """The outputs of consecutive shares of the inputs, as one: rows in order, and the mean
+        loss over all the inputs (each share's mean weighted by its number of inputs)."""
+        sizes = [len(p.logits) for p in parts]
+        if all(isinstance(p.logits, np.ndarray) for p in parts):
+            kept = [p for p, size in zip(parts, sizes) if size]  # an empty share's array has no row shape
+            logits: np.ndarray | list[np.ndarray] = np.concatenate([p.logits for p in kept]) if kept else parts[0].logits
+        else:
+            logits = [row for p in parts for row in p.logits]
+        counted = [(p.loss, size) for p, size in zip(parts, sizes) if p.loss is not None and size]
+        total = sum(size for _, size in counted)
+        loss = sum(value * size for value, size in counted) / total if total else None
+        return cls(logits, loss)
+
 
 def model_logits(out: Any) -> torch.Tensor:
     """The `logits` of a model's output: what every head but a multi-output one returns."""

@@ -111,17 +111,20 @@ def train_loop(training: Training, cfg: TrainerConfig) -> LoopState:
         cleanup.callback(callbacks.on_train_end)  # the progress display stops however the loop ends
         cleanup.enter_context(variable_length_attention())
         while not _finished(state, run):
-            if state.batches_in_epoch >= len(run.batches):  # resumed from a checkpoint at an epoch's end
+            if state.batches_in_epoch >= len(run.loader):  # resumed from a checkpoint at an epoch's end
                 state.epoch, state.batches_in_epoch = state.epoch + 1, 0
                 continue
-            run.batches.skip = state.batches_in_epoch
-            run.loader.set_epoch(state.epoch)  # accelerate's loader passes its own epoch count on to the sampler
+            # the sampler deals the batches of all processes, one each in turn
+            run.batches.skip = state.batches_in_epoch * run.accelerator.num_processes
+            run.loader.set_epoch(state.epoch)
+            run.batches.set_epoch(state.epoch)  # accelerate passes it on to a sampler it does not wrap, only
             for window in _windows(run.loader, cfg.grad_accum_steps):
                 if resume is not None:  # once the loader has started: it may draw from the random state
                     restore_rng(resume)
                     resume = None
                 state.batches_in_epoch += len(window)
-                state.running_loss += _optimiser_step(run, training.step, window, cfg, state)
+                loss, stopping = _optimiser_step(run, training.step, window, cfg, state, stop.signal is not None)
+                state.running_loss += loss
                 state.running_count += 1
                 state.step += 1
                 state.epochs = state.step / run.steps_per_epoch
@@ -129,13 +132,14 @@ def train_loop(training: Training, cfg: TrainerConfig) -> LoopState:
                 callbacks.on_step(state.step, record)
                 if _should_evaluate(cfg, state.step, state.step % run.steps_per_epoch == 0, run.total_steps):
                     _evaluate(run, training, cfg, state, clock)
-                interrupted = stop.signal is not None and checkpoints is not None
+                interrupted = stopping and checkpoints is not None
                 if checkpoints and (checkpoints.due(state.step, run.total_steps) or interrupted) and not state.stopped_early:
                     with clock.paused():
                         _check_finite(_running_mean(state), state.step, run.scheduler.get_last_lr()[0], checkpoints)
                         checkpoints.save(run.accelerator, run.unwrapped, run.optimizer, run.scheduler, state)
-                    if interrupted and stop.signal is not None:
-                        raise checkpoints.interrupted(stop.signal.name, state.step, run.total_steps)
+                    if interrupted:
+                        name = stop.signal.name if stop.signal is not None else "a signal to another process"
+                        raise checkpoints.interrupted(name, state.step, run.total_steps)
                 if _finished(state, run):
                     break
             else:
@@ -161,18 +165,18 @@ def _prepare(training: Training, cfg: TrainerConfig) -> _Prepared:
     accelerator = Accelerator(mixed_precision=mixed_precision(cfg.precision))
     training.step.prepare(accelerator, training.model)
     features = training.features
-    batches = _train_batches([len(f["input_ids"]) for f in features], cfg, training.seed)
+    batches = _train_batches([len(f["input_ids"]) for f in features], cfg, training.seed, accelerator.num_processes)
     # its own generator: the loader then draws nothing from torch's global random state, which a
     # resumed run restores mid-epoch
     loader: DataLoader[dict[str, Any]] = DataLoader(
         features,  # type: ignore[arg-type]  # a list is a map-style dataset; torch's stubs ask for a Dataset
         batch_sampler=batches, collate_fn=training.step.collator(training.collate),
                         generator=torch.Generator().manual_seed(training.seed))
-    steps_per_epoch = max(1, math.ceil(len(batches) / cfg.grad_accum_steps))
-    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
     optimizer = build_optimizer(training.model, cfg, training.lr, training.lr_scale)
-    scheduler = build_scheduler(optimizer, cfg, total_steps)
     model, optimizer, loader = accelerator.prepare(training.model, optimizer, loader)
+    steps_per_epoch = max(1, math.ceil(len(loader) / cfg.grad_accum_steps))  # this process's share of the batches
+    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    scheduler = build_scheduler(optimizer, cfg, total_steps)
     # only the training forward pass is compiled: weights, checkpoints and evaluation see `model`
     # compiling a module gives a module (OptimizedModule), though torch annotates a callable
     forward = cast(nn.Module, torch.compile(model, dynamic=True)) if cfg.compile else model
@@ -187,8 +191,9 @@ def _windows(loader: Iterable[Batch], size: int) -> Iterator[list[Batch]]:
 
 
 def _optimiser_step(run: _Prepared, step: TrainingStep, window: list[Batch], cfg: TrainerConfig,
-                    state: LoopState) -> torch.Tensor:
-    """One optimiser step on the micro-batches of `window`; returns its loss, a mean over units.
+                    state: LoopState, stop_requested: bool) -> tuple[torch.Tensor, bool]:
+    """One optimiser step on the micro-batches of `window`; returns its loss, a mean over units, and
+    whether a stop was requested on any process (so that all stop after the same step).
 
     The units (rows, supervised tokens) of the whole window are counted before any forward pass,
     and micro-batch i's mean loss is scaled by `units_i / total` in its backward pass, so the
@@ -196,13 +201,22 @@ def _optimiser_step(run: _Prepared, step: TrainingStep, window: list[Batch], cfg
     Under `accelerate launch` `total` is summed across processes, and each loss is scaled by the
     number of processes as well, since DDP averages the gradients of the processes where the mean
     over all units needs their sum. Gradients are synchronised once, in the last backward pass.
+    The processes exchange their unit and row counts and stop requests in one reduction, whose
+    host read is the one synchronisation per step a multi-process run adds.
     """
     accelerator = run.accelerator
     units = [torch.as_tensor(step.units(batch), device=accelerator.device) for batch in window]
-    total = torch.stack(units).sum()
+    samples = sum(rows(batch) for batch in window)
+    total = torch.stack(units).sum().float()
+    stopping = stop_requested
     if accelerator.num_processes > 1:
-        total = accelerator.reduce(total, reduction="sum")
+        local = torch.tensor([float(samples), float(stop_requested)], device=accelerator.device)
+        counts = accelerator.reduce(torch.cat([total.reshape(1), local]), reduction="sum")
+        total = counts[0]
+        samples, raised = (int(v) for v in counts[1:].tolist())
+        stopping = raised > 0
     total = total.clamp(min=1)
+    state.samples += samples
     loss = torch.zeros((), device=accelerator.device)
     for i, (batch, count) in enumerate(zip(window, units)):
         share = count / total
@@ -211,7 +225,6 @@ def _optimiser_step(run: _Prepared, step: TrainingStep, window: list[Batch], cfg
         with synced, _out_of_memory_hint(cfg, batch, state.step + 1):
             passed = step.backward(run.forward, batch, lambda mean: accelerator.backward(mean * weight))
         loss += passed.float() * share
-        state.samples += rows(batch)
     with _out_of_memory_hint(cfg, window[-1], state.step + 1):
         if cfg.max_grad_norm:
             accelerator.clip_grad_norm_(run.model.parameters(), cfg.max_grad_norm)
@@ -220,7 +233,7 @@ def _optimiser_step(run: _Prepared, step: TrainingStep, window: list[Batch], cfg
     if cfg.ema is not None and state.ema_weights is not None:
         ema.update(state.ema_weights, run.unwrapped, cfg.ema)
     run.scheduler.step()
-    return accelerator.reduce(loss, reduction="sum") if accelerator.num_processes > 1 else loss
+    return (accelerator.reduce(loss, reduction="sum") if accelerator.num_processes > 1 else loss), stopping
 
 
 def _log(run: _Prepared, step: TrainingStep, cfg: TrainerConfig, state: LoopState, clock: _Clock,
@@ -289,11 +302,12 @@ class _Clock:
             self.since = time.perf_counter()
 
 
-def _train_batches(lengths: list[int], cfg: TrainerConfig, seed: int) -> TrainBatches | TokenBudgetBatches:
+def _train_batches(lengths: list[int], cfg: TrainerConfig, seed: int,
+                   processes: int) -> TrainBatches | TokenBudgetBatches:
     if cfg.max_tokens_per_batch is None:
-        return TrainBatches(lengths, cfg.batch_size, seed, cfg.group_by_length)
+        return TrainBatches(lengths, cfg.batch_size, seed, cfg.group_by_length, processes)
     try:
-        return TokenBudgetBatches(lengths, cfg.max_tokens_per_batch, seed)
+        return TokenBudgetBatches(lengths, cfg.max_tokens_per_batch, seed, processes)
     except ValueError as exc:
         raise ConfigError(
             f"trainer.max_tokens_per_batch={cfg.max_tokens_per_batch}: {exc}",

@@ -44,6 +44,17 @@ class Generated:
 
     texts: list[str] | None  # the decoded new text per feature; None when evaluation did not generate
     loss: float | None  # mean teacher-forced loss per target token, when the features have targets
+    loss_tokens: int = 0  # the target tokens `loss` is the mean over
+
+    @classmethod
+    def joined(cls, parts: list[Generated]) -> Generated:
+        """The outputs of consecutive shares of the features, as one: texts in order, and the
+        loss per target token over all of them."""
+        texts = None if any(p.texts is None for p in parts) else [t for p in parts for t in p.texts or []]
+        tokens = sum(p.loss_tokens for p in parts if p.loss is not None)
+        total = sum(p.loss * p.loss_tokens for p in parts if p.loss is not None)
+        loss = total / tokens if tokens else None
+        return cls(texts, loss, tokens)
 
 
 class GeneratingTask(BoundTask[C], ABC):
@@ -88,19 +99,20 @@ class GeneratingTask(BoundTask[C], ABC):
     ) -> Generated:
         """The texts written for every feature (unless the features are labelled and evaluation does
         not generate), and the teacher-forced loss per target token when they are labelled."""
-        from ftcli.engine.generation import generate_ids, is_encoder_decoder, stop_settings, teacher_forced_loss
+        from ftcli.engine.generation import generate_ids, is_encoder_decoder, stop_settings, teacher_forced_totals
 
         labelled = bool(features) and "labels" in features[0]
-        loss = teacher_forced_loss(model, features, self.collator(), batch_size, autocast) if labelled else None
+        loss_sum, tokens = teacher_forced_totals(model, features, self.collator(), batch_size, autocast) if labelled else (0.0, 0)
+        loss = loss_sum / tokens if tokens else None
         if labelled and not self.generate_in_eval:
-            return Generated(None, loss)
+            return Generated(None, loss, tokens)
         stops = {} if is_encoder_decoder(model) else stop_settings(model, self.stop_ids(), self.tokenizer.pad_token_id)
         settings = {**self.generation.as_kwargs(), **stops}
         sequences = generate_ids(
             model, self.prompts(features), self.prompt_collator(), batch_size, settings, autocast, streamer
         )
         texts = self.tokenizer.batch_decode(sequences, skip_special_tokens=True)
-        return Generated([self.finish(text) for text in texts], loss)
+        return Generated([self.finish(text) for text in texts], loss, tokens)
 
     def finish(self, text: str) -> str:
         """A decoded answer as the task reports it: without surrounding whitespace."""

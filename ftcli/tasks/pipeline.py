@@ -42,9 +42,27 @@ def outputs_of(
     task: Task[O], model: nn.Module, features: list[Feature], batch_size: int, precision: Precision,
     streamer: BaseStreamer | None = None,
 ) -> O:
-    """What `model` gives for `features` (`Task.outputs`), with the numerics `precision` names."""
+    """What `model` gives for `features` (`Task.outputs`), with the numerics `precision` names.
+
+    In a distributed run each process computes a consecutive share of the features and the shares
+    are gathered on every process, in order, so every feature is counted once and each process
+    scores the whole split (the main process streams the texts of its own share).
+    """
+    from ftcli.engine import processes
     from ftcli.engine.precision import autocast_for
 
     autocast = autocast_for(precision, next(model.parameters()).device)
+    if not processes.sharding():
+        with variable_length_attention():
+            return task.outputs(model, features, batch_size, autocast, streamer)
     with variable_length_attention():
-        return task.outputs(model, features, batch_size, autocast, streamer)
+        mine = task.outputs(model, processes.share(features), batch_size, autocast,
+                            streamer if processes.is_main() else None)
+    return _joined(processes.gather(mine))
+
+
+def _joined(parts: list[Any]) -> Any:
+    """Consecutive shares' outputs as one: lists are concatenated, other outputs join themselves."""
+    if isinstance(parts[0], list):
+        return [item for part in parts for item in part]
+    return type(parts[0]).joined(parts)
