@@ -160,13 +160,27 @@ def _launch_rank() -> int:
 
 
 def _join_processes(overrides: list[str]) -> list[str]:
-    """Under a launch, join the other ranks (`ftcli.engine.processes`); the overrides this rank runs with."""
+    """The overrides this rank runs with: under a launch, the ranks but the main one leave Hydra's
+    files to it. (The ranks join one process group once the job's config is known, `_start_processes`.)"""
     from ftcli.engine import processes
 
-    if not processes.launched():
+    if not processes.launched() or _launch_rank() == 0:
         return overrides
-    processes.start()
-    return overrides if processes.is_main() else [*overrides, *OTHER_RANKS_HYDRA]
+    return [*overrides, *OTHER_RANKS_HYDRA]
+
+
+def _start_processes(cfg: Any) -> None:
+    """Under a launch, join the other ranks (`ftcli.engine.processes`), with the collective timeout
+    the job's `trainer.distributed.timeout_minutes` sets (30 minutes for a job without one)."""
+    from datetime import timedelta
+
+    from omegaconf import OmegaConf
+
+    from ftcli.engine import processes
+
+    if processes.launched() and not processes.active():
+        minutes = OmegaConf.select(cfg, "trainer.distributed.timeout_minutes", default=30)
+        processes.start(timedelta(minutes=minutes))
 
 
 def _root_logging() -> tuple[list[Any], int]:
@@ -267,6 +281,7 @@ def _run_job(job: Any, cfg: Any, before: Any = None) -> Any:
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft|accelerate)\.")
     # PEFT's LN tuning wraps LayerNorm yet warns that it does not support it.
     warnings.filterwarnings("ignore", message="Unsupported layer type .*LayerNorm", category=UserWarning)
+    _start_processes(cfg)
     output_dir = _shared_output_dir(Path(HydraConfig.get().runtime.output_dir))
     try:
         typed = to_typed(cfg, getattr(schema, job.schema))

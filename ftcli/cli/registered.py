@@ -107,7 +107,23 @@ class Rules:
                     f"{group}.name={node.name!r} does not match the {group} settings given "
                     f"({type(node).__name__}); pick the {group} with {group}={node.name} instead"
                 )
-        return problems + _unknown_add_ons(cfg.trainer.add_ons) + _reward_problems(cfg.task) + _teacher_problems(cfg)
+        return (problems + _unknown_add_ons(cfg.trainer.add_ons) + _reward_problems(cfg.task) + _teacher_problems(cfg)
+                + _strategy_problems(cfg))
+
+
+def _strategy_problems(cfg: TrainConfig) -> list[str]:
+    """Under a multi-process launch, what this machine lacks for `trainer.distributed.strategy`."""
+    from ftcli.engine import processes
+    from ftcli.engine.strategies import check_runnable
+    from ftcli.errors import ConfigError
+
+    if not processes.launched():
+        return []
+    try:
+        check_runnable(cfg.trainer.distributed)
+    except ConfigError as exc:
+        return [f"{exc.message} (fix: {exc.hint})"]
+    return []
 
 
 def _training_set_problems(cfg: TrainConfig) -> list[str]:

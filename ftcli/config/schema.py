@@ -323,6 +323,37 @@ class DistillConfig:
         return problems
 
 
+class Strategy(str, Enum):
+    ddp = "ddp"  # every process holds the whole model; gradients are averaged (DistributedDataParallel)
+    fsdp = "fsdp"  # parameters, gradients and optimiser state sharded across processes (FSDP2 where accelerate has it)
+    deepspeed = "deepspeed"  # DeepSpeed ZeRO (stage 2: optimiser state and gradients sharded; 3: parameters too)
+
+
+@dataclass
+class DistributedConfig:
+    """How the processes of `accelerate launch` / `torchrun` share the model (one process: ignored).
+
+    `trainer=ddp`, `trainer=fsdp`, `trainer=deepspeed_zero2` and `trainer=deepspeed_zero3` are the presets.
+    """
+
+    strategy: Strategy = Strategy.ddp
+    timeout_minutes: int = 30  # how long a collective waits for a rank that neither answers nor fails
+    cpu_offload: bool = False  # fsdp: parameters on the CPU between uses; deepspeed: optimiser state on the CPU
+    zero_stage: int = 2  # deepspeed: 2 or 3
+    offload_parameters: bool = False  # deepspeed ZeRO-3: parameters on the CPU between uses
+
+    def validate(self) -> list[str]:
+        problems = []
+        if self.timeout_minutes < 1:
+            problems.append(f"trainer.distributed.timeout_minutes={self.timeout_minutes} must be at least 1")
+        if self.zero_stage not in (2, 3):
+            problems.append(f"trainer.distributed.zero_stage={self.zero_stage} must be 2 or 3")
+        if self.offload_parameters and (self.strategy is not Strategy.deepspeed or self.zero_stage != 3):
+            problems.append("trainer.distributed.offload_parameters needs strategy=deepspeed with zero_stage=3 "
+                            "(use trainer=deepspeed_zero3)")
+        return problems
+
+
 @dataclass
 class TrainerConfig:
     """Optimisation and evaluation settings of the training loop."""
@@ -361,6 +392,7 @@ class TrainerConfig:
     ema: Optional[float] = None  # decay in (0, 1) of an exponential moving average of the weights, which is evaluated and saved
     distill: DistillConfig = field(default_factory=DistillConfig)
     meta: MetaConfig = field(default_factory=MetaConfig)  # meta-learning across datasets, when meta.tasks lists them
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)  # under accelerate launch / torchrun
 
     @property
     def maximize(self) -> bool:
@@ -396,7 +428,25 @@ class TrainerConfig:
             )
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             problems.append(f"trainer.early_stopping_patience={self.early_stopping_patience} must be at least 1")
-        return problems + self._add_on_problems()
+        return problems + self._add_on_problems() + self.distributed.validate() + self._strategy_problems()
+
+    def _strategy_problems(self) -> list[str]:
+        """What the sharding strategies cannot combine with in ftcli's loop."""
+        strategy = self.distributed.strategy
+        if strategy is Strategy.ddp:
+            return []
+        problems = []
+        if strategy is Strategy.deepspeed and self.grad_accum_steps > 1:
+            # DeepSpeed's engine steps at its own accumulation boundaries; the loop accumulates itself
+            problems.append("trainer.grad_accum_steps>1 with DeepSpeed: raise trainer.batch_size or add processes "
+                            "instead (or use trainer=fsdp, which accumulates)")
+        if self.compile:
+            problems.append(f"trainer.compile=true with trainer.distributed.strategy={strategy.value}: "
+                            "compile under trainer=ddp, or drop trainer.compile")
+        if self.ema is not None:
+            problems.append(f"trainer.ema with trainer.distributed.strategy={strategy.value}: the moving average "
+                            "keeps a whole copy of the weights; use trainer=ddp")
+        return problems
 
     def _add_on_problems(self) -> list[str]:
         """The built-in add-ons' ranges; `adversarial` checks its own settings (`AdversarialConfig.validate`)."""

@@ -37,6 +37,7 @@ from ftcli.engine.precision import mixed_precision
 from ftcli.engine.signals import StopRequest
 from ftcli.engine.state import LoopState
 from ftcli.engine.step import Batch, Collate, ModelLoss, TrainingStep, rows
+from ftcli.engine.strategies import accelerator_plugins
 from ftcli.errors import ConfigError, TrainingError
 
 
@@ -132,7 +133,9 @@ def train_loop(training: Training, cfg: TrainerConfig) -> LoopState:
                 callbacks.on_step(state.step, record)
                 if _should_evaluate(cfg, state.step, state.step % run.steps_per_epoch == 0, run.total_steps):
                     _evaluate(run, training, cfg, state, clock)
-                interrupted = stopping and checkpoints is not None
+                # several processes stop together, after the step whose exchange first carried a signal
+                several = run.accelerator.num_processes > 1
+                interrupted = checkpoints is not None and (stopping if several else stop.signal is not None)
                 if checkpoints and (checkpoints.due(state.step, run.total_steps) or interrupted) and not state.stopped_early:
                     with clock.paused():
                         _check_finite(_running_mean(state), state.step, run.scheduler.get_last_lr()[0], checkpoints)
@@ -162,7 +165,8 @@ def _prepare(training: Training, cfg: TrainerConfig) -> _Prepared:
     AcceleratorState._reset_state()
     GradientState._reset_state()
     # accumulation is the loop's own (`_optimiser_step`): accelerate would divide each loss by k
-    accelerator = Accelerator(mixed_precision=mixed_precision(cfg.precision))
+    accelerator = Accelerator(mixed_precision=mixed_precision(cfg.precision),
+                              **accelerator_plugins(cfg.distributed, cfg.max_grad_norm))
     training.step.prepare(accelerator, training.model)
     features = training.features
     batches = _train_batches([len(f["input_ids"]) for f in features], cfg, training.seed, accelerator.num_processes)

@@ -59,7 +59,9 @@ def start(timeout: timedelta = timedelta(minutes=30)) -> None:
 
 
 def active() -> bool:
-    """Whether a process group of more than one process is running."""
+    """Whether a process group of more than one process is running (torch is not imported outside a launch)."""
+    if not launched():
+        return False
     import torch.distributed as dist
 
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
@@ -178,10 +180,10 @@ def finish() -> None:
     The main process writes the artefact after the others are done with training: they wait
     here, so a failure while it writes still ends them with its exit code.
     """
-    import torch.distributed as dist
-
     if not active():
         return
+    import torch.distributed as dist
+
     dist.barrier()
     dist.destroy_process_group()
 

@@ -40,7 +40,7 @@ from ftcli.tasks.prompting import PromptingConfig
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 GROUPS = ("model", "task", "method", "data", "trainer", "experiment", "debug")
 OPTIONS = sorted(path for group in GROUPS for path in (CONFIGS / group).glob("*.yaml"))
-EXPECTED_OPTION_COUNT = 42  # 9 model + 15 task + 12 method + 2 data + 2 trainer + 1 experiment + 1 debug
+EXPECTED_OPTION_COUNT = 46  # 9 model + 15 task + 12 method + 2 data + 6 trainer + 1 experiment + 1 debug
 
 METHOD_TYPES = {
     "full": FullConfig, "freeze": FreezeConfig, "lora": LoraConfig, "bitfit": BitFitConfig, "ia3": IA3Config,
