@@ -1,0 +1,130 @@
+"""Loading the frozen base weights in 4 or 8 bits with bitsandbytes (QLoRA), and what that allows.
+
+`model.load_in_4bit=true` loads every linear layer of the backbone as NF4 (double-quantised, bf16
+compute by default: Dettmers et al. 2023, "QLoRA"); `model.load_in_8bit=true` as LLM.int8(). The
+quantised weights cannot be trained, so only methods that train new parameters on top of them
+(LoRA and its variants, IA3, the prompt methods, adapters) run on such a model; `full`, `freeze`
+and `bitfit` train the base weights themselves and are refused. bitsandbytes' kernels need a CUDA
+GPU; both that and the library are checked with the config, before any weights load.
+
+PEFT's `prepare_model_for_kbit_training` readies the loaded model: every base weight frozen, the
+norms and the output layer in float32, and the input embeddings' output requiring grad so that
+gradient checkpointing has a graph to recompute. A run's `config.yaml` keeps the settings, so
+`eval`, `predict` and an unmerged `export` load the base quantised again, as it trained.
+`export merge=true` cannot fold a LoRA into 4-bit weights without rounding the update away, so
+it loads the base in 16 bits instead and merges there (`merge_base_config`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Optional
+
+from ftcli.config.schema import ComputeDtype, ModelConfig
+from ftcli.errors import ConfigError
+
+if TYPE_CHECKING:
+    from transformers import BitsAndBytesConfig, PreTrainedModel
+
+INSTALL_HINT = "pip install 'ftcli[qlora]'"
+
+
+def has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def has_bitsandbytes() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("bitsandbytes") is not None
+
+
+def quantization_problems(cfg: ModelConfig, base_training: list[str]) -> list[str]:
+    """What keeps `cfg`'s 4/8-bit loading from running here, and the methods it cannot train
+    (`base_training`: those of the run's methods that train the base weights in place, whose
+    artifact is a whole `model/`). Checked with the config."""
+    bits = cfg.quantized_bits
+    if bits is None:
+        return []
+    setting = f"model.load_in_{bits}bit"
+    problems = []
+    if not has_cuda():
+        problems.append(f"{bits}-bit loading needs a CUDA GPU; this machine has none: drop {setting} or run on a GPU")
+    if not has_bitsandbytes():
+        problems.append(f"{setting}=true needs bitsandbytes, which is not installed: {INSTALL_HINT}")
+    for name in base_training:
+        problems.append(
+            f"method={name} trains the base weights themselves, and {setting} loads them quantised and frozen; "
+            "use a method that trains new weights on top (method=lora, ia3, adapter, prompt_tuning, prefix_tuning) "
+            f"or drop {setting}"
+        )
+    return problems
+
+
+def require(feature: str) -> None:
+    """Raise the error of a bitsandbytes feature (`feature`: the setting) that cannot run here."""
+    if not has_bitsandbytes():
+        raise ConfigError(f"{feature} needs bitsandbytes, which is not installed", hint=INSTALL_HINT)
+    if not has_cuda():
+        raise ConfigError(f"{feature} needs a CUDA GPU; this machine has none", hint=f"drop {feature} or run on a GPU")
+
+
+def bnb_config(cfg: ModelConfig) -> Optional[BitsAndBytesConfig]:
+    """transformers' `BitsAndBytesConfig` for the settings, or None when the model loads unquantised."""
+    bits = cfg.quantized_bits
+    if bits is None:
+        return None
+    require(f"model.load_in_{bits}bit=true")
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if bits == 8:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    dtypes = {ComputeDtype.bf16: torch.bfloat16, ComputeDtype.fp16: torch.float16, ComputeDtype.fp32: torch.float32}
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=cfg.bnb_4bit_quant_type.value,
+        bnb_4bit_compute_dtype=dtypes[cfg.bnb_4bit_compute_dtype],
+        bnb_4bit_use_double_quant=cfg.bnb_4bit_use_double_quant,
+    )
+
+
+def loading_kwargs(cfg: ModelConfig) -> dict[str, Any]:
+    """What `from_pretrained` takes for quantised loading: the config, and the whole model on this
+    process's GPU (bitsandbytes quantises as the weights are placed)."""
+    quantization = bnb_config(cfg)
+    if quantization is None:
+        return {}
+    from accelerate import PartialState
+
+    return {"quantization_config": quantization, "device_map": {"": PartialState().device}}
+
+
+def is_quantized(model: Any) -> bool:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return bool(getattr(base, "is_loaded_in_4bit", False) or getattr(base, "is_loaded_in_8bit", False))
+
+
+def prepare_for_training(model: PreTrainedModel, gradient_checkpointing: bool) -> PreTrainedModel:
+    """PEFT's preparation of a quantised model for training an adapter on it (a no-op otherwise)."""
+    if not is_quantized(model):
+        return model
+    from peft import prepare_model_for_kbit_training
+
+    prepared: PreTrainedModel = prepare_model_for_kbit_training(
+        model, use_gradient_checkpointing=gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+    )
+    return prepared
+
+
+def merge_base_config(cfg: ModelConfig) -> ModelConfig:
+    """The base to merge an adapter into: the same model, unquantised.
+
+    Folding a LoRA update into NF4 weights would requantise W + BA and round most of the update away;
+    the merged folder is the full-precision base plus the exact update instead (what PEFT's
+    `merge_and_unload` computes on the dequantised weights), saved as ordinary weights.
+    """
+    return replace(cfg, load_in_4bit=False, load_in_8bit=False)
