@@ -72,9 +72,11 @@ def check_model(model: nn.Module) -> None:
     pre_head(base)
 
 
-def _transformers_model(model: nn.Module) -> Any:
+def _transformers_model(model: Any) -> Any:
     """The `transformers` model inside PEFT's wrapper, if any."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
+    from peft import PeftModel
+
+    return model.get_base_model() if isinstance(model, PeftModel) else model
 
 
 def pre_head(model: Any) -> Optional[nn.Module]:

@@ -11,13 +11,12 @@ PEFT's `prepare_model_for_kbit_training` readies the loaded model: every base we
 norms and the output layer in float32, and the input embeddings' output requiring grad so that
 gradient checkpointing has a graph to recompute. A run's `config.yaml` keeps the settings, so
 `eval`, `predict` and an unmerged `export` load the base quantised again, as it trained.
-`export merge=true` cannot fold a LoRA into 4-bit weights without rounding the update away, so
-it loads the base in 16 bits instead and merges there (`merge_base_config`).
+`export merge=true` loads the base quantised, as it trained, dequantises it to 16 bits and merges
+the adapter there (`dequantized`), on a GPU like training.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Optional
 
 from ftcli.config.schema import ComputeDtype, ModelConfig
@@ -120,11 +119,16 @@ def prepare_for_training(model: PreTrainedModel, gradient_checkpointing: bool) -
     return prepared
 
 
-def merge_base_config(cfg: ModelConfig) -> ModelConfig:
-    """The base to merge an adapter into: the same model, unquantised.
+def dequantized(model: PreTrainedModel) -> PreTrainedModel:
+    """A model loaded in 4 or 8 bits with its weights dequantised to 16 bits (itself otherwise), for
+    `export merge=true`.
 
-    Folding a LoRA update into NF4 weights would requantise W + BA and round most of the update away;
-    the merged folder is the full-precision base plus the exact update instead (what PEFT's
-    `merge_and_unload` computes on the dequantised weights), saved as ordinary weights.
+    The adapter was trained on the rounded weights Q(W), so it is merged into those: the merged
+    folder computes what the trained model computed. Merging into the original full-precision W
+    instead would add the rounding error the adapter learned to work with (and undo LoftQ, whose
+    adapter corrects exactly that error); requantising W + BA would round most of the update away.
     """
-    return replace(cfg, load_in_4bit=False, load_in_8bit=False)
+    if not is_quantized(model):
+        return model
+    plain: PreTrainedModel = model.dequantize()
+    return plain

@@ -1,0 +1,35 @@
+"""The config checks of the settings that fit big models in small memory, before any weights load.
+
+4/8-bit loading, the 8-bit optimisers, Liger kernels and flash-attention need a CUDA GPU and
+optional packages; the quantised base takes only methods that train new weights on top of it, and
+LoftQ needs it. Each module owns its own rule; this one gathers them for `ftcli.cli.registered`,
+which reports every problem at once.
+"""
+
+from __future__ import annotations
+
+from ftcli.config.schema import OptimizerName, TrainConfig
+
+
+def memory_problems(cfg: TrainConfig) -> list[str]:
+    from ftcli.engine.kernels import kernel_problems
+    from ftcli.methods import METHODS
+    from ftcli.methods.lora import LoraConfig
+    from ftcli.models.attention_backend import attention_problems
+    from ftcli.models.quantization import has_bitsandbytes, has_cuda, quantization_problems
+
+    parts = [part for part in cfg.method.parts() if part in METHODS]
+    base_training = [part for part in parts if METHODS.get(part).impl.artifact == "model"]
+    problems = quantization_problems(cfg.model, base_training)
+    optimizer = cfg.trainer.optimizer
+    if optimizer is not OptimizerName.adamw:
+        if not has_cuda():
+            problems.append(f"trainer.optimizer={optimizer.value} runs bitsandbytes' CUDA kernels; this machine has no "
+                            "CUDA GPU: use trainer.optimizer=adamw or run on a GPU")
+        if not has_bitsandbytes():
+            problems.append(f"trainer.optimizer={optimizer.value} needs bitsandbytes, which is not installed: "
+                            "pip install 'ftcli[qlora]'")
+    if isinstance(cfg.method, LoraConfig) and cfg.method.init == "loftq" and not cfg.model.load_in_4bit:
+        problems.append("method.init=loftq fits LoRA to the error of a 4-bit base, and model.load_in_4bit is false: "
+                        "set model.load_in_4bit=true (on a GPU), or use method.init=pissa on a full-precision base")
+    return problems + kernel_problems(cfg.trainer) + attention_problems(cfg.model)
