@@ -67,7 +67,7 @@ class LoraConfig(MethodConfig):
             problems.append(f"method.loraplus_lr_ratio={self.loraplus_lr_ratio} must be positive (16 is typical)")
         if self.freeze_bottom_layers < 0:
             problems.append(f"method.freeze_bottom_layers={self.freeze_bottom_layers} must be 0 or more")
-        return problems + lora_init.init_problems(self.init)
+        return problems + lora_init.init_problems(self.init, self.use_dora)
 
     def targets(self) -> Optional[list[str] | str]:
         """`target_modules` as PEFT takes it: "all-linear", a list of names, or None for the default."""
@@ -103,7 +103,14 @@ class Lora(PeftMethod[LoraConfig]):
     def apply(self, model: PreTrainedModel, cfg: LoraConfig, head: list[str]) -> AdaptedModel:
         """PEFT's LoRA; LoftQ's A and B are then fitted to the quantisation error of the 4-bit base, and
         the starting adapter of an initialisation that changes the base (PiSSA, OLoRA) is kept for `save`."""
-        adapted = super().apply(model, cfg, head)
+        if cfg.init == "olora" and uses_conv1d(model):
+            raise ModelError(
+                f"method.init=olora: PEFT's OLoRA does not handle the transposed Conv1D layers of this "
+                f"{model.config.model_type} model",
+                hint="use method.init=pissa, which does",
+            )
+        with lora_init.quiet_conversion_advice():
+            adapted = super().apply(model, cfg, head)
         lora_init.after_apply(adapted, cfg.init)
         return adapted
 

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import re
 import tempfile
+import warnings
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +36,18 @@ CHANGES_BASE = re.compile(r"^(pissa|pissa_niter_\d+|olora)$")
 _STARTS: weakref.WeakKeyDictionary[Any, dict[str, torch.Tensor]] = weakref.WeakKeyDictionary()
 
 
-def init_problems(init: str) -> list[str]:
+@contextmanager
+def quiet_conversion_advice() -> Iterator[None]:
+    """Without PEFT's warning that PiSSA and OLoRA change the base and should be converted: `save_converted` does."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*changes the base weights of the model")
+        yield
+
+
+def init_problems(init: str, use_dora: bool = False) -> list[str]:
+    if changes_base(init) and use_dora:
+        return [f"method.init={init} with method.use_dora=true: the adapter is saved converted to a plain LoRA "
+                "(the change from its start), which DoRA's magnitudes do not survive; drop one of them"]
     if init in PLAIN or CHANGES_BASE.match(init):
         return []
     return [f"method.init={init!r} is not a LoRA initialisation; use one of: {', '.join(PLAIN)}, "
@@ -64,17 +78,28 @@ def after_apply(model: AdaptedModel, init: str) -> None:
 
 def save_converted(model: AdaptedModel, directory: Path) -> bool:
     """Save a PiSSA or OLoRA adapter as the plain LoRA that loads on the original base; False (and
-    nothing written) for a model that did not start that way."""
+    nothing written) for a model that did not start that way.
+
+    PEFT's conversion keeps only the LoRA matrices, so the other saved weights (the task head, as
+    `modules_to_save`) are put back beside them: a converted classifier reloads with its trained head.
+    """
     start = _STARTS.get(model)
     if start is None:
         return False
-    from safetensors.torch import save_file
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import load_file, save_file
 
+    weights = directory / "adapter_model.safetensors"
     with tempfile.TemporaryDirectory() as scratch:
         initial = Path(scratch) / "initial_adapter"
         initial.mkdir()
         save_file({k: v.contiguous() for k, v in start.items()}, str(initial / "adapter_model.safetensors"))
         # PEFT writes the starting adapter's config there itself, then subtracts A0B0
-        model.save_pretrained(str(directory), safe_serialization=True,
-                              path_initial_model_for_weight_conversion=str(initial))
+        with quiet_conversion_advice():
+            model.save_pretrained(str(directory), safe_serialization=True,
+                                  path_initial_model_for_weight_conversion=str(initial))
+    converted = load_file(str(weights))
+    rest = {k: v.detach().contiguous() for k, v in get_peft_model_state_dict(model).items() if k not in converted}
+    if rest:
+        save_file({**converted, **rest}, str(weights), metadata={"format": "pt"})
     return True
