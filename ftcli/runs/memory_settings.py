@@ -32,4 +32,25 @@ def memory_problems(cfg: TrainConfig) -> list[str]:
     if isinstance(cfg.method, LoraConfig) and cfg.method.init == "loftq" and not cfg.model.load_in_4bit:
         problems.append("method.init=loftq fits LoRA to the error of a 4-bit base, and model.load_in_4bit is false: "
                         "set model.load_in_4bit=true (on a GPU), or use method.init=pissa on a full-precision base")
-    return problems + kernel_problems(cfg.trainer) + attention_problems(cfg.model)
+    return problems + kernel_problems(cfg.trainer) + attention_problems(cfg.model) + _chunked_loss_problems(cfg)
+
+
+def _chunked_loss_problems(cfg: TrainConfig) -> list[str]:
+    """The chunked cross-entropy replaces a causal LM's next-token loss over its labels, computed from the
+    output layer's own weight: tasks with another loss, and a LoRA on the output layer, are refused."""
+    from ftcli.methods.lora import LoraConfig
+    from ftcli.tasks.responses import ResponseConfig
+
+    if not cfg.trainer.chunked_cross_entropy:
+        return []
+    problems = []
+    if not isinstance(cfg.task, ResponseConfig):
+        problems.append(f"trainer.chunked_cross_entropy=true: the loss of task={cfg.task.name} is not a causal LM's "
+                        "next-token cross-entropy, so there are no vocabulary logits to chunk; it applies to "
+                        "task=instruction and task=feedback")
+    targets = cfg.method.targets() if isinstance(cfg.method, LoraConfig) else None
+    if isinstance(targets, list) and "lm_head" in targets:
+        problems.append("trainer.chunked_cross_entropy=true with lm_head in method.target_modules: the chunked loss "
+                        "computes the logits from the output layer's own weight, which a LoRA on it would bypass; "
+                        "leave lm_head out or drop trainer.chunked_cross_entropy")
+    return problems

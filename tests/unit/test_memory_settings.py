@@ -144,3 +144,11 @@ def test_out_of_memory_levers_leave_out_those_the_run_pulls():
                                          optimizer=OptimizerName.adamw_8bit))
     assert not any(lever.startswith(("trainer.gradient_checkpointing", "trainer.chunked", "trainer.optimizer"))
                    for lever in pulled)
+
+
+def test_the_chunked_loss_is_refused_for_tasks_with_another_loss_and_a_lora_on_the_output_layer(problems):
+    assert problems("trainer.chunked_cross_entropy=true") == []
+    (task,) = problems("task=sentiment", "trainer.chunked_cross_entropy=true")
+    assert task.startswith("trainer.chunked_cross_entropy=true: the loss of task=sentiment is not a causal LM's")
+    (head,) = problems("method=lora", "method.target_modules=[q_proj,lm_head]", "trainer.chunked_cross_entropy=true")
+    assert head.startswith("trainer.chunked_cross_entropy=true with lm_head in method.target_modules")
