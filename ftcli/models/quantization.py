@@ -11,8 +11,8 @@ PEFT's `prepare_model_for_kbit_training` readies the loaded model: every base we
 norms and the output layer in float32, and the input embeddings' output requiring grad so that
 gradient checkpointing has a graph to recompute. A run's `config.yaml` keeps the settings, so
 `eval`, `predict` and an unmerged `export` load the base quantised again, as it trained.
-`export merge=true` loads the base quantised, as it trained, dequantises it to 16 bits and merges
-the adapter there (`dequantized`), on a GPU like training.
+`export merge=true` loads the base quantised, as it trained, dequantises it (to float32, the
+dtype ftcli loads in) and merges the adapter there (`dequantized`), on a GPU like training.
 """
 
 from __future__ import annotations
@@ -102,8 +102,8 @@ def loading_kwargs(cfg: ModelConfig) -> dict[str, Any]:
 
 
 def is_quantized(model: Any) -> bool:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return bool(getattr(base, "is_loaded_in_4bit", False) or getattr(base, "is_loaded_in_8bit", False))
+    """Whether a `transformers` model holds bitsandbytes weights (its quantizer marks it so)."""
+    return bool(getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False))
 
 
 def prepare_for_training(model: PreTrainedModel, gradient_checkpointing: bool) -> PreTrainedModel:
@@ -120,7 +120,7 @@ def prepare_for_training(model: PreTrainedModel, gradient_checkpointing: bool) -
 
 
 def dequantized(model: PreTrainedModel) -> PreTrainedModel:
-    """A model loaded in 4 or 8 bits with its weights dequantised to 16 bits (itself otherwise), for
+    """A model loaded in 4 or 8 bits with its weights dequantised to float32 (itself otherwise), for
     `export merge=true`.
 
     The adapter was trained on the rounded weights Q(W), so it is merged into those: the merged
