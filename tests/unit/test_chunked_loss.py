@@ -62,6 +62,13 @@ def test_same_loss_and_gradients_as_the_models_own(arch, chunk_tokens):
     assert_same(plain, loss_and_grads(chunked(model, chunk_tokens), model, batch))
 
 
+def test_same_for_a_bert_run_as_a_decoder():
+    """The embedded MiniLM's shape as task=instruction runs it: its head transforms the hidden state first."""
+    model, batch = tiny("bert", is_decoder=True), padded_batch()
+    plain = loss_and_grads(ModelLoss(LossUnit.next_tokens), model, batch)
+    assert_same(plain, loss_and_grads(chunked(model, chunk_tokens), model, batch))
+
+
 def test_same_under_lora_and_only_adapter_weights_get_gradients():
     model = peft.get_peft_model(tiny("llama"), peft.LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
                                                                  init_lora_weights=False))
