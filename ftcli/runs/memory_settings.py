@@ -8,7 +8,7 @@ which reports every problem at once.
 
 from __future__ import annotations
 
-from ftcli.config.schema import OptimizerName, TrainConfig
+from ftcli.config.schema import AttnImplementation, OptimizerName, Precision, TrainConfig
 
 
 def memory_problems(cfg: TrainConfig) -> list[str]:
@@ -32,6 +32,9 @@ def memory_problems(cfg: TrainConfig) -> list[str]:
     if isinstance(cfg.method, LoraConfig) and cfg.method.init == "loftq" and not cfg.model.load_in_4bit:
         problems.append("method.init=loftq fits LoRA to the error of a 4-bit base, and model.load_in_4bit is false: "
                         "set model.load_in_4bit=true (on a GPU), or use method.init=pissa on a full-precision base")
+    if cfg.model.attn_implementation is AttnImplementation.flash_attention_2 and cfg.trainer.precision is Precision.fp32:
+        problems.append("model.attn_implementation=flash_attention_2 runs in bf16 or fp16 only, and trainer.precision=fp32 "
+                        "trains in float32: set trainer.precision=bf16 (or auto), or model.attn_implementation=sdpa")
     return problems + kernel_problems(cfg.trainer) + attention_problems(cfg.model) + _chunked_loss_problems(cfg)
 
 

@@ -152,3 +152,13 @@ def test_the_chunked_loss_is_refused_for_tasks_with_another_loss_and_a_lora_on_t
     assert task.startswith("trainer.chunked_cross_entropy=true: the loss of task=sentiment is not a causal LM's")
     (head,) = problems("method=lora", "method.target_modules=[q_proj,lm_head]", "trainer.chunked_cross_entropy=true")
     assert head.startswith("trainer.chunked_cross_entropy=true with lm_head in method.target_modules")
+
+
+def test_flash_attention_in_float32_is_refused(problems, monkeypatch):
+    from ftcli.models import attention_backend
+
+    monkeypatch.setattr(attention_backend, "flash_attention_runs", lambda: True)
+    assert problems("model.attn_implementation=flash_attention_2", "trainer.precision=fp32") == [
+        "model.attn_implementation=flash_attention_2 runs in bf16 or fp16 only, and trainer.precision=fp32 trains in "
+        "float32: set trainer.precision=bf16 (or auto), or model.attn_implementation=sdpa"]
+    assert problems("model.attn_implementation=flash_attention_2", "trainer.precision=bf16") == []
