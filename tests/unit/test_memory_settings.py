@@ -162,3 +162,17 @@ def test_flash_attention_in_float32_is_refused(problems, monkeypatch):
         "model.attn_implementation=flash_attention_2 runs in bf16 or fp16 only, and trainer.precision=fp32 trains in "
         "float32: set trainer.precision=bf16 (or auto), or model.attn_implementation=sdpa"]
     assert problems("model.attn_implementation=flash_attention_2", "trainer.precision=bf16") == []
+
+
+def test_4bit_settings_become_transformers_bitsandbytes_config(gpu_with_bitsandbytes):
+    from ftcli.config.schema import ComputeDtype, QuantType
+
+    nf4 = quantization.bnb_config(ModelConfig("org/model", load_in_4bit=True))
+    assert (nf4.load_in_4bit, nf4.bnb_4bit_quant_type, nf4.bnb_4bit_use_double_quant,
+            nf4.bnb_4bit_compute_dtype) == (True, "nf4", True, torch.bfloat16)
+    fp4 = quantization.bnb_config(ModelConfig("org/model", load_in_4bit=True, bnb_4bit_quant_type=QuantType.fp4,
+                                              bnb_4bit_compute_dtype=ComputeDtype.fp16, bnb_4bit_use_double_quant=False))
+    assert (fp4.bnb_4bit_quant_type, fp4.bnb_4bit_use_double_quant, fp4.bnb_4bit_compute_dtype) == (
+        "fp4", False, torch.float16)
+    assert quantization.bnb_config(ModelConfig("org/model", load_in_8bit=True)).load_in_8bit
+    assert quantization.bnb_config(ModelConfig("org/model")) is None
