@@ -2,8 +2,10 @@
 
 `liger`: Liger Kernel's Triton kernels (Hsu et al. 2024) swapped into a supported architecture's
 modules (RMSNorm, rotary embedding, SwiGLU MLP, and a fused linear cross-entropy that never
-materialises the logits), applied to the `transformers` model before any adapter wraps it, with
-`liger_kernel.transformers._apply_liger_kernel_to_instance`. The weights and the state dict stay
+materialises the logits, for causal LMs only: it replaces their forward pass), applied to the
+`transformers` model before any adapter wraps it, with
+`liger_kernel.transformers._apply_liger_kernel_to_instance`. Liger patches the architecture's
+module functions (rotary embedding, norm and MLP classes) process-wide as well as the instance. The weights and the state dict stay
 the same, so the run saves and reloads as without it. Triton kernels need a CUDA GPU; without
 one, without the package, or for an architecture Liger has no kernels for, the run is refused
 before training, naming the fix (or the architectures it supports).
@@ -54,4 +56,6 @@ def apply_kernels(model: PreTrainedModel, cfg: TrainerConfig) -> None:
             f"trainer.kernels=liger: Liger has no kernels for {model_type} models",
             hint=f"drop trainer.kernels; Liger supports {', '.join(sorted(MODEL_TYPE_TO_APPLY_LIGER_FN))}",
         )
-    _apply_liger_kernel_to_instance(model=model)
+    # the fused linear cross-entropy replaces the whole forward pass with a causal LM's: only for those
+    causal_lm = type(model).__name__.endswith("ForCausalLM")
+    _apply_liger_kernel_to_instance(model=model, fused_linear_cross_entropy=causal_lm)
