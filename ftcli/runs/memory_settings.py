@@ -15,6 +15,7 @@ def memory_problems(cfg: TrainConfig) -> list[str]:
     from ftcli.engine.kernels import kernel_problems
     from ftcli.methods import METHODS
     from ftcli.methods.lora import LoraConfig
+    from ftcli.methods.lora_init import changes_base
     from ftcli.models.attention_backend import attention_problems
     from ftcli.models.quantization import has_bitsandbytes, has_cuda, quantization_problems
 
@@ -29,7 +30,12 @@ def memory_problems(cfg: TrainConfig) -> list[str]:
         if not has_bitsandbytes():
             problems.append(f"trainer.optimizer={optimizer.value} needs bitsandbytes, which is not installed: "
                             "pip install 'ftcli[qlora]'")
-    if isinstance(cfg.method, LoraConfig) and cfg.method.init == "loftq" and not cfg.model.load_in_4bit:
+    init = cfg.method.init if isinstance(cfg.method, LoraConfig) else "default"
+    if changes_base(init) and cfg.model.quantized_bits is not None:
+        problems.append(f"method.init={init} decomposes the full-precision base weights, and "
+                        f"model.load_in_{cfg.model.quantized_bits}bit loads them quantised: use method.init=loftq "
+                        "(with model.load_in_4bit) or default, or drop the quantisation")
+    if init == "loftq" and not cfg.model.load_in_4bit:
         problems.append("method.init=loftq fits LoRA to the error of a 4-bit base, and model.load_in_4bit is false: "
                         "set model.load_in_4bit=true (on a GPU), or use method.init=pissa on a full-precision base")
     if cfg.model.attn_implementation is AttnImplementation.flash_attention_2 and cfg.trainer.precision is Precision.fp32:

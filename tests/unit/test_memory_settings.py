@@ -84,6 +84,13 @@ def test_loftq_needs_a_4bit_base(problems, gpu_with_bitsandbytes):
     assert problems("method=lora", "method.init=loftq", "model.load_in_4bit=true") == []
 
 
+@pytest.mark.parametrize("init", ["pissa", "olora"])
+def test_pissa_and_olora_on_a_quantised_base_are_refused(problems, gpu_with_bitsandbytes, init):
+    (problem,) = problems("method=lora", f"method.init={init}", "model.load_in_4bit=true")
+    assert problem.startswith(f"method.init={init} decomposes the full-precision base weights, and "
+                              "model.load_in_4bit loads them quantised")
+
+
 def test_an_unknown_lora_init_is_refused(problems):
     (problem,) = problems("method=lora", "method.init=svd")
     assert problem.startswith("method.init='svd' is not a LoRA initialisation; use one of: default, gaussian")
