@@ -108,7 +108,7 @@ class Rules:
                     f"({type(node).__name__}); pick the {group} with {group}={node.name} instead"
                 )
         return (problems + _unknown_add_ons(cfg.trainer.add_ons) + _reward_problems(cfg.task) + _teacher_problems(cfg)
-                + _strategy_problems(cfg))
+                + _strategy_problems(cfg) + _memory_problems(cfg))
 
 
 def _strategy_problems(cfg: TrainConfig) -> list[str]:
@@ -124,6 +124,13 @@ def _strategy_problems(cfg: TrainConfig) -> list[str]:
     except ConfigError as exc:
         return [f"{exc.message} (fix: {exc.hint})"]
     return []
+
+
+def _memory_problems(cfg: TrainConfig) -> list[str]:
+    """Quantised loading, 8-bit optimisers, kernels and attention backends this machine cannot run."""
+    from ftcli.runs.memory_settings import memory_problems
+
+    return memory_problems(cfg)
 
 
 def _training_set_problems(cfg: TrainConfig) -> list[str]:

@@ -39,7 +39,7 @@ def run(cfg: ExportConfig, output_dir: Path) -> Path:
             hint="export without merge=true: the adapter folder and a model card saying how to load it",
         )
     merged = adapter and cfg.merge
-    trained = load_trained(cfg.run_dir)
+    trained = load_trained(cfg.run_dir, dequantize=merged)
     ui.print_summary(
         f"ftcli export of {cfg.run_dir} → {target}",
         {**run_rows(trained.cfg), **overrides_row(cfg, (*SHOWN, "run_dir", "output"))},

@@ -18,6 +18,8 @@ from ftcli.data.splits import Splits, load_splits, with_absolute_paths
 from ftcli.engine import processes
 from ftcli.engine.add_ons.compose import training_setup
 from ftcli.engine.checkpoint import Checkpointing, checkpoints_dir, list_checkpoints, resume_point
+from ftcli.engine.chunked_loss import chunked_step
+from ftcli.engine.kernels import apply_kernels
 from ftcli.engine.loop import Training, train_loop
 from ftcli.engine.resources import peak_memory_mb, reset_peak_memory, weights_mb
 from ftcli.engine.state import LoopState
@@ -37,6 +39,7 @@ from ftcli.models.loading import (
     sync_pad_token,
     with_absolute_path,
 )
+from ftcli.models.quantization import prepare_for_training
 from ftcli.runs.directory import ENVIRONMENT, LABELS, METRICS, REWRITES, RunDir, write_config
 from ftcli.runs.environment import environment
 from ftcli.runs.meta_training import meta_train
@@ -89,6 +92,7 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     teacher = check_teacher(cfg, kind, labels, tokenizer) if cfg.trainer.distill.teacher else None
     base = build_model(cfg.model, kind.model_class(), labels, **kind.model_config(cfg.task, model_config))
     sync_pad_token(base, tokenizer)
+    apply_kernels(base, cfg.trainer)
     training_set.add_eda_copies(cfg.data.augment, cfg.seed, Vocabulary(tokenizer, base))
     if splits.shots or cfg.data.augment.active():
         ui.info(training_set.line())
@@ -101,6 +105,8 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
         _precompute(task, model, features, cfg, run_dir)
         step = task.training_step() if teacher is None else teacher.teach(  # the teacher's logits, once
             splits.rows["train"], features["train"], checkpoints_dir(run_dir.path), cfg.trainer.eval_batch_size)
+    if cfg.trainer.chunked_cross_entropy:
+        step = chunked_step(step, model, cfg.trainer.cross_entropy_chunk_tokens)
 
     def evaluate(split: str, trained: nn.Module) -> dict[str, Any]:
         return split_scores(task, trained, features[split], cfg.trainer.eval_batch_size, cfg.trainer.precision)
@@ -209,6 +215,7 @@ def _report_data(
 def _apply_method(cfg: TrainConfig, method: Method[Any], model: PreTrainedModel) -> tuple[AdaptedModel, dict[str, Any]]:
     """The model as the method trains it, and its parameter counts; a method that trains nothing is refused."""
     head = head_modules(model)
+    model = prepare_for_training(model, cfg.trainer.gradient_checkpointing)  # a 4/8-bit base: PEFT's preparation
     adapted = method.apply(model, cfg.method, head)
     if cfg.trainer.gradient_checkpointing:
         enable_gradient_checkpointing(adapted)

@@ -28,6 +28,17 @@ class Scheduler(str, Enum):
     constant = "constant"
 
 
+class OptimizerName(str, Enum):
+    adamw = "adamw"  # torch's AdamW (fused where the build has it)
+    adamw_8bit = "adamw_8bit"  # bitsandbytes' 8-bit AdamW: optimiser state in a quarter of the memory (CUDA)
+    paged_adamw_8bit = "paged_adamw_8bit"  # the same, its state paged to CPU memory under GPU memory pressure (CUDA)
+
+
+class Kernels(str, Enum):
+    none = "none"
+    liger = "liger"  # Liger's Triton kernels (RMSNorm, RoPE, SwiGLU, fused linear cross-entropy), CUDA only
+
+
 class EvalStrategy(str, Enum):
     epoch = "epoch"
     steps = "steps"
@@ -39,6 +50,26 @@ class Precision(str, Enum):
     fp32 = "fp32"
     bf16 = "bf16"
     fp16 = "fp16"
+
+
+class AttnImplementation(str, Enum):
+    """The attention kernel `from_pretrained` builds the model with (`ftcli.models.attention_backend`)."""
+
+    auto = "auto"  # flash_attention_2 when flash-attn is installed on a bf16 CUDA GPU, else sdpa where the model has it, else eager
+    eager = "eager"
+    sdpa = "sdpa"
+    flash_attention_2 = "flash_attention_2"
+
+
+class QuantType(str, Enum):
+    nf4 = "nf4"  # NormalFloat4 (QLoRA): for normally distributed weights
+    fp4 = "fp4"
+
+
+class ComputeDtype(str, Enum):
+    bf16 = "bf16"
+    fp16 = "fp16"
+    fp32 = "fp32"
 
 
 @dataclass
@@ -54,12 +85,26 @@ class ModelConfig:
     revision: Optional[str] = None
     trust_remote_code: bool = False
     num_layers: Optional[int] = None  # keep this many of the encoder's layers, evenly spaced; null: all of them
+    attn_implementation: AttnImplementation = AttnImplementation.auto
+    # bitsandbytes quantisation of the frozen base weights (QLoRA: `ftcli.models.quantization`), CUDA only
+    load_in_4bit: bool = False
+    load_in_8bit: bool = False
+    bnb_4bit_quant_type: QuantType = QuantType.nf4
+    bnb_4bit_compute_dtype: ComputeDtype = ComputeDtype.bf16  # the dtype 4-bit weights are dequantised to for matmuls
+    bnb_4bit_use_double_quant: bool = True  # quantise the quantisation constants too (~0.4 bits a weight saved)
+
+    @property
+    def quantized_bits(self) -> Optional[int]:
+        """4 or 8 when the base weights load quantised, else None."""
+        return 4 if self.load_in_4bit else 8 if self.load_in_8bit else None
 
     def validate(self) -> list[str]:
         if not self.name_or_path.strip():
             return ["model.name_or_path is empty; give a hub id, a local folder, or pick model=minilm"]
         if self.num_layers is not None and self.num_layers < 1:
             return [f"model.num_layers={self.num_layers} must be at least 1 (or null for all of the model's layers)"]
+        if self.load_in_4bit and self.load_in_8bit:
+            return ["model.load_in_4bit and model.load_in_8bit are both true; pick one"]
         return []
 
 
@@ -393,6 +438,12 @@ class TrainerConfig:
     distill: DistillConfig = field(default_factory=DistillConfig)
     meta: MetaConfig = field(default_factory=MetaConfig)  # meta-learning across datasets, when meta.tasks lists them
     distributed: DistributedConfig = field(default_factory=DistributedConfig)  # under accelerate launch / torchrun
+    optimizer: OptimizerName = OptimizerName.adamw
+    kernels: Kernels = Kernels.none
+    # causal LMs: the next-token cross-entropy from the last hidden states in chunks of this many tokens,
+    # each chunk's logits recomputed in the backward pass, so (tokens x vocabulary) logits never exist at once
+    chunked_cross_entropy: bool = False
+    cross_entropy_chunk_tokens: int = 1024
 
     @property
     def maximize(self) -> bool:
@@ -414,6 +465,7 @@ class TrainerConfig:
             **({"max_tokens_per_batch": self.max_tokens_per_batch} if self.max_tokens_per_batch is not None else {}),
         }
         problems += [f"trainer.{k}={v} must be at least 1" for k, v in positive.items() if v < 1]
+        problems += self._memory_problems()
         if self.epochs <= 0 and not self.max_steps:
             problems.append(f"trainer.epochs={self.epochs} must be positive (or set trainer.max_steps)")
         if self.max_steps is not None and self.max_steps < 1:
@@ -446,6 +498,15 @@ class TrainerConfig:
         if self.ema is not None:
             problems.append(f"trainer.ema with trainer.distributed.strategy={strategy.value}: the moving average "
                             "keeps a whole copy of the weights; use trainer=ddp")
+        return problems
+
+    def _memory_problems(self) -> list[str]:
+        problems = []
+        if self.cross_entropy_chunk_tokens < 1:
+            problems.append(f"trainer.cross_entropy_chunk_tokens={self.cross_entropy_chunk_tokens} must be at least 1")
+        if self.chunked_cross_entropy and self.kernels is Kernels.liger:
+            problems.append("trainer.chunked_cross_entropy=true with trainer.kernels=liger: Liger's fused linear "
+                            "cross-entropy already never materialises the logits; drop one of them")
         return problems
 
     def _add_on_problems(self) -> list[str]:

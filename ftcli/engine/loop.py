@@ -32,6 +32,7 @@ from ftcli.engine.add_ons import ema
 from ftcli.engine.attention import variable_length_attention
 from ftcli.engine.batching import TokenBudgetBatches, TrainBatches
 from ftcli.engine.checkpoint import Checkpointing, restore, restore_rng
+from ftcli.engine.memory_levers import memory_levers
 from ftcli.engine.optim import build_optimizer, build_scheduler
 from ftcli.engine.precision import mixed_precision
 from ftcli.engine.signals import StopRequest
@@ -360,7 +361,7 @@ def _out_of_memory_hint(cfg: TrainerConfig, batch: Batch, step: int) -> Iterator
                    "trains with the same effective batch")
         raise TrainingError(
             f"out of memory at step {step} with {setting} (a batch of {shape} tokens)",
-            hint=f"{fix} in less memory; a smaller task.max_length or trainer.precision=bf16 also help",
+            hint=f"{fix} in less memory; then, in this order: {'; '.join(memory_levers(cfg))}",
         ) from exc
 
 

@@ -9,7 +9,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from ftcli.config.schema import TrainerConfig
+from ftcli.config.schema import OptimizerName, TrainerConfig
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +33,27 @@ def build_optimizer(
         {"params": params, "weight_decay": 0.0 if no_decay else cfg.weight_decay, "lr": lr * factor}
         for (no_decay, factor), params in sorted(by_kind.items(), key=lambda item: item[0])
     ]
+    if cfg.optimizer is not OptimizerName.adamw:
+        return eight_bit_adamw(groups, lr, cfg.optimizer)
     if cfg.fused_optimizer:
         try:
             return torch.optim.AdamW(groups, lr=lr, fused=True)
         except (RuntimeError, TypeError) as exc:
             log.debug("fused AdamW unavailable (%s); using foreach", exc)
     return torch.optim.AdamW(groups, lr=lr, foreach=True)
+
+
+def eight_bit_adamw(groups: list[dict[str, Any]], lr: float, name: OptimizerName) -> torch.optim.Optimizer:
+    """bitsandbytes' AdamW with 8-bit states (`adamw_8bit`), paged to CPU memory when the GPU runs
+    short (`paged_adamw_8bit`); the same parameter groups and weight decay as torch's."""
+    from ftcli.models.quantization import require
+
+    require(f"trainer.optimizer={name.value}")
+    import bitsandbytes as bnb
+
+    cls = bnb.optim.PagedAdamW8bit if name is OptimizerName.paged_adamw_8bit else bnb.optim.AdamW8bit
+    optimizer: torch.optim.Optimizer = cls(groups, lr=lr)
+    return optimizer
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainerConfig, total_steps: int) -> Any:

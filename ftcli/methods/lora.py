@@ -13,12 +13,17 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ftcli.config.schema import MethodConfig
 from ftcli.errors import ModelError
+from ftcli.methods import lora_init
 from ftcli.methods.base import METHODS
 from ftcli.methods.peft_adapter import PeftMethod, linear_names, task_type, uses_conv1d
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import peft
     from transformers import PreTrainedModel
+
+    from ftcli.methods.base import AdaptedModel
 
 # Defaults for architectures PEFT's own table lacks; PEFT's table covers the rest.
 EXTRA_TARGETS = {"distilbert": ["q_lin", "v_lin"], "deberta-v2": ["query_proj", "value_proj"]}
@@ -43,6 +48,8 @@ class LoraConfig(MethodConfig):
     use_rslora: bool = False
     loraplus_lr_ratio: Optional[float] = None  # LoRA+: B trains at lr x this (the paper uses 16)
     freeze_bottom_layers: int = 0  # no LoRA in the bottom k transformer layers
+    # default (B = 0) | gaussian | orthogonal | pissa | pissa_niter_<N> (fast SVD) | olora | loftq (needs model.load_in_4bit)
+    init: str = "default"
 
     def validate(self) -> list[str]:
         problems = []
@@ -60,7 +67,7 @@ class LoraConfig(MethodConfig):
             problems.append(f"method.loraplus_lr_ratio={self.loraplus_lr_ratio} must be positive (16 is typical)")
         if self.freeze_bottom_layers < 0:
             problems.append(f"method.freeze_bottom_layers={self.freeze_bottom_layers} must be 0 or more")
-        return problems
+        return problems + lora_init.init_problems(self.init, self.use_dora)
 
     def targets(self) -> Optional[list[str] | str]:
         """`target_modules` as PEFT takes it: "all-linear", a list of names, or None for the default."""
@@ -90,7 +97,28 @@ class Lora(PeftMethod[LoraConfig]):
             layers_to_transform=upper_layers(model, cfg.freeze_bottom_layers),
             modules_to_save=head,
             task_type=task_type(model),
+            init_lora_weights=lora_init.peft_value(cfg.init),
         )
+
+    def apply(self, model: PreTrainedModel, cfg: LoraConfig, head: list[str]) -> AdaptedModel:
+        """PEFT's LoRA; LoftQ's A and B are then fitted to the quantisation error of the 4-bit base, and
+        the starting adapter of an initialisation that changes the base (PiSSA, OLoRA) is kept for `save`."""
+        if cfg.init == "olora" and uses_conv1d(model):
+            raise ModelError(
+                f"method.init=olora: PEFT's OLoRA does not handle the transposed Conv1D layers of this "
+                f"{model.config.model_type} model",
+                hint="use method.init=pissa, which does",
+            )
+        with lora_init.quiet_conversion_advice():
+            adapted = super().apply(model, cfg, head)
+        lora_init.after_apply(adapted, cfg.init)
+        return adapted
+
+    def save(self, model: AdaptedModel, directory: Path, cfg: LoraConfig) -> None:
+        """PEFT's adapter folder; after PiSSA or OLoRA, converted to a plain LoRA of twice the rank that
+        loads on the original base model (`lora_init.save_converted`)."""
+        if not lora_init.save_converted(model, directory):
+            super().save(model, directory, cfg)
 
     def lr_scale(self, cfg: LoraConfig) -> Optional[Callable[[str], float]]:
         """LoRA+'s faster B matrices when `method.loraplus_lr_ratio` is set, else one rate for all."""

@@ -60,6 +60,9 @@ def build_model(cfg: ModelConfig, model_class: ModelClass, labels: list[str], **
 def _built(cfg: ModelConfig, model_class: ModelClass, labels: list[str], **config: Any) -> PreTrainedModel:
     import torch
 
+    from ftcli.models import attention_backend, quantization
+
+    attention = attention_backend.loading_kwargs(cfg)
     label_args = dict(
         num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)}, **config
     )
@@ -69,15 +72,33 @@ def _built(cfg: ModelConfig, model_class: ModelClass, labels: list[str], **confi
         arch = cfg.name_or_path[len(TINY_PREFIX):]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(TINY_SEED)
-            return model_class.from_config(tiny_config(arch, **label_args))
+            if cfg.quantized_bits is not None:
+                raise ModelError(f"model.load_in_{cfg.quantized_bits}bit=true: a tiny model is built from config "
+                                 "and has no weights to quantise", hint="drop it, or name a hub model or folder")
+            return _with_attention(lambda: model_class.from_config(tiny_config(arch, **label_args), **attention), cfg)
+    quantized = quantization.loading_kwargs(cfg)
     with loading(cfg):
-        return model_class.from_pretrained(
+        return _with_attention(lambda: model_class.from_pretrained(
             resolve(cfg.name_or_path),
             revision=cfg.revision,
             trust_remote_code=cfg.trust_remote_code,
             dtype=torch.float32,
+            **quantized,
+            **attention,
             **label_args,
-        )
+        ), cfg)
+
+
+def _with_attention(build: Any, cfg: ModelConfig) -> PreTrainedModel:
+    """`build()`, with a model that has no kernel of the attention implementation named refused by name."""
+    try:
+        model: PreTrainedModel = build()
+    except (ValueError, ImportError) as exc:
+        if not any(word in str(exc) for word in ("attn_implementation", "does not support", "FlashAttention")):
+            raise
+        raise ModelError(f"model.attn_implementation={cfg.attn_implementation.value}: {exc}",
+                         hint="use model.attn_implementation=auto (or eager, which every model has)") from exc
+    return model
 
 
 def build_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerBase:

@@ -94,8 +94,9 @@ def reward_scorer(path: str) -> ScoreTexts:
     return score
 
 
-def load_trained(path: str | Path) -> TrainedRun:
-    """Everything `eval`, `predict` and `export` need, read back from `path`."""
+def load_trained(path: str | Path, dequantize: bool = False) -> TrainedRun:
+    """Everything `eval`, `predict` and `export` need, read back from `path`; with `dequantize`, a base
+    loaded in 4 or 8 bits is dequantised before the adapter goes on (`export merge=true`)."""
     import torch
     import transformers
     from accelerate import PartialState
@@ -127,6 +128,10 @@ def load_trained(path: str | Path) -> TrainedRun:
     else:
         settings = kind.model_config(cfg.task, load_config(cfg.model))
         base = build_model(cfg.model, kind.model_class(), labels, **settings)
+        if dequantize:
+            from ftcli.models.quantization import dequantized
+
+            base = dequantized(base)
         model = _from_artifact(artifact, lambda: method.load(base, artifact))
     tokenizer = saved_tokenizer(artifact)
     sync_pad_token(model, tokenizer)
