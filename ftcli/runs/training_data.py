@@ -26,7 +26,8 @@ def training_features(splits: Splits, features: dict[str, list[Feature]], task: 
 def say_training_data(run_dir: RunDir, splits: Splits, data: DataConfig, seed: int) -> None:
     """One line on a mixture (its record written to `data_mix.json`) or a stream."""
     if splits.mix is not None:
-        run_dir.write_json(DATA_MIX, splits.mix.to_json())
+        if _main_process():
+            run_dir.write_json(DATA_MIX, splits.mix.to_json())
         ui.info(splits.mix.line())
     if splits.stream is not None:
         ui.info(f"train: streamed from {splits.stream.description} (shuffle buffer {data.shuffle_buffer} rows, "
@@ -40,5 +41,13 @@ def record_stream(run_dir: RunDir, splits: Splits) -> None:
     """A streamed mixture's `data_mix.json`, once training has read what it read."""
     if splits.stream is not None and len(splits.stream.sources) > 1:
         record = splits.stream.record()
-        run_dir.write_json(DATA_MIX, record.to_json())
+        if _main_process():
+            run_dir.write_json(DATA_MIX, record.to_json())
         ui.info(record.line())
+
+
+def _main_process() -> bool:
+    """Under `accelerate launch` only the main process writes the run directory."""
+    from accelerate import PartialState
+
+    return PartialState().is_main_process

@@ -135,6 +135,18 @@ def test_a_stream_needs_a_validation_split_it_is_not_carved_from(tmp_path):
     assert "train" not in splits and splits.stream is not None and splits.stream.read == 0  # nothing read yet
 
 
+def test_parquet_streams_in_record_batches_and_other_formats_are_refused(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist([{"text": f"r{i}", "label": i % 2} for i in range(3000)]), tmp_path / "t.parquet")
+    rows = stream_of([MixSource(file=str(tmp_path / "t.parquet"))], MixStopping.first_exhausted, 0, 1)
+    assert [row["text"] for row in itertools.islice(rows.rows(), 3001)][-2:] == ["r2999", "r0"]  # a second pass
+    (tmp_path / "t.csv").write_text("text,label\ngood,1\n")
+    with pytest.raises(DataError, match=r"data.streaming=true reads .jsonl and .parquet files, not '.csv'"):
+        stream_of([MixSource(file=str(tmp_path / "t.csv"))], MixStopping.first_exhausted, 0, 1)
+
+
 STREAMED = TrainerConfig(max_steps=8, batch_size=2, logging_steps=2, eval_strategy=EvalStrategy.no,
                          precision=Precision.fp32, save_every=3, keep_checkpoints=5)
 
