@@ -31,7 +31,8 @@ def data_source(data: DataConfig, sample: str, use_sample: bool = True) -> str:
         mix = " + ".join(f"{source.name()} x{source.weight:g}" for source in data.mix)
         return ", ".join([f"mix {mix}{streamed}", *rest])
     if data.dataset:
-        return f"{data.dataset}" + (f" ({data.dataset_config})" if data.dataset_config else "") + f" from the hub{streamed}"
+        config = f" ({data.dataset_config})" if data.dataset_config else ""
+        return f"{data.dataset}{config} from the hub{streamed}"
     files = {split: getattr(data, f"{split}_file") for split in ("train", "validation", "test")}
     if data.streaming and data.train_file:
         files["train"] = f"{data.train_file}{streamed}"

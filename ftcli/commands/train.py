@@ -107,8 +107,8 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     assert cfg.trainer.lr is not None  # `_with_defaults` gave it the method's rate
     step, lr_scale = training_setup(step, cfg.trainer, cfg.task.name, model, method.lr_scale(cfg.method))
     training = Training(
-        model, training_features(splits, features, task), task.collator(), cfg.trainer.lr, cfg.seed, lambda m: evaluate("validation", m),
-        _LoggedProgress(run_dir), step, lr_scale, checkpoints,
+        model, training_features(splits, features, task), task.collator(), cfg.trainer.lr, cfg.seed,
+        lambda m: evaluate("validation", m), _LoggedProgress(run_dir), step, lr_scale, checkpoints,
     )
     result = _continuable(lambda: train_loop(training, cfg.trainer), output_dir)
     record_stream(run_dir, splits)

@@ -155,7 +155,8 @@ def _opener(source: MixSource, place: str) -> Callable[[], Iterator[Row]]:
         path = Path(source.file).expanduser()
         what = f"{place}.file" if place.startswith("data.mix") else place
         if not path.is_file():
-            raise DataError(f"{what}={source.file}: no such file", hint=f"check the path (relative paths start at {Path.cwd()})")
+            raise DataError(f"{what}={source.file}: no such file",
+                            hint=f"check the path (relative paths start at {Path.cwd()})")
         suffix = path.suffix.lower()
         if suffix not in STREAMED_SUFFIXES:
             raise DataError(

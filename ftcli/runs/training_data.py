@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from ftcli.tasks.base import Feature, Task
 
 
-def training_features(splits: Splits, features: dict[str, list[Feature]], task: Task[Any]) -> list[Feature] | FeatureStream:
+def training_features(splits: Splits, features: dict[str, list[Feature]],
+                      task: Task[Any]) -> list[Feature] | FeatureStream:
     """The encoded training split, or with a stream the features the loop encodes batch by batch."""
     if splits.stream is None:
         return features["train"]

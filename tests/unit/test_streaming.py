@@ -85,7 +85,8 @@ def test_in_memory_mixture_draws_by_weight_and_records_it(tmp_path):
     share = sum(row["label"] == "x" for row in rows) / len(rows)
     assert abs(share - 0.7) < 0.03
     drawn = [source["rows_drawn"] for source in record.to_json()["sources"]]
-    assert record.to_json()["sources"][0] == {"source": a, "weight": 0.7, "rows_available": 2000, "rows_drawn": drawn[0]}
+    first = {"source": a, "weight": 0.7, "rows_available": 2000, "rows_drawn": drawn[0]}
+    assert record.to_json()["sources"][0] == first
     assert drawn[0] == 2000 and drawn[1] < 2000 and sum(drawn) == len(rows)  # a ran out first
     every, _ = mixed_rows(mix, MixStopping.all_exhausted, 0)
     assert {row["text"] for row in every} == {f"{s}{i}" for s in "ab" for i in range(2000)}  # b oversampled
@@ -139,7 +140,8 @@ def test_parquet_streams_in_record_batches_and_other_formats_are_refused(tmp_pat
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.Table.from_pylist([{"text": f"r{i}", "label": i % 2} for i in range(3000)]), tmp_path / "t.parquet")
+    table = pa.Table.from_pylist([{"text": f"r{i}", "label": i % 2} for i in range(3000)])
+    pq.write_table(table, tmp_path / "t.parquet")
     rows = stream_of([MixSource(file=str(tmp_path / "t.parquet"))], MixStopping.first_exhausted, 0, 1)
     assert [row["text"] for row in itertools.islice(rows.rows(), 3001)][-2:] == ["r2999", "r0"]  # a second pass
     (tmp_path / "t.csv").write_text("text,label\ngood,1\n")
