@@ -139,7 +139,7 @@ def _add_training_source(loaded: Splits, cfg: DataConfig, train_file: str | None
             loaded.stream = stream_of(_streamed_sources(cfg, train_file), cfg.mix_stopping, seed, cfg.shuffle_buffer)
             loaded.sources["train"] = f"{loaded.stream.description} (streamed)"
         return
-    if cfg.mix:
+    if cfg.mix and (training or "validation" not in loaded):  # evaluation reads it only to carve validation
         rows, loaded.mix = mixed_rows(cfg.mix, cfg.mix_stopping, seed)
         loaded.rows["train"] = rows
         loaded.sources["train"] = f"data.mix of {len(cfg.mix)} sources"
