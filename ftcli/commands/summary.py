@@ -25,9 +25,17 @@ def run_rows(cfg: TrainConfig) -> dict[str, str]:
 def data_source(data: DataConfig, sample: str, use_sample: bool = True) -> str:
     """Where the rows come from: a hub dataset, the files named, or the task's bundled sample
     (for the splits no file names, as `ftcli.data.splits.load_splits` reads them)."""
+    streamed = " (streamed)" if data.streaming else ""
+    if data.mix:
+        rest = [f"{split} {path}" for split in ("validation", "test") if (path := getattr(data, f"{split}_file"))]
+        mix = " + ".join(f"{source.name()} x{source.weight:g}" for source in data.mix)
+        return ", ".join([f"mix {mix}{streamed}", *rest])
     if data.dataset:
-        return f"{data.dataset}" + (f" ({data.dataset_config})" if data.dataset_config else "") + " from the hub"
+        config = f" ({data.dataset_config})" if data.dataset_config else ""
+        return f"{data.dataset}{config} from the hub{streamed}"
     files = {split: getattr(data, f"{split}_file") for split in ("train", "validation", "test")}
+    if data.streaming and data.train_file:
+        files["train"] = f"{data.train_file}{streamed}"
     named = [f"{split} {path}" for split, path in files.items() if path]
     if data.train_file is None and use_sample:
         return ", ".join([f"the bundled {sample} sample", *named]) if named else f"the bundled {sample} sample"

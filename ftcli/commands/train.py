@@ -47,6 +47,7 @@ from ftcli.runs.portable import make_portable
 from ftcli.runs.rewrites import check_rewrite_runs
 from ftcli.runs.teacher import check_teacher, with_absolute_teacher
 from ftcli.runs.trained import frozen_models
+from ftcli.runs.training_data import record_stream, say_training_data, training_features
 from ftcli.runs.training_set import TrainingSet, Vocabulary
 from ftcli.tasks import TASKS
 from ftcli.tasks.notes import report, token_room
@@ -83,7 +84,8 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     model_config = _model_config(cfg, kind)
 
     splits = load_splits(cfg.data, cfg.task.name, cfg.seed, training=True)
-    labels = kind.label_names(splits, cfg.task, cfg.data)
+    say_training_data(run_dir, splits, cfg.data, cfg.seed)
+    labels = kind.label_names(splits.labelled(), cfg.task, cfg.data)
     training_set = TrainingSet.of(splits, cfg.task.text_columns(cfg.data))
     with processes.main_first():  # the main process writes the rewrites' cache; the others read it
         training_set.add_rewrites(rewrite_runs, run_dir.path / REWRITES)  # before the seed: loading a run draws from it
@@ -114,10 +116,11 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     assert cfg.trainer.lr is not None  # `_with_defaults` gave it the method's rate
     step, lr_scale = training_setup(step, cfg.trainer, cfg.task.name, model, method.lr_scale(cfg.method))
     training = Training(
-        model, features["train"], task.collator(), cfg.trainer.lr, cfg.seed, lambda m: evaluate("validation", m),
-        _LoggedProgress(run_dir), step, lr_scale, checkpoints,
+        model, training_features(splits, features, task), task.collator(), cfg.trainer.lr, cfg.seed,
+        lambda m: evaluate("validation", m), _LoggedProgress(run_dir), step, lr_scale, checkpoints,
     )
     result = _continuable(lambda: train_loop(training, cfg.trainer), output_dir)
+    record_stream(run_dir, splits)
     metrics: dict[str, Any] = {split: evaluate(split, model) for split in ("validation", "test") if split in features}
     metrics["train"] = {**_train_metrics(result, cfg, params, started), "training_rows": training_set.record()}
     return _finish(run_dir, cfg, method, model, tokenizer, labels, metrics, "final metrics (best checkpoint)")
@@ -280,6 +283,7 @@ def _train_metrics(result: LoopState, cfg: TrainConfig, params: dict[str, Any], 
         "stopped_early": result.stopped_early,
         "lr": cfg.trainer.lr,
         "parameters": params,
+        **({"stream_rows": result.stream_rows} if result.stream_rows is not None else {}),
         **peak_memory_mb(),
     }
 

@@ -262,6 +262,49 @@ class AugmentConfig:
         return problems
 
 
+class MixStopping(str, Enum):
+    """When a weighted mixture of training sources (`data.mix`) ends; see `MixSource`."""
+
+    first_exhausted = "first_exhausted"
+    all_exhausted = "all_exhausted"
+
+
+@dataclass
+class MixSource:
+    """One training source of a weighted mixture (`data.mix`): a local file or a hub dataset.
+
+    Each row of the mixture is drawn from a source picked at random with probability
+    `weight / sum(weights)`, seeded by the run's seed. `data.mix_stopping` decides how many rows
+    that makes: `first_exhausted` stops when any source has run out of rows, so no row is seen
+    twice and the proportions hold exactly in expectation, at the cost of leaving most of the
+    larger sources unread when the weights do not match the sizes; `all_exhausted` starts each
+    exhausted source over until every source has given all its rows at least once, so every row
+    is trained on and the smaller sources are repeated (oversampled) to keep their weight.
+    """
+
+    file: Optional[str] = None  # a local .jsonl/.json/.csv/.tsv/.parquet file
+    dataset: Optional[str] = None  # or a hub id (or local folder) for datasets.load_dataset
+    dataset_config: Optional[str] = None
+    split: str = "train"  # the hub dataset's split
+    weight: float = 1.0  # relative; the weights are normalised to sum to 1
+
+    def name(self) -> str:
+        """How messages and `data_mix.json` name the source."""
+        if self.file:
+            return self.file
+        config = f" ({self.dataset_config})" if self.dataset_config else ""
+        return f"{self.dataset}{config}[{self.split}]"
+
+    def problems(self, place: str) -> list[str]:
+        found = []
+        if bool(self.file) == bool(self.dataset):
+            found.append(f"{place} must name exactly one of file or dataset (it names "
+                         f"{'both' if self.file else 'neither'}), e.g. {{file: a.jsonl, weight: 0.7}}")
+        if not self.weight > 0:
+            found.append(f"{place}.weight={self.weight} must be positive")
+        return found
+
+
 @dataclass
 class DataConfig:
     """Where the examples come from and which columns hold what.
@@ -289,11 +332,18 @@ class DataConfig:
     max_eval_samples: Optional[int] = None
     shots_per_class: Optional[int] = None  # k: a training split of k rows of each class (seeded); null: all rows
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    mix: list[MixSource] = field(default_factory=list)  # weighted training sources, instead of train_file/dataset
+    mix_stopping: MixStopping = MixStopping.first_exhausted  # when the mixture ends (see MixSource)
+    streaming: bool = False  # read, encode and batch the training rows as they come; needs trainer.max_steps
+    shuffle_buffer: int = 10000  # streaming: rows held to shuffle from (seeded); 1: the stream's own order
 
     def validate(self) -> list[str]:
         problems = []
         if self.dataset and self.train_file:
             problems.append("data.dataset and data.train_file are both set; use one source")
+        problems += self._mix_problems()
+        if self.shuffle_buffer < 1:
+            problems.append(f"data.shuffle_buffer={self.shuffle_buffer} must be at least 1 (1: no shuffling)")
         if not 0.0 < self.validation_ratio < 1.0:
             problems.append(f"data.validation_ratio={self.validation_ratio} must be between 0 and 1")
         for key in ("max_train_samples", "max_eval_samples", "shots_per_class"):
@@ -304,6 +354,16 @@ class DataConfig:
             problems.append("data.label_names is an empty list; use null to take the labels from the training data")
         if self.label_names is not None and len(set(self.label_names)) != len(self.label_names):
             problems.append(f"data.label_names has duplicates: {self.label_names}")
+        return problems
+
+    def _mix_problems(self) -> list[str]:
+        if not self.mix:
+            return []
+        problems = [p for i, source in enumerate(self.mix) for p in source.problems(f"data.mix[{i}]")]
+        given = [f"data.{key}" for key in ("train_file", "dataset") if getattr(self, key)]
+        if given:
+            problems.append(f"data.mix and {' and '.join(given)} are both set: the mixture is the training data; "
+                            f"drop {given[0]} (or list it in data.mix as {{file: ..., weight: ...}})")
         return problems
 
 
@@ -539,6 +599,26 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     seed: int = 42
     overwrite: bool = False  # allow training into a run directory that already holds a finished run
+
+    def validate(self) -> list[str]:
+        """Rules across `data` and `trainer`: what a streamed training set (`data.streaming`) rules out."""
+        data, trainer = self.data, self.trainer
+        if not data.streaming:
+            return []
+        problems = []
+        if trainer.max_steps is None:
+            problems.append("data.streaming=true needs trainer.max_steps: a stream has no length, so the run "
+                            "cannot be counted in epochs; set trainer.max_steps=N (optimiser steps)")
+        refused = {
+            "data.max_train_samples": data.max_train_samples is not None,
+            "data.shots_per_class": data.shots_per_class is not None,
+            "data.augment": data.augment.active(),
+            "trainer.max_tokens_per_batch": trainer.max_tokens_per_batch is not None,
+            "trainer.distill.teacher": trainer.distill.teacher is not None,
+        }
+        problems += [f"{key} cannot be combined with data.streaming=true, which never holds the training rows in "
+                     f"memory; drop {key} or set data.streaming=false" for key, on in refused.items() if on]
+        return problems
 
 
 @dataclass

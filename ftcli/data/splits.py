@@ -14,9 +14,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Optional, TypeVar
 
-from ftcli.config.schema import DataConfig
+from ftcli.config.schema import DataConfig, MixSource
+from ftcli.data.mixture import MixRecord, mixed_rows
 from ftcli.data.readers import Row, read_rows
 from ftcli.data.shots import Shots, shots_per_class
+from ftcli.data.streaming import RowStream, stream_of
 from ftcli.errors import DataError, first_line
 
 log = logging.getLogger(__name__)
@@ -30,12 +32,21 @@ class Splits:
     rows: dict[str, list[Row]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
     shots: Shots | None = None  # what `data.shots_per_class` drew the training split down to
+    mix: MixRecord | None = None  # what a `data.mix` training split was drawn from
+    stream: RowStream | None = None  # the training rows of `data.streaming=true`, instead of rows["train"]
 
     def __contains__(self, split: str) -> bool:
         return split in self.rows
 
     def __getitem__(self, split: str) -> list[Row]:
         return self.rows[split]
+
+    def labelled(self) -> Splits:
+        """The splits a task takes its label set from: these, or with a stream (which is not read
+        ahead) the validation split standing in for the training split."""
+        if self.stream is None:
+            return self
+        return Splits({"train": self.rows["validation"]}, {"train": self.sources["validation"]})
 
 
 def with_absolute_paths(cfg: DataConfig) -> DataConfig:
@@ -46,7 +57,8 @@ def with_absolute_paths(cfg: DataConfig) -> DataConfig:
     augment = cfg.augment
     augment = replace(augment, synonyms_file=_found(augment.synonyms_file),
                       rewrite_runs=[_found(path) for path in augment.rewrite_runs])
-    return replace(cfg, **changes, augment=augment)
+    mix = [replace(source, file=_found(source.file), dataset=_found(source.dataset)) for source in cfg.mix]
+    return replace(cfg, **changes, augment=augment, mix=mix)
 
 
 def _found(path: P) -> P:
@@ -68,13 +80,16 @@ def load_splits(cfg: DataConfig, task_name: str, seed: int, *, training: bool, u
     validation split training used). `use_sample=False` keeps the bundled sample out, for
     `eval` on files a user names.
     """
-    loaded = _from_hub(cfg) if cfg.dataset else _from_files(_files(cfg, task_name, use_sample))
+    files = _files(cfg, task_name, use_sample)
+    streamed = files.pop("train", None) if cfg.streaming or cfg.mix else None  # not read whole
+    loaded = _from_hub(cfg, with_train=not cfg.streaming) if cfg.dataset else _from_files(files)
+    _add_training_source(loaded, cfg, streamed, seed, training)
     for split, rows in loaded.rows.items():
         if not rows:
             raise DataError(f"the {split} split ({loaded.sources[split]}) is empty", hint="give a file with at least one row")
     if "validation" not in loaded and "train" in loaded:
         _carve_validation(loaded, cfg.validation_ratio, seed)
-    if training and "train" not in loaded:
+    if training and "train" not in loaded and loaded.stream is None:
         raise DataError(
             "no training data: data.train_file is not set and data.dataset has no train split",
             hint="set data.train_file=PATH (or data.dataset=HUB_ID)",
@@ -91,7 +106,7 @@ def load_splits(cfg: DataConfig, task_name: str, seed: int, *, training: bool, u
 
 def _files(cfg: DataConfig, task_name: str, use_sample: bool) -> dict[str, str]:
     files = {"train": cfg.train_file, "validation": cfg.validation_file, "test": cfg.test_file}
-    if cfg.train_file is None and use_sample:
+    if cfg.train_file is None and not cfg.mix and use_sample:
         bundled = sample_dir(task_name)
         for split in ("train", "validation"):
             if files[split] is None:
@@ -109,7 +124,38 @@ def _from_files(files: dict[str, str]) -> Splits:
     return loaded
 
 
-def _from_hub(cfg: DataConfig) -> Splits:
+def _add_training_source(loaded: Splits, cfg: DataConfig, train_file: str | None, seed: int, training: bool) -> None:
+    """The training rows of a mixture (`data.mix`), drawn in memory, or the stream of
+    `data.streaming=true`, whose validation split must come from elsewhere: a stream is never held
+    whole, so none is carved from it."""
+    if cfg.streaming:
+        if "validation" not in loaded:
+            raise DataError(
+                "data.streaming=true needs a validation split that is not streamed: none is carved from "
+                "a stream, which is never held whole",
+                hint="set data.validation_file=PATH (or a data.dataset with a data.validation_split)",
+            )
+        if training:
+            loaded.stream = stream_of(_streamed_sources(cfg, train_file), cfg.mix_stopping, seed, cfg.shuffle_buffer)
+            loaded.sources["train"] = f"{loaded.stream.description} (streamed)"
+        return
+    if cfg.mix and (training or "validation" not in loaded):  # evaluation reads it only to carve validation
+        rows, loaded.mix = mixed_rows(cfg.mix, cfg.mix_stopping, seed)
+        loaded.rows["train"] = rows
+        loaded.sources["train"] = f"data.mix of {len(cfg.mix)} sources"
+
+
+def _streamed_sources(cfg: DataConfig, train_file: str | None) -> list[MixSource]:
+    if cfg.mix:
+        return list(cfg.mix)
+    if cfg.dataset:
+        return [MixSource(dataset=cfg.dataset, dataset_config=cfg.dataset_config, split=cfg.train_split)]
+    if train_file is None:
+        raise DataError("no training data to stream", hint="set data.train_file=PATH (a .jsonl or .parquet file)")
+    return [MixSource(file=train_file)]
+
+
+def _from_hub(cfg: DataConfig, with_train: bool = True) -> Splits:
     import datasets
 
     datasets.disable_progress_bars()
@@ -124,7 +170,7 @@ def _from_hub(cfg: DataConfig) -> Splits:
         ) from exc
     loaded = Splits()
     for split, name in names.items():
-        if name is None:
+        if name is None or (split == "train" and not with_train):
             continue
         if name not in available:
             if split == "train":

@@ -39,6 +39,7 @@ from ftcli.engine.signals import StopRequest
 from ftcli.engine.state import LoopState
 from ftcli.engine.step import Batch, Collate, ModelLoss, TrainingStep, rows
 from ftcli.engine.strategies import accelerator_plugins
+from ftcli.engine.streams import FeatureStream, StreamBatches
 from ftcli.errors import ConfigError, TrainingError
 
 
@@ -59,7 +60,7 @@ class Training:
     """
 
     model: nn.Module
-    features: list[dict[str, Any]]
+    features: list[dict[str, Any]] | FeatureStream  # a stream with data.streaming=true (`ftcli.engine.streams`)
     collate: Collate
     lr: float
     seed: int
@@ -80,7 +81,7 @@ class _Prepared:
     optimizer: Any
     scheduler: Any
     loader: Any
-    batches: TrainBatches | TokenBudgetBatches
+    batches: TrainBatches | TokenBudgetBatches | StreamBatches
     steps_per_epoch: int
     total_steps: int
 
@@ -125,6 +126,8 @@ def train_loop(training: Training, cfg: TrainerConfig) -> LoopState:
                     restore_rng(resume)
                     resume = None
                 state.batches_in_epoch += len(window)
+                if isinstance(run.batches, StreamBatches):  # where a resumed run picks the stream up
+                    state.stream_rows = run.batches.rows_consumed(state.batches_in_epoch)
                 loss, stopping = _optimiser_step(run, training.step, window, cfg, state, stop.signal is not None)
                 state.running_loss += loss
                 state.running_count += 1
@@ -169,6 +172,8 @@ def _prepare(training: Training, cfg: TrainerConfig) -> _Prepared:
     accelerator = Accelerator(mixed_precision=mixed_precision(cfg.precision),
                               **accelerator_plugins(cfg.distributed, cfg.max_grad_norm))
     training.step.prepare(accelerator, training.model)
+    if isinstance(training.features, FeatureStream):
+        return _prepare_stream(training, training.features, cfg, accelerator)
     features = training.features
     batches = _train_batches([len(f["input_ids"]) for f in features], cfg, training.seed, accelerator.num_processes)
     # its own generator: the loader then draws nothing from torch's global random state, which a
@@ -186,6 +191,24 @@ def _prepare(training: Training, cfg: TrainerConfig) -> _Prepared:
     # compiling a module gives a module (OptimizedModule), though torch annotates a callable
     forward = cast(nn.Module, torch.compile(model, dynamic=True)) if cfg.compile else model
     return _Prepared(accelerator, model, forward, optimizer, scheduler, loader, batches, steps_per_epoch, total_steps)
+
+
+def _prepare_stream(training: Training, stream: FeatureStream, cfg: TrainerConfig, accelerator: Any) -> _Prepared:
+    """`_prepare` for a stream of rows: batches made as they are read, `trainer.max_steps` long.
+
+    The batches are not handed to `accelerate`, whose loaders would split each batch across
+    processes; each process keeps every `num_processes`-th batch of the stream instead
+    (`StreamBatches`). An "epoch" is the whole run, so `epoch` in the log is the share of it done.
+    """
+    assert cfg.max_steps is not None  # TrainConfig.validate refuses a stream without it
+    collate = training.step.collator(training.collate)
+    batches = StreamBatches(stream, cfg.batch_size, collate, accelerator.device,
+                            accelerator.num_processes, accelerator.process_index)
+    optimizer = build_optimizer(training.model, cfg, training.lr, training.lr_scale)
+    scheduler = build_scheduler(optimizer, cfg, cfg.max_steps)
+    model, optimizer = accelerator.prepare(training.model, optimizer)
+    forward = cast(nn.Module, torch.compile(model, dynamic=True)) if cfg.compile else model
+    return _Prepared(accelerator, model, forward, optimizer, scheduler, batches, batches, cfg.max_steps, cfg.max_steps)
 
 
 def _windows(loader: Iterable[Batch], size: int) -> Iterator[list[Batch]]:

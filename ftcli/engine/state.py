@@ -50,6 +50,7 @@ class LoopState:
     history: list[dict[str, Any]] = field(default_factory=list)
     best_weights: dict[str, torch.Tensor] | None = field(default=None, repr=False, compare=False)
     ema_weights: dict[str, torch.Tensor] | None = field(default=None, repr=False, compare=False)
+    stream_rows: int | None = None  # data.streaming: rows of the stream read into the batches trained on
 
     @property
     def samples_per_second(self) -> float:

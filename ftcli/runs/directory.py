@@ -38,6 +38,7 @@ METRICS = "metrics.json"
 TRAIN_LOG = "train_log.jsonl"
 ENVIRONMENT = "environment.json"
 REWRITES = "rewrites.json"
+DATA_MIX = "data_mix.json"  # a data.mix run: each source, its weight, rows available and rows drawn
 ARTIFACTS = ("model", "adapter")
 HYDRA_RECORD = ".hydra"  # Hydra's record of the composed config and the overrides
 
@@ -116,7 +117,8 @@ class RunDir:
         return self.path / name
 
 
-RUN_CONTENTS = (CONFIG, LABELS, METRICS, TRAIN_LOG, ENVIRONMENT, REWRITES, *ARTIFACTS, "checkpoints", HYDRA_RECORD)
+RUN_CONTENTS = (CONFIG, LABELS, METRICS, TRAIN_LOG, ENVIRONMENT, REWRITES, *ARTIFACTS, "checkpoints", HYDRA_RECORD,
+                DATA_MIX)
 
 
 def ensure_outside(run_path: Path, target: Path, setting: str, example: str) -> None:

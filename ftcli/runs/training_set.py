@@ -57,7 +57,7 @@ class TrainingSet:
 
     @classmethod
     def of(cls, splits: Splits, columns: list[str]) -> TrainingSet:
-        rows = list(splits.rows["train"])
+        rows = list(splits.rows.get("train", []))  # none held for a stream (data.streaming)
         return cls(splits, columns, rows, splits.shots, splits.shots.pool if splits.shots else len(rows))
 
     @property
