@@ -103,6 +103,7 @@ def _run(job: Any, overrides: list[str]) -> int:
 
     register_configs()
     _mute_other_ranks()
+    _warn_of_one_process_launch()
     try:
         if not any(flag in overrides for flag in HYDRA_FLAGS_WITHOUT_CHECK):
             from ftcli.cli.precheck import check_overrides
@@ -150,6 +151,18 @@ def _mute_other_ranks() -> None:
 
     if processes.launched() and _launch_rank() != 0:
         ui.mute(_launch_rank())
+
+
+def _warn_of_one_process_launch() -> None:
+    """`accelerate launch --num_processes N` on a machine without GPUs starts one process (it sets
+    the rendezvous address for N, but no ranks): say how to get N."""
+    from ftcli import ui
+    from ftcli.engine import processes
+
+    if "ACCELERATE_USE_CPU" in os.environ and "MASTER_ADDR" in os.environ and not processes.launched():
+        ui.warn("accelerate launch started one process: without GPUs it starts several only with --multi_gpu "
+                "(`accelerate launch --multi_gpu --num_processes N -m ftcli ...`, CPU processes joined by gloo), "
+                "or use `torchrun --nproc_per_node N -m ftcli ...`")
 
 
 def _launch_rank() -> int:

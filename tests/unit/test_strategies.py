@@ -69,3 +69,13 @@ def test_what_the_sharding_strategies_cannot_combine_with():
     assert not TrainerConfig(grad_accum_steps=2, ema=0.99, compile=True).validate()  # all fine under ddp
     assert "must be 2 or 3" in " ".join(DistributedConfig(zero_stage=1).validate())
     assert "offload_parameters needs" in " ".join(DistributedConfig(offload_parameters=True).validate())
+
+
+def test_accelerate_launch_of_one_process_on_a_cpu_machine_says_how_to_start_several(monkeypatch, capsys):
+    from ftcli.cli.main import main
+
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "False")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")  # what `accelerate launch --num_processes 2` sets, with no ranks
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert main(["train", "model=tiny_bert", "--cfg", "job"]) == 0
+    assert "accelerate launch --multi_gpu --num_processes N" in " ".join(capsys.readouterr().out.split())
