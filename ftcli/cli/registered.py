@@ -123,7 +123,7 @@ def _strategy_problems(cfg: TrainConfig) -> list[str]:
         check_runnable(cfg.trainer.distributed)
     except ConfigError as exc:
         return [f"{exc.message} (fix: {exc.hint})"]
-    return []
+    return cfg.trainer.launch_problems()
 
 
 def _memory_problems(cfg: TrainConfig) -> list[str]:

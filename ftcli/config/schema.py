@@ -540,14 +540,25 @@ class TrainerConfig:
             )
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             problems.append(f"trainer.early_stopping_patience={self.early_stopping_patience} must be at least 1")
-        return problems + self._add_on_problems() + self.distributed.validate() + self._strategy_problems()
+        return problems + self._add_on_problems() + self.distributed.validate()
 
-    def _strategy_problems(self) -> list[str]:
-        """What the sharding strategies cannot combine with in ftcli's loop."""
+    def launch_problems(self) -> list[str]:
+        """Under a multi-process launch, what `distributed.strategy` cannot combine with in ftcli's loop
+        (a single process ignores the strategy)."""
         strategy = self.distributed.strategy
         if strategy is Strategy.ddp:
             return []
         problems = []
+        if strategy is Strategy.fsdp or self.distributed.zero_stage == 3:
+            # checkpoints, the best weights and the artefact are read from each process's parameters
+            problems.append(f"trainer.distributed.strategy={strategy.value}"
+                            f"{' with zero_stage=3' if strategy is Strategy.deepspeed else ''} shards the "
+                            "parameters, and ftcli does not yet gather them for checkpoints and the saved model: "
+                            "use trainer=ddp, or trainer=deepspeed_zero2 (sharded optimiser state, whole weights)")
+        if strategy is Strategy.deepspeed and (self.save_every is not None or self.resume is not None):
+            problems.append("checkpoints with DeepSpeed: each process holds a shard of the optimiser state, which "
+                            "ftcli's checkpoints do not gather yet; set trainer.save_every=null and drop trainer.resume "
+                            "(trainer=deepspeed_zero2 does), or use trainer=ddp")
         if strategy is Strategy.deepspeed and self.grad_accum_steps > 1:
             # DeepSpeed's engine steps at its own accumulation boundaries; the loop accumulates itself
             problems.append("trainer.grad_accum_steps>1 with DeepSpeed: raise trainer.batch_size or add processes "

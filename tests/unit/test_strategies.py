@@ -60,13 +60,19 @@ def test_a_launch_on_a_machine_without_cuda_refuses_fsdp_before_any_model_loads(
     assert not (tmp_path / "run").exists()
 
 
-def test_what_the_sharding_strategies_cannot_combine_with():
+def test_what_the_sharding_strategies_cannot_combine_with_under_a_launch():
     deepspeed = DistributedConfig(strategy=Strategy.deepspeed)
-    problems = " ".join(TrainerConfig(grad_accum_steps=2, ema=0.99, compile=True, distributed=deepspeed).validate())
+    trainer = TrainerConfig(grad_accum_steps=2, ema=0.99, compile=True, distributed=deepspeed)
+    assert not trainer.validate()  # one process ignores the strategy
+    problems = " ".join(trainer.launch_problems())
     assert "grad_accum_steps>1 with DeepSpeed" in problems
     assert "trainer.ema with trainer.distributed.strategy=deepspeed" in problems
     assert "trainer.compile=true" in problems
-    assert not TrainerConfig(grad_accum_steps=2, ema=0.99, compile=True).validate()  # all fine under ddp
+    assert "checkpoints with DeepSpeed" in problems  # save_every defaults to 500
+    assert not TrainerConfig(grad_accum_steps=2, ema=0.99, compile=True).launch_problems()  # all fine under ddp
+    assert not TrainerConfig(save_every=None, distributed=deepspeed).launch_problems()  # trainer=deepspeed_zero2
+    for sharded in (DistributedConfig(strategy=Strategy.fsdp), DistributedConfig(strategy=Strategy.deepspeed, zero_stage=3)):
+        assert "does not yet gather them" in " ".join(TrainerConfig(save_every=None, distributed=sharded).launch_problems())
     assert "must be 2 or 3" in " ".join(DistributedConfig(zero_stage=1).validate())
     assert "offload_parameters needs" in " ".join(DistributedConfig(offload_parameters=True).validate())
 
