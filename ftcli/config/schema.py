@@ -336,6 +336,8 @@ class DataConfig:
     mix_stopping: MixStopping = MixStopping.first_exhausted  # when the mixture ends (see MixSource)
     streaming: bool = False  # read, encode and batch the training rows as they come; needs trainer.max_steps
     shuffle_buffer: int = 10000  # streaming: rows held to shuffle from (seeded); 1: the stream's own order
+    cache: bool = True  # keep encoded features on disk and read them back while nothing they depend on changes
+    cache_dir: Optional[str] = None  # where: null is $FTCLI_CACHE_DIR, else ~/.cache/ftcli/features
 
     def validate(self) -> list[str]:
         problems = []
@@ -645,6 +647,8 @@ class EvalDataConfig:
     text_column: Optional[str] = None
     label_column: Optional[str] = None
     max_eval_samples: Optional[int] = None
+    cache: Optional[bool] = None
+    cache_dir: Optional[str] = None
 
 
 class Ensemble(str, Enum):
