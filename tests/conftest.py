@@ -6,10 +6,17 @@ processes a test starts), so the workers do not oversubscribe the machine.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
+# ftcli's feature cache (data.cache_dir's default) in a folder of this process's own, removed at the end:
+# the suite never writes into the user's ~/.cache, nor reads entries an earlier session left there
+os.environ["FTCLI_CACHE_DIR"] = tempfile.mkdtemp(prefix="ftcli-test-features-")
+atexit.register(shutil.rmtree, os.environ["FTCLI_CACHE_DIR"], ignore_errors=True)
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # wide enough that an error panel keeps each temporary path in it on one line, as tests match them

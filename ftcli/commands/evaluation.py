@@ -14,6 +14,7 @@ from ftcli import ui
 from ftcli.commands.summary import SHOWN, data_source, overrides_row, run_rows
 from ftcli.config.schema import DataConfig, EvalConfig, EvalDataConfig
 from ftcli.data.splits import load_splits
+from ftcli.runs.cached_features import FeatureCache
 from ftcli.runs.directory import METRICS, RunDir
 from ftcli.runs.ensemble import load_ensemble
 from ftcli.tasks.notes import report, token_room
@@ -37,9 +38,11 @@ def run(cfg: EvalConfig, output_dir: Path) -> dict[str, Any]:
     ensemble = ensemble.each(lambda trained: trained.rebound(data=data))
     first = ensemble.first
     room = token_room(first.model, first.method.virtual_tokens(train_cfg.method))
+    cache = FeatureCache(first.task, train_cfg.task.name, first.cfg.task, first.cfg.data, first.labels, first.tokenizer)
+    encoded = cache.encode_splits(splits.rows, splits.sources)
     metrics = {}
     for split, rows in splits.rows.items():
-        features = first.task.encode(rows, splits.sources[split])
+        features = encoded[split]
         report(features, len(rows), split, splits.sources[split], train_cfg.task.max_length, room, "eval",
                length_fixed=True)
         outputs = ensemble.outputs(rows, features, splits.sources[split], cfg.batch_size)

@@ -40,6 +40,7 @@ from ftcli.models.loading import (
     with_absolute_path,
 )
 from ftcli.models.quantization import prepare_for_training
+from ftcli.runs.cached_features import CACHE_SETTINGS, FeatureCache
 from ftcli.runs.directory import ENVIRONMENT, LABELS, METRICS, REWRITES, RunDir, write_config
 from ftcli.runs.environment import environment
 from ftcli.runs.meta_training import meta_train
@@ -100,7 +101,8 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
         ui.info(training_set.line())
     cfg = _with_defaults(cfg, kind, method, base)
     task = kind.bind(cfg.task, cfg.data, labels, tokenizer, frozen_models(cfg, kind, method, labels, tokenizer))
-    features = {split: task.encode(rows, splits.sources[split]) for split, rows in splits.rows.items()}
+    cache = FeatureCache(task, cfg.task.name, cfg.task, cfg.data, labels, tokenizer)
+    features = cache.encode_splits(splits.rows, splits.sources)
     _report_data(cfg, splits, features, labels, token_room(base, method.virtual_tokens(cfg.method)))
     model, params = _apply_method(cfg, method, base)
     with processes.main_first():  # what is computed once is cached by the main process, read by the others
@@ -122,7 +124,8 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     result = _continuable(lambda: train_loop(training, cfg.trainer), output_dir)
     record_stream(run_dir, splits)
     metrics: dict[str, Any] = {split: evaluate(split, model) for split in ("validation", "test") if split in features}
-    metrics["train"] = {**_train_metrics(result, cfg, params, started), "training_rows": training_set.record()}
+    metrics["train"] = {**_train_metrics(result, cfg, params, started), "training_rows": training_set.record(),
+                        "feature_cache": cache.record()}
     return _finish(run_dir, cfg, method, model, tokenizer, labels, metrics, "final metrics (best checkpoint)")
 
 
@@ -320,6 +323,8 @@ def _resumable(cfg: TrainConfig) -> dict[str, Any]:
     settings = plain(cfg)
     settings["trainer"].pop("resume")
     settings.pop("overwrite")
+    for name in CACHE_SETTINGS:  # where features are kept changes nothing the run computes
+        settings["data"].pop(name)
     return settings
 
 

@@ -72,8 +72,9 @@ def _decode(layout: dict[str, Any], blobs: list[bytes]) -> list[dict[str, Any]]:
     features: list[Any] = [None] * count
     for group in layout["groups"]:
         keys = group["keys"]
-        members = [dict(zip(keys, values)) for values in zip(*(_values(group["columns"][k], blobs) for k in keys))]
         positions = range(count) if group["rows"] is None else _values(group["rows"], blobs)
+        columns = [_values(group["columns"][key], blobs) for key in keys]
+        members = [dict(zip(keys, values)) for values in zip(*columns)] if keys else [{} for _ in positions]
         if len(members) != len(positions):
             raise ValueError("a group's columns and rows differ in length")
         for position, member in zip(positions, members):

@@ -11,15 +11,12 @@ takes in everything the tokenizer holds rather than a name that could point to o
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-# the backend's settings of its last call, which every call sets again (so they describe no tokenizer)
-PER_CALL_STATE = ("truncation", "padding")
 # where the tokenizer was read from: the files' contents are in the fingerprint, their places are not
 WHERE_FROM = ("name_or_path", "is_local", "local_files_only", "cache_dir")
 
@@ -50,11 +47,14 @@ def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
 
 def _backend(tokenizer: Any) -> str:
     """The `tokenizers` pipeline's whole definition (normalizer, pre-tokenizer, model with its
-    vocabulary and merges, post-processor, added tokens), as a digest."""
-    pipeline = json.loads(tokenizer.backend_tokenizer.to_str())
-    for key in PER_CALL_STATE:
-        pipeline.pop(key, None)
-    return hashlib.sha256(json.dumps(pipeline, sort_keys=True).encode("utf-8")).hexdigest()
+    vocabulary and merges, post-processor, added tokens), as a digest, without the truncation and
+    padding of its last call (read into a copy, so the tokenizer itself is left as it is)."""
+    from tokenizers import Tokenizer
+
+    pipeline = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    pipeline.no_truncation()
+    pipeline.no_padding()
+    return hashlib.sha256(pipeline.to_str().encode("utf-8")).hexdigest()
 
 
 def _vocab_files(tokenizer: Any) -> dict[str, str]:

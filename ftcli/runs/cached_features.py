@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
@@ -95,6 +95,14 @@ class FeatureCache:
                 return self._record(split, Use.off, "", self.task.encode(rows, source, with_labels))
         _say_again(entry.logged)
         return self._record(split, Use.hit, key, entry.features)
+
+    def encode_splits(self, rows: Mapping[str, list[Row]], sources: Mapping[str, str]) -> dict[str, list[Feature]]:
+        """Every split's features (`encode`), then one status line saying where they came from."""
+        features = {split: self.encode(split, split_rows, sources[split]) for split, split_rows in rows.items()}
+        line = self.line()
+        if line:
+            ui.info(line, markup=False)
+        return features
 
     def key(self, rows: list[Row], source: str, with_labels: bool) -> str:
         """The digest of `rows`, `source`, `with_labels` and every setting the features depend on.
