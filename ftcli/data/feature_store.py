@@ -19,15 +19,16 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import accumulate
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftcli.data import feature_codec
 from ftcli.files import write_bytes_atomic
+
+if TYPE_CHECKING:
+    from filelock import BaseFileLock
 
 log = logging.getLogger(__name__)
 
@@ -66,20 +67,22 @@ class FeatureStore:
     def path(self, key: str) -> Path:
         return self.root / f"{key}{SUFFIX}"
 
-    def read(self, key: str) -> Entry | None:
-        """The entry of `key`; None when there is none, or when it is damaged (then it says so)."""
+    def read(self, key: str, report: bool = True) -> Entry | None:
+        """The entry of `key`; None when there is none, or when it is damaged (then it says so, with `report`)."""
         path = self.path(key)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             return None
         except OSError as exc:
-            log.warning("feature cache: %s could not be read (%s); encoding again", path, exc)
+            if report:
+                log.warning("feature cache: %s could not be read (%s); encoding again", path, exc)
             return None
         try:
             return _parse(data, key)
         except (ValueError, TypeError, KeyError, AttributeError, ImportError) as exc:
-            log.warning("feature cache: %s is damaged (%s); encoding again and replacing it", path, exc)
+            if report:
+                log.warning("feature cache: %s is damaged (%s); encoding again and replacing it", path, exc)
             return None
 
     def write(self, key: str, entry: Entry) -> None:
@@ -96,9 +99,8 @@ class FeatureStore:
         header = {"format": FORMAT, "key": key, "bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
         write_bytes_atomic(self.path(key), json.dumps(header).encode("utf-8") + b"\n" + body)
 
-    @contextmanager
-    def building(self, key: str) -> Iterator[None]:
-        """Hold `key`'s lock file: one process at a time builds a missing entry.
+    def lock(self, key: str) -> BaseFileLock:
+        """`key`'s lock file (not yet taken): one process at a time builds a missing entry.
 
         Raises:
             OSError: the folder cannot be written.
@@ -106,8 +108,7 @@ class FeatureStore:
         from filelock import FileLock
 
         self.root.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.root / f"{key}.lock")):
-            yield
+        return FileLock(str(self.root / f"{key}.lock"))
 
 
 def _parse(data: bytes, key: str) -> Entry:

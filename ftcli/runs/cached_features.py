@@ -12,6 +12,10 @@
 - the code that encodes: the cache format, ftcli's version and a digest of its source files, and
   the versions of `transformers` and `tokenizers`.
 
+The frozen models a task is also bound to never reach its features: what it needs from them is
+added by `Task.precompute`, after encoding, on every run. A task whose features come to depend on
+anything else it holds must add that to the key here.
+
 What encoding warned about (rows cut or left out) is kept with the features and said again on a
 hit. Rows or features this format cannot hold exactly (a numpy value, say) are encoded as
 always and not cached; a folder that cannot be written turns the cache off for the command,
@@ -71,7 +75,8 @@ class FeatureCache:
     uses: dict[str, tuple[Use, str]] = field(default_factory=dict)  # split → where from, and the key
 
     def __post_init__(self) -> None:
-        self.store = FeatureStore(cache_root(self.data.cache_dir)) if self.data.cache else None
+        self.root = cache_root(self.data.cache_dir)
+        self.store = FeatureStore(self.root) if self.data.cache else None
         self._settings: Any = None
 
     def encode(self, split: str, rows: list[Row], source: str, with_labels: bool = True) -> list[Feature]:
@@ -81,18 +86,11 @@ class FeatureCache:
         try:
             key = self.key(rows, source, with_labels)
         except Unencodable as exc:
-            log.info("features of %s are not cached: its rows hold %s", split, exc)
+            log.info("features of %s are not cached: its rows or settings hold %s", split, exc)
             return self._record(split, Use.uncached, "", self.task.encode(rows, source, with_labels))
         entry = self.store.read(key)
         if entry is None:
-            try:
-                with self.store.building(key):
-                    entry = self.store.read(key)  # another process may have built it while this one waited
-                    if entry is None:
-                        return self._build(split, key, rows, source, with_labels)
-            except OSError as exc:
-                self._turn_off(exc)
-                return self._record(split, Use.off, "", self.task.encode(rows, source, with_labels))
+            return self._build(split, key, rows, source, with_labels)
         _say_again(entry.logged)
         return self._record(split, Use.hit, key, entry.features)
 
@@ -121,36 +119,49 @@ class FeatureCache:
         """One status line: where each split's features came from, with its key's first digits."""
         if not self.uses or all(use is Use.off for use, _ in self.uses.values()):
             return None
-        assert self.store is not None
         splits = ", ".join(f"{split} {use.value}" + (f" {key[:KEY_SHOWN]}" if key else "")
                            for split, (use, key) in self.uses.items())
-        return f"feature cache ({self.store.root}): {splits}"
+        return f"feature cache ({self.root}): {splits}"
 
     def record(self) -> dict[str, str]:
         """Per split, where its features came from (`hit`, `built`, `not cached`, `off`), for metrics.json."""
         return {split: use.value for split, (use, _) in self.uses.items()}
 
     def _build(self, split: str, key: str, rows: list[Row], source: str, with_labels: bool) -> list[Feature]:
+        """Encode under the key's lock and store the features, unless another process stored them
+        while this one waited for the lock."""
         assert self.store is not None
-        with _warnings_kept() as logged:
-            features = self.task.encode(rows, source, with_labels)
         try:
-            self.store.write(key, Entry(features, logged))
-        except Unencodable as exc:
-            log.info("features of %s are not cached: they hold %s", split, exc)
-            return self._record(split, Use.uncached, "", features)
+            lock = self.store.lock(key)
+            lock.acquire()
         except OSError as exc:
             self._turn_off(exc)
-            return self._record(split, Use.off, "", features)
-        return self._record(split, Use.built, key, features)
+            return self._record(split, Use.off, "", self.task.encode(rows, source, with_labels))
+        try:
+            entry = self.store.read(key, report=False)  # damage was reported by the read before the lock
+            if entry is not None:
+                _say_again(entry.logged)
+                return self._record(split, Use.hit, key, entry.features)
+            with _warnings_kept() as logged:
+                features = self.task.encode(rows, source, with_labels)
+            try:
+                self.store.write(key, Entry(features, logged))
+            except Unencodable as exc:
+                log.info("features of %s are not cached: they hold %s", split, exc)
+                return self._record(split, Use.uncached, "", features)
+            except OSError as exc:
+                self._turn_off(exc)
+                return self._record(split, Use.off, "", features)
+            return self._record(split, Use.built, key, features)
+        finally:
+            lock.release()
 
     def _record(self, split: str, use: Use, key: str, features: list[Feature]) -> list[Feature]:
         self.uses[split] = (use, key)
         return features
 
     def _turn_off(self, exc: OSError) -> None:
-        assert self.store is not None
-        ui.warn(f"feature cache: {self.store.root} cannot be written ({exc}); encoding without it "
+        ui.warn(f"feature cache: {self.root} cannot be written ({exc}); encoding without it "
                 "(set data.cache_dir to a folder you can write to, or data.cache=false)")
         self.store = None
 
