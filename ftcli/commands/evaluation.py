@@ -14,6 +14,7 @@ from ftcli import ui
 from ftcli.commands.summary import SHOWN, data_source, overrides_row, run_rows
 from ftcli.config.schema import DataConfig, EvalConfig, EvalDataConfig
 from ftcli.data.splits import load_splits
+from ftcli.engine import processes
 from ftcli.runs.cached_features import FeatureCache
 from ftcli.runs.directory import METRICS, RunDir
 from ftcli.runs.ensemble import load_ensemble
@@ -47,7 +48,8 @@ def run(cfg: EvalConfig, output_dir: Path) -> dict[str, Any]:
                length_fixed=True)
         outputs = ensemble.outputs(rows, features, splits.sources[split], cfg.batch_size)
         metrics[split] = first.task.scores(outputs, features)
-    RunDir(output_dir).write_json(METRICS, {**metrics, **ensemble.record()})
+    if processes.is_main():  # a distributed eval scores its shares on every rank; the main one writes
+        RunDir(output_dir).write_json(METRICS, {**metrics, **ensemble.record()})
     ui.print_metrics(metrics, title=f"eval of {ensemble.name}")
     ui.info(f"metrics written to [bold]{output_dir / METRICS}[/]")
     return metrics

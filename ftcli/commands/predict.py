@@ -22,6 +22,7 @@ from ftcli.commands.summary import SHOWN, overrides_row, run_rows
 from ftcli.config.schema import PredictConfig
 from ftcli.data.jsonl import jsonl_line
 from ftcli.data.readers import Row, read_rows
+from ftcli.engine import processes
 from ftcli.errors import ConfigError
 from ftcli.files import write_text_atomic
 from ftcli.runs.directory import RunDir, ensure_outside
@@ -87,6 +88,8 @@ def run(cfg: PredictConfig, output_dir: Path) -> Path | None:
         jsonl_line({**row, **{cfg.prediction_prefix + k: v for k, v in pred.items()}}) + "\n"
         for row, pred in zip(rows, predictions)
     )
+    if not processes.is_main():  # a distributed predict computes its shares on every rank; the main one writes
+        return None
     if cfg.output == "-":
         sys.stdout.write(lines)
         sys.stdout.flush()
@@ -123,7 +126,7 @@ def _predict(ensemble: Ensemble, rows: list[dict[str, Any]], cfg: PredictConfig)
 def _record(ensemble: Ensemble, output_dir: Path) -> None:
     """For an ensemble, which runs took part and how they were combined, in the job folder's ensemble.json."""
     record = ensemble.record()
-    if record:
+    if record and processes.is_main():
         RunDir(output_dir).write_json(ENSEMBLE, record["ensemble"])
         ui.info(f"predictions by {ensemble.name}; the runs are recorded in [bold]{output_dir / ENSEMBLE}[/]")
 
