@@ -50,6 +50,8 @@ class LoopState:
     history: list[dict[str, Any]] = field(default_factory=list)
     best_weights: dict[str, torch.Tensor] | None = field(default=None, repr=False, compare=False)
     ema_weights: dict[str, torch.Tensor] | None = field(default=None, repr=False, compare=False)
+    tokens: int = 0  # real (not padding) tokens of the batches trained, all processes (`ftcli.engine.throughput`)
+    token_slots: int = 0  # token positions those batches held, padding included
 
     @property
     def samples_per_second(self) -> float:
