@@ -12,7 +12,8 @@ EOS is `[SEP]`, what ftcli ends an answer with when a tokenizer has no EOS.
 
 The rows: Alpaca-style jsonl (`instruction`, `input`, `output`; default: the alpaca_libre set in
 `shared/` beside the checkout, else ftcli's bundled instruction sample), the first
-`--steps x --batch-size` (one epoch: every row trained once). ftcli encodes them with its plain
+`--steps x --batch-size` (one epoch: every row trained once; a file with fewer rows is trained
+for several epochs, in whole batches). ftcli encodes them with its plain
 template (`### Instruction:` / `### Input:` / `### Response:`; the loss on the response tokens and
 the EOS only, cut at `--max-length`), and TRL is handed exactly those token ids and labels (a
 tokenised dataset: `input_ids` and `labels`, -100 on the prompt), so the loss mask is the same
@@ -54,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import statistics
@@ -67,7 +69,9 @@ from pathlib import Path
 from typing import Any
 
 CHECKOUT = Path(__file__).resolve().parents[1]
-SHARED_DATA = CHECKOUT.parent / "shared" / "data" / "alpaca_libre" / "train.jsonl"
+# the benchmark data beside the checkout (or beside the folder of its worktrees)
+SHARED_DATA = next((p / "shared" / "data" / "alpaca_libre" / "train.jsonl" for p in CHECKOUT.parents
+                    if (p / "shared" / "data").is_dir()), CHECKOUT.parent / "shared" / "data" / "alpaca_libre" / "train.jsonl")
 SAMPLE_DATA = CHECKOUT / "ftcli" / "samples" / "instruction" / "train.jsonl"
 METHODS = ("lora", "full")
 TRL_MODES = ("padding-free", "packed")
@@ -180,11 +184,17 @@ def packed_batch_size(lengths: Sequence[int], batch_size: int, max_length: int) 
     return max(1, round(batch_size * statistics.mean(lengths) / max_length))
 
 
-def batch_order(lengths: Sequence[int], batch_size: int, seed: int) -> list[int]:
-    """The rows in the order ftcli's sampler draws them in its first epoch (length-grouped, seeded)."""
+def batch_order(lengths: Sequence[int], batch_size: int, seed: int, epochs: int = 1) -> list[int]:
+    """The rows in the order ftcli's sampler draws them in its first `epochs` epochs (length-grouped,
+    seeded per epoch); a whole number of batches per epoch keeps every batch the same on both sides."""
     from ftcli.engine.batching import TrainBatches
 
-    return [i for batch in TrainBatches(lengths, batch_size, seed) for i in batch]
+    sampler = TrainBatches(lengths, batch_size, seed)
+    order = []
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch)
+        order += [i for batch in sampler for i in batch]
+    return order
 
 
 def checksum(ids: Any) -> int:
@@ -392,6 +402,15 @@ def ftcli_features(model: Path, rows: list[dict[str, Any]], max_length: int) -> 
     return task.encode(rows, "bench rows")
 
 
+def training_rows(rows: list[dict[str, Any]], steps: int, batch_size: int) -> tuple[list[Any], list[Any]]:
+    """The rows to train on and the few ftcli scores once at the end: the first `steps x batch_size`
+    (one epoch), or all but the scored ones cut to whole batches, trained for several epochs."""
+    count = min(steps * batch_size, (len(rows) - DEV_ROWS) // batch_size * batch_size)
+    if count < batch_size:
+        return [], []
+    return rows[:count], rows[count:count + DEV_ROWS]
+
+
 def measure(side: str, spec: dict[str, Any], workdir: Path, label: str) -> dict[str, Any]:
     spec_file = workdir / f"{label}.spec.json"
     spec_file.write_text(json.dumps(spec))
@@ -475,25 +494,24 @@ def main_bench(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     shared = plan(args, workdir)
     parameters = build_model(Path(shared["model"]))
-    needed = args.steps * args.batch_size
     rows = read_jsonl(args.data)
-    if len(rows) < needed + DEV_ROWS:
-        print(f"{args.data} has {len(rows)} rows; {needed + DEV_ROWS} are needed for --steps x --batch-size",
-              file=sys.stderr)
+    train, dev = training_rows(rows, args.steps, args.batch_size)
+    if not train:
+        print(f"{args.data} has {len(rows)} rows; at least {args.batch_size + DEV_ROWS} are needed", file=sys.stderr)
         return 2
-    train, dev = rows[:needed], rows[needed:needed + DEV_ROWS]
+    epochs = math.ceil(args.steps * args.batch_size / len(train))
     for name, chosen in (("train", train), ("dev", dev)):
         Path(shared[name]).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in chosen), encoding="utf-8")
     features = ftcli_features(Path(shared["model"]), train, args.max_length)
     lengths = [len(f["input_ids"]) for f in features]
-    order = batch_order(lengths, args.batch_size, args.seed)
+    order = batch_order(lengths, args.batch_size, args.seed, epochs)
     Path(shared["ordered"]).write_text(json.dumps([{"input_ids": features[i]["input_ids"], "labels": features[i]["labels"]}
                                                    for i in order]))
     shared["packed_batch_size"] = packed_batch_size(lengths, args.batch_size, args.max_length)
     trained = sum(label != -100 for f in features for label in f["labels"])
     print(f"{versions()}\nCPU, {shared['threads']} thread(s) per run (OMP_NUM_THREADS), "
           f"{torch.backends.cpu.get_cpu_capability()}, fp32; runs in {workdir}\n"
-          f"model: Llama, {parameters / 1e6:.1f}M parameters; rows: {len(train)} of {args.data}, "
+          f"model: Llama, {parameters / 1e6:.1f}M parameters; rows: {len(train)} of {args.data} ({epochs} epoch(s)), "
           f"{min(lengths)}–{max(lengths)} tokens (median {statistics.median(lengths):.0f}), "
           f"{trained / sum(lengths):.0%} of them trained (the responses); {args.steps} steps of {args.batch_size} rows; "
           f"TRL packed: {shared['packed_batch_size']} sequences of {args.max_length} per step", flush=True)

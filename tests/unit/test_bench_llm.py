@@ -95,6 +95,19 @@ def test_the_batch_order_is_ftclis_first_epoch(bench):
     assert [order[i:i + 2] for i in range(0, 8, 2)] == list(TrainBatches(lengths, 2, 7))
 
 
+def test_a_short_file_trains_several_epochs_of_whole_batches_in_ftclis_order(bench):
+    from ftcli.engine.batching import TrainBatches
+
+    train, dev = bench.training_rows(list(range(23)), steps=40, batch_size=4)
+    assert train == list(range(16)) and dev == [16, 17, 18, 19]  # 19 rows left after the 4 scored: 4 whole batches
+    assert bench.training_rows(list(range(200)), steps=5, batch_size=4) == (list(range(20)), [20, 21, 22, 23])
+    assert bench.training_rows(list(range(7)), steps=5, batch_size=4) == ([], [])
+    lengths = [5, 9, 2, 7]
+    sampler = TrainBatches(lengths, 2, 3)
+    sampler.set_epoch(1)
+    assert bench.batch_order(lengths, 2, 3, epochs=2)[4:] == [i for batch in sampler for i in batch]
+
+
 def run(tokens, seconds, peak, losses, checksums=(1, 2)):
     return {"tokens": tokens, "seconds": seconds, "cpu_seconds": seconds, "peak_rss_mb": peak, "losses": losses,
             "steps": len(losses), "checksums": list(checksums), "own_tokens_per_second": tokens / seconds}
