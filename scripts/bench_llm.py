@@ -221,6 +221,7 @@ def table(method: str, results: Mapping[str, Sequence[Mapping[str, Any]]], threa
             "seconds": statistics.median(r["seconds"] for r in runs),
             "tpc": statistics.median(r["tokens"] / r["cpu_seconds"] for r in runs),
             "peak": statistics.median(r["peak_rss_mb"] for r in runs),
+            "before": statistics.median(r.get("rss_before_mb", 0.0) for r in runs),
             "first": statistics.median(statistics.mean(r["losses"][:1]) for r in runs),
             "last": statistics.median(statistics.mean(r["losses"][-LAST_STEPS:]) for r in runs),
             "tokens": runs[0]["tokens"], "steps": runs[0]["steps"],
@@ -228,21 +229,24 @@ def table(method: str, results: Mapping[str, Sequence[Mapping[str, Any]]], threa
             "checksums": runs[0]["checksums"],
         }
     lines = [f"| {method}, {threads} thread{'s' if threads > 1 else ''} | tokens/s | min–max | train s "
-             "| tokens per CPU s | peak RSS MB | loss step 1 | loss last 10 | tokens | same batches |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| tokens per CPU s | RSS before training MB | peak RSS MB | loss step 1 | loss last 10 | tokens "
+             "| same batches |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     ours = rows.get("ftcli")
     for side, r in rows.items():
         same = "–" if ours is None or side == "ftcli" else ("yes" if r["checksums"] == ours["checksums"] else "no")
         lines.append(f"| {label[side]} | {r['tps']['median']:,.0f} | {r['tps']['min']:,.0f}–{r['tps']['max']:,.0f} "
-                     f"| {r['seconds']:.1f} | {r['tpc']:,.0f} | {r['peak']:,.0f} | {r['first']:.4f} | {r['last']:.4f} "
+                     f"| {r['seconds']:.1f} | {r['tpc']:,.0f} | {r['before']:,.0f} | {r['peak']:,.0f} | {r['first']:.4f} "
+                     f"| {r['last']:.4f} "
                      f"| {r['tokens']:,} | {same} |")
     for side in ("padding-free", "packed"):
         if ours is None or side not in rows:
             continue
         theirs = rows[side]
         lines.append(f"| ratio ftcli / {label[side]} | **{ours['tps']['median'] / theirs['tps']['median']:.2f}x** | "
-                     f"| {ours['seconds'] / theirs['seconds']:.2f}x | {ours['tpc'] / theirs['tpc']:.2f}x "
-                     f"| **{ours['peak'] / theirs['peak']:.2f}x** | | {ours['last'] - theirs['last']:+.4f} | | |")
+                     f"| {ours['seconds'] / theirs['seconds']:.2f}x | **{ours['tpc'] / theirs['tpc']:.2f}x** "
+                     f"| {ours['before'] / theirs['before']:.2f}x | **{ours['peak'] / theirs['peak']:.2f}x** | "
+                     f"| {ours['last'] - theirs['last']:+.4f} | | |")
     if ours is not None:
         lines.append(f"\nftcli's own metrics.json: tokens_per_second {ours['own']:,.0f} (its training time starts "
                      "before the first batch is drawn; the table's, at the first step)")
@@ -264,6 +268,7 @@ class Meter:
         self.started: float | None = None
         self.ended = self.cpu_started = self.cpu_ended = 0.0
         self.tokens = self.steps = 0
+        self.rss_before_mb = 0.0
         self.losses: list[float] = []
         self.checksums: list[int] = []
         self.profile, self.profiler = profile, None
@@ -272,6 +277,7 @@ class Meter:
         from ftcli.engine.throughput import batch_tokens
 
         if self.started is None:
+            self.rss_before_mb = peak_rss_mb()
             self.started, self.cpu_started = time.perf_counter(), time.process_time()
         self.tokens += sum(int(batch_tokens(batch)[0]) for batch in batches)
         self.checksums.append(zlib.crc32(b"".join(checksum(b["input_ids"]).to_bytes(4, "little") for b in batches)))
@@ -297,6 +303,7 @@ class Meter:
             raise SystemExit("no training step was metered")
         return {"tokens": self.tokens, "steps": self.steps, "seconds": self.ended - self.started,
                 "cpu_seconds": self.cpu_ended - self.cpu_started, "peak_rss_mb": peak_rss_mb(),
+                "rss_before_mb": self.rss_before_mb,
                 "losses": self.losses, "checksums": self.checksums, **extra}
 
 

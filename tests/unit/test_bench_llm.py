@@ -109,7 +109,8 @@ def test_a_short_file_trains_several_epochs_of_whole_batches_in_ftclis_order(ben
 
 
 def run(tokens, seconds, peak, losses, checksums=(1, 2)):
-    return {"tokens": tokens, "seconds": seconds, "cpu_seconds": seconds, "peak_rss_mb": peak, "losses": losses,
+    return {"tokens": tokens, "seconds": seconds, "cpu_seconds": seconds, "peak_rss_mb": peak, "rss_before_mb": 500.0,
+            "losses": losses,
             "steps": len(losses), "checksums": list(checksums), "own_tokens_per_second": tokens / seconds}
 
 
@@ -118,9 +119,9 @@ def test_the_table_gives_speeds_losses_and_ratios(bench):
                "packed": [run(2000, 10.0, 1600, [10.0, 7.0], checksums=(3, 4))]}
     lines = bench.table("lora", results, threads=1)
     assert lines[0].startswith("| lora, 1 thread | tokens/s |")
-    assert lines[2] == "| ftcli (packing) | 200 | 200–200 | 5.0 | 200 | 800 | 10.0000 | 9.0000 | 1,000 | – |"
+    assert lines[2] == "| ftcli (packing) | 200 | 200–200 | 5.0 | 200 | 500 | 800 | 10.0000 | 9.0000 | 1,000 | – |"
     assert lines[3].endswith("| 1,000 | yes |") and lines[4].endswith("| 2,000 | no |")
-    assert lines[5] == ("| ratio ftcli / TRL SFTTrainer (padding-free) | **2.00x** | | 0.50x | 2.00x | **0.80x** | "
-                        "| +0.0000 | | |")
+    assert lines[5] == ("| ratio ftcli / TRL SFTTrainer (padding-free) | **2.00x** | | 0.50x | **2.00x** | 1.00x "
+                        "| **0.80x** | | +0.0000 | | |")
     assert lines[6].startswith("| ratio ftcli / TRL SFTTrainer (packed, bfd) | **1.00x** |")
     assert all(line.count("|") == lines[0].count("|") for line in lines[:7])
