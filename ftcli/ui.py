@@ -91,14 +91,26 @@ def print_parameters(counts: dict[str, Any], method: str) -> None:
 
 
 def print_costs(train: dict[str, Any]) -> None:
-    """Wall time, peak memory and artefact size of a finished run, on one line."""
+    """Wall time, speed, peak memory and artefact size of a finished run, on one line."""
     gpu = f", peak GPU {train['peak_gpu_mb']:,.0f} MB" if "peak_gpu_mb" in train else ""
     artifact = f", artefact {train['artifact_mb']:,.2f} MB" if "artifact_mb" in train else ""
     info(
-        f"wall {train['wall_seconds']:,.1f} s ({train['samples_per_second']:,.1f} samples/s), "
+        f"wall {train['wall_seconds']:,.1f} s ({_speed(train)}), "
         f"peak RSS {train['peak_rss_mb']:,.0f} MB{gpu}{artifact}",
         markup=False,
     )
+
+
+def _speed(train: dict[str, Any]) -> str:
+    """Samples/s, and where the run counted them, tokens/s, the padding share and MFU."""
+    parts = [f"{train['samples_per_second']:,.1f} samples/s"]
+    if "tokens_per_second" in train:
+        parts.append(f"{train['tokens_per_second']:,.0f} tokens/s")
+    if "padding_fraction" in train:
+        parts.append(f"padding {train['padding_fraction']:.1%}")
+    if train.get("mfu") is not None:
+        parts.append(f"MFU {train['mfu']:.1%}")
+    return ", ".join(parts)
 
 
 def print_metrics(metrics: dict[str, dict[str, Any]], title: str = "metrics") -> None:
@@ -154,7 +166,7 @@ def debug_enabled() -> bool:
 
 
 class TrainProgress:
-    """A progress bar with loss, lr and samples/s; evaluation results print above it."""
+    """A progress bar with loss, lr, samples/s and tokens/s; evaluation results print above it."""
 
     def __init__(self) -> None:
         self.progress = Progress(
@@ -178,6 +190,8 @@ class TrainProgress:
         status = None
         if record is not None:
             status = f"loss {record['loss']:.4f}  lr {record['lr']:.2e}  {record['samples_per_second']:.1f} samples/s"
+            if "tokens_per_second" in record:
+                status += f"  {record['tokens_per_second']:,.0f} tokens/s"
             _log(f"step {step}: {status}", markup=False)
         if status:
             self.progress.update(self.task, completed=step, status=status)

@@ -21,8 +21,10 @@ from ftcli.engine.checkpoint import Checkpointing, checkpoints_dir, list_checkpo
 from ftcli.engine.chunked_loss import chunked_step
 from ftcli.engine.kernels import apply_kernels
 from ftcli.engine.loop import Training, train_loop
+from ftcli.engine.precision import mixed_precision
 from ftcli.engine.resources import peak_memory_mb, reset_peak_memory, weights_mb
 from ftcli.engine.state import LoopState
+from ftcli.engine.throughput import speed_figures
 from ftcli.errors import Interrupted, ModelError, NothingToDo, RunDirError
 from ftcli.files import write_text_atomic
 from ftcli.methods import METHODS, count_parameters, head_modules
@@ -124,7 +126,7 @@ def run(cfg: TrainConfig, output_dir: Path) -> dict[str, Any]:
     result = _continuable(lambda: train_loop(training, cfg.trainer), output_dir)
     record_stream(run_dir, splits)
     metrics: dict[str, Any] = {split: evaluate(split, model) for split in ("validation", "test") if split in features}
-    metrics["train"] = {**_train_metrics(result, cfg, params, started), "training_rows": training_set.record(),
+    metrics["train"] = {**_train_metrics(result, cfg, params, started, model), "training_rows": training_set.record(),
                         "feature_cache": cache.record()}
     return _finish(run_dir, cfg, method, model, tokenizer, labels, metrics, "final metrics (best checkpoint)")
 
@@ -274,12 +276,14 @@ def _finish(run_dir: RunDir, cfg: TrainConfig, method: Method[Any], model: Adapt
     return metrics
 
 
-def _train_metrics(result: LoopState, cfg: TrainConfig, params: dict[str, Any], started: float) -> dict[str, Any]:
+def _train_metrics(result: LoopState, cfg: TrainConfig, params: dict[str, Any], started: float,
+                   model: nn.Module) -> dict[str, Any]:
     """The `train` section of metrics.json: length, speed and cost of the run."""
     return {
         "steps": result.step,
         "epochs": round(result.epochs, 4),
         "samples_per_second": round(result.samples_per_second, 2),
+        **speed_figures(result, model, mixed_precision(cfg.trainer.precision)),
         "train_seconds": round(result.train_seconds, 2),
         "wall_seconds": round(time.perf_counter() - started, 2),
         "best_step": result.best_step,

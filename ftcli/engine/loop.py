@@ -40,6 +40,7 @@ from ftcli.engine.state import LoopState
 from ftcli.engine.step import Batch, Collate, ModelLoss, TrainingStep, rows
 from ftcli.engine.strategies import accelerator_plugins
 from ftcli.engine.streams import FeatureStream, StreamBatches
+from ftcli.engine.throughput import TokenCount, tokens_per_second
 from ftcli.errors import ConfigError, TrainingError
 
 
@@ -84,6 +85,7 @@ class _Prepared:
     batches: TrainBatches | TokenBudgetBatches | StreamBatches
     steps_per_epoch: int
     total_steps: int
+    tokens: TokenCount  # the batches' real tokens and slots since the last log step
 
     @property
     def unwrapped(self) -> nn.Module:
@@ -142,6 +144,7 @@ def train_loop(training: Training, cfg: TrainerConfig) -> LoopState:
                 interrupted = checkpoints is not None and (stopping if several else stop.signal is not None)
                 if checkpoints and (checkpoints.due(state.step, run.total_steps) or interrupted) and not state.stopped_early:
                     with clock.paused():
+                        _count_tokens(run, state)
                         _check_finite(_running_mean(state), state.step, run.scheduler.get_last_lr()[0], checkpoints)
                         checkpoints.save(run.accelerator, run.unwrapped, run.optimizer, run.scheduler, state)
                     if interrupted:
@@ -152,6 +155,7 @@ def train_loop(training: Training, cfg: TrainerConfig) -> LoopState:
             else:
                 state.epoch, state.batches_in_epoch = state.epoch + 1, 0
     clock.lap()
+    _count_tokens(run, state)  # the steps since the last log step (a run stopped early ends between them)
     if state.best_weights is None and state.ema_weights is not None:  # no evaluation chose: the average
         ema.load(state.ema_weights, run.unwrapped)
     state.restore_best(run.unwrapped)
@@ -190,7 +194,8 @@ def _prepare(training: Training, cfg: TrainerConfig) -> _Prepared:
     # only the training forward pass is compiled: weights, checkpoints and evaluation see `model`
     # compiling a module gives a module (OptimizedModule), though torch annotates a callable
     forward = cast(nn.Module, torch.compile(model, dynamic=True)) if cfg.compile else model
-    return _Prepared(accelerator, model, forward, optimizer, scheduler, loader, batches, steps_per_epoch, total_steps)
+    return _Prepared(accelerator, model, forward, optimizer, scheduler, loader, batches, steps_per_epoch, total_steps,
+                     TokenCount(accelerator.device))
 
 
 def _prepare_stream(training: Training, stream: FeatureStream, cfg: TrainerConfig, accelerator: Any) -> _Prepared:
@@ -208,7 +213,8 @@ def _prepare_stream(training: Training, stream: FeatureStream, cfg: TrainerConfi
     scheduler = build_scheduler(optimizer, cfg, cfg.max_steps)
     model, optimizer = accelerator.prepare(training.model, optimizer)
     forward = cast(nn.Module, torch.compile(model, dynamic=True)) if cfg.compile else model
-    return _Prepared(accelerator, model, forward, optimizer, scheduler, batches, batches, cfg.max_steps, cfg.max_steps)
+    return _Prepared(accelerator, model, forward, optimizer, scheduler, batches, batches, cfg.max_steps, cfg.max_steps,
+                     TokenCount(accelerator.device))
 
 
 def _windows(loader: Iterable[Batch], size: int) -> Iterator[list[Batch]]:
@@ -253,6 +259,7 @@ def _optimiser_step(run: _Prepared, step: TrainingStep, window: list[Batch], cfg
         with synced, _out_of_memory_hint(cfg, batch, state.step + 1):
             passed = step.backward(run.forward, batch, lambda mean: accelerator.backward(mean * weight))
         loss += passed.float() * share
+        run.tokens.add(batch)
     with _out_of_memory_hint(cfg, window[-1], state.step + 1):
         if cfg.max_grad_norm:
             accelerator.clip_grad_norm_(run.model.parameters(), cfg.max_grad_norm)
@@ -271,12 +278,14 @@ def _log(run: _Prepared, step: TrainingStep, cfg: TrainerConfig, state: LoopStat
     if state.step % cfg.logging_steps and state.step != run.total_steps:
         return None
     elapsed = clock.elapsed()
+    _count_tokens(run, state)
     record = {
         "step": state.step,
         "epoch": round(state.step / run.steps_per_epoch, 4),
         "loss": _running_mean(state),
         "lr": run.scheduler.get_last_lr()[0],
         "samples_per_second": round(state.samples / elapsed, 2) if elapsed else 0.0,
+        "tokens_per_second": tokens_per_second(state, elapsed),
         **step.logged(),
     }
     _check_finite(record["loss"], state.step, record["lr"], checkpoints)
@@ -284,6 +293,14 @@ def _log(run: _Prepared, step: TrainingStep, cfg: TrainerConfig, state: LoopStat
     cast(torch.Tensor, state.running_loss).zero_()  # on the device while training
     state.running_count = 0
     return record
+
+
+def _count_tokens(run: _Prepared, state: LoopState) -> None:
+    """Add the tokens counted on the device since the last call to `state` (a host sync; under
+    `accelerate launch` a collective, so every process calls it at the same step)."""
+    real, slots = run.tokens.take(run.accelerator)
+    state.tokens += real
+    state.token_slots += slots
 
 
 def _evaluate(run: _Prepared, training: Training, cfg: TrainerConfig, state: LoopState, clock: _Clock) -> None:

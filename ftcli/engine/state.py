@@ -51,6 +51,8 @@ class LoopState:
     best_weights: dict[str, torch.Tensor] | None = field(default=None, repr=False, compare=False)
     ema_weights: dict[str, torch.Tensor] | None = field(default=None, repr=False, compare=False)
     stream_rows: int | None = None  # data.streaming: rows of the stream read into the batches trained on
+    tokens: int = 0  # real (not padding) tokens of the batches trained, all processes (`ftcli.engine.throughput`)
+    token_slots: int = 0  # token positions those batches held, padding included
 
     @property
     def samples_per_second(self) -> float:

@@ -25,7 +25,7 @@ SHORT = ["model=tiny_bert", "data.max_train_samples=48", "data.max_eval_samples=
 def records(run):
     """The log records, without their speed (which differs from run to run)."""
     lines = (run / "train_log.jsonl").read_text().splitlines()
-    return [{k: v for k, v in json.loads(line).items() if k != "samples_per_second"} for line in lines]
+    return [{k: v for k, v in json.loads(line).items() if k not in ("samples_per_second", "tokens_per_second")} for line in lines]
 
 
 def read_json(path):

@@ -29,6 +29,10 @@ def test_instruction_trains_evaluates_and_generates(tmp_path, model, method, ext
     validation = metrics["validation"]
     assert set(validation) == SCORES and validation["perplexity"] == pytest.approx(2.718281828 ** validation["loss"])
     assert metrics["train"]["steps"] == 4 and metrics["train"]["samples_per_second"] > 0
+    assert metrics["train"]["tokens_per_second"] > 0 and "mfu" not in metrics["train"]  # no MFU on a CPU
+    assert (metrics["train"]["padding_fraction"] == 0) == ("task.packing=true" in extra)  # packed: no padding
+    logged = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+    assert all(r["tokens_per_second"] > 0 for r in logged if "loss" in r)
     assert main(["eval", f"run_dir={run}", f"hydra.run.dir={tmp_path / 'e'}"]) == 0
     assert read_json(tmp_path / "e" / "metrics.json")["validation"] == validation
     source = tmp_path / "in.jsonl"

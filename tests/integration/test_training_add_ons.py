@@ -20,7 +20,7 @@ FREELB = ["trainer.adversarial.method=freelb", "trainer.adversarial.steps=2"]
 def log(run, figures: bool = True):
     """The log records without their timings (and without the figures the training step measured)."""
     kept = {"step", "epoch", "loss", "lr", "eval"}
-    return [{k: v for k, v in json.loads(line).items() if k != "samples_per_second" and (figures or k in kept)}
+    return [{k: v for k, v in json.loads(line).items() if k not in ("samples_per_second", "tokens_per_second") and (figures or k in kept)}
             for line in (run / "train_log.jsonl").read_text().splitlines()]
 
 
