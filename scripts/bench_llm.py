@@ -318,9 +318,9 @@ def child_ftcli(spec: dict[str, Any]) -> dict[str, Any]:
 
     def metered(run: Any, training_step: Any, window: list[Any], *args: Any, **kwargs: Any) -> Any:
         meter.begin(window)
-        loss = step(run, training_step, window, *args, **kwargs)
+        loss, stopping = step(run, training_step, window, *args, **kwargs)
         meter.end(float(loss))
-        return loss
+        return loss, stopping
 
     loop._optimiser_step = metered  # type: ignore[attr-defined]
     overrides = ftcli_overrides(spec["method"], spec)
