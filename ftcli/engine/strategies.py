@@ -21,14 +21,7 @@ def accelerator_plugins(cfg: DistributedConfig, max_grad_norm: float | None) -> 
         return {}
     check_runnable(cfg)
     if cfg.strategy is Strategy.fsdp:
-        from accelerate import FullyShardedDataParallelPlugin
-
-        # one FSDP unit per transformer layer (the model's `_no_split_modules`), resharded after each
-        # forward pass (full shard); a full state dict gathered for saving
-        return {"fsdp_plugin": FullyShardedDataParallelPlugin(
-            fsdp_version=2, reshard_after_forward=True, auto_wrap_policy="transformer_based_wrap",
-            state_dict_type="FULL_STATE_DICT", cpu_offload=cfg.cpu_offload,
-        )}
+        return {"fsdp_plugin": _fsdp_plugin(cfg)}
     from accelerate import DeepSpeedPlugin
 
     return {"deepspeed_plugin": DeepSpeedPlugin(
@@ -37,6 +30,20 @@ def accelerator_plugins(cfg: DistributedConfig, max_grad_norm: float | None) -> 
         offload_param_device="cpu" if cfg.offload_parameters else "none",
         zero3_save_16bit_model=cfg.zero_stage == 3,
     )}
+
+
+def _fsdp_plugin(cfg: DistributedConfig) -> Any:
+    """One FSDP unit per transformer layer (the model's `_no_split_modules`), full shard, a full state
+    dict for saving: FSDP2 where the installed accelerate has it (1.6 and later), else FSDP1."""
+    from dataclasses import fields
+
+    from accelerate import FullyShardedDataParallelPlugin
+
+    settings: dict[str, Any] = {"auto_wrap_policy": "transformer_based_wrap", "state_dict_type": "FULL_STATE_DICT",
+                                "cpu_offload": cfg.cpu_offload}
+    if "fsdp_version" in {f.name for f in fields(FullyShardedDataParallelPlugin)}:
+        return FullyShardedDataParallelPlugin(fsdp_version=2, reshard_after_forward=True, **settings)
+    return FullyShardedDataParallelPlugin(sharding_strategy="FULL_SHARD", **settings)
 
 
 def check_runnable(cfg: DistributedConfig) -> None:
