@@ -18,6 +18,7 @@ def memory_problems(cfg: TrainConfig) -> list[str]:
     from ftcli.methods.lora_init import changes_base
     from ftcli.models.attention_backend import attention_problems
     from ftcli.models.quantization import has_bitsandbytes, has_cuda, quantization_problems
+    from ftcli.tasks.grpo import GrpoConfig
     from ftcli.tasks.policy import PolicyConfig
 
     parts = [part for part in cfg.method.parts() if part in METHODS]
@@ -36,7 +37,9 @@ def memory_problems(cfg: TrainConfig) -> list[str]:
         problems.append(f"method.init={init} decomposes the full-precision base weights, and "
                         f"model.load_in_{cfg.model.quantized_bits}bit loads them quantised: use method.init=loftq "
                         "(with model.load_in_4bit) or default, or drop the quantisation")
-    if changes_base(init) and isinstance(cfg.task, PolicyConfig) and cfg.task.needs_reference:
+    reference = (isinstance(cfg.task, PolicyConfig) and cfg.task.needs_reference) or (
+        isinstance(cfg.task, GrpoConfig) and cfg.task.beta > 0)
+    if changes_base(init) and reference:
         # the reference is the model with its adapter switched off: after PiSSA/OLoRA, the residual base
         problems.append(f"method.init={init} leaves the base weights without their principal part, and "
                         f"task={cfg.task.name} scores its reference with the adapter switched off, so the reference "

@@ -91,11 +91,12 @@ def test_pissa_and_olora_on_a_quantised_base_are_refused(problems, gpu_with_bits
                               "model.load_in_4bit loads them quantised")
 
 
-@pytest.mark.parametrize("task", ["preference", "kto"])
+@pytest.mark.parametrize("task", ["preference", "kto", "grpo"])
 def test_pissa_is_refused_where_the_reference_is_the_model_without_its_adapter(problems, task):
     (problem,) = problems(f"task={task}", "method=lora", "method.init=pissa")
     assert problem.startswith("method.init=pissa leaves the base weights without their principal part")
     assert problems(f"task={task}", "method=lora") == []
+    assert problems("task=grpo", "task.beta=0", "method=lora", "method.init=pissa") == []  # no reference pass
 
 
 def test_an_unknown_lora_init_is_refused(problems):
