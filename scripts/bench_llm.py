@@ -69,7 +69,7 @@ from pathlib import Path
 from typing import Any
 
 CHECKOUT = Path(__file__).resolve().parents[1]
-# the benchmark data beside the checkout (or beside the folder of its worktrees)
+# the benchmark data beside the checkout, or beside a folder above it
 SHARED_DATA = next((p / "shared" / "data" / "alpaca_libre" / "train.jsonl" for p in CHECKOUT.parents
                     if (p / "shared" / "data").is_dir()), CHECKOUT.parent / "shared" / "data" / "alpaca_libre" / "train.jsonl")
 SAMPLE_DATA = CHECKOUT / "ftcli" / "samples" / "instruction" / "train.jsonl"

@@ -14,7 +14,7 @@ import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 # ftcli's feature cache (data.cache_dir's default) in a folder of this process's own, removed at the end:
-# the suite never writes into the user's ~/.cache, nor reads entries an earlier session left there
+# the suite never writes into the user's ~/.cache, nor reads entries an earlier test run left there
 os.environ["FTCLI_CACHE_DIR"] = tempfile.mkdtemp(prefix="ftcli-test-features-")
 atexit.register(shutil.rmtree, os.environ["FTCLI_CACHE_DIR"], ignore_errors=True)
 os.environ["HF_DATASETS_OFFLINE"] = "1"
