@@ -4,7 +4,8 @@ Two processes of batch 4 train the same weights, to float tolerance, and score t
 one process of batch 4 accumulating 2 micro-batches (the same global batch); the run directory is
 written once. A validation split of an odd size is scored whole: each row once. A training error
 on rank 1 ends both processes promptly with its exit code and message, and a 2-process run killed
-after a checkpoint resumes to where the uninterrupted one ends.
+after a checkpoint resumes to where the uninterrupted one ends. A streamed training file is dealt
+out the same way: two processes train what one accumulating two batches trains.
 """
 
 from __future__ import annotations
@@ -112,3 +113,20 @@ def test_a_killed_two_process_run_resumes_to_the_uninterrupted_result(runs, tmp_
     a, b = weights(runs["two"]), weights(run)
     assert all((a[name] == b[name]).all() for name in a)  # bit-identical to the uninterrupted 2-process run
     assert metrics(run)["validation"] == metrics(runs["two"])["validation"]
+
+
+def test_two_processes_stream_what_one_process_accumulating_two_batches_streams(tmp_path):
+    sample = ROOT / "ftcli" / "samples" / "sentiment"
+    streamed = ["task=sentiment", "model=tiny_bert", "data.streaming=true", f"data.train_file={sample / 'train.jsonl'}",
+                f"data.validation_file={sample / 'validation.jsonl'}", "data.max_eval_samples=31", "trainer.max_steps=12",
+                "trainer.batch_size=4", "trainer.eval_strategy=no", "trainer.save_every=null", "trainer.logging_steps=4"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    single = subprocess.run([sys.executable, str(LAUNCHED), "train", *streamed, "trainer.grad_accum_steps=2",
+                             f"hydra.run.dir={one}"], env=ENV, capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr
+    code, output = finished(launch("train", *streamed, f"hydra.run.dir={two}"))
+    assert code == 0, output
+    assert metrics(two)["train"]["stream_rows"] == metrics(one)["train"]["stream_rows"] == 12 * 2 * 4
+    a, b = weights(one), weights(two)
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-3, atol=1e-4, msg=name)
