@@ -57,9 +57,7 @@ import argparse
 import json
 import math
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -68,7 +66,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_children, beside this script
+from bench_children import measure, meter_optimiser_steps, peak_rss_mb, read_jsonl, result_file, summarise  # noqa: E402
+from bench_children import versions as library_versions  # noqa: E402
+
 CHECKOUT = Path(__file__).resolve().parents[1]
+LIBRARIES = ("torch", "transformers", "peft", "accelerate", "trl")  # whose versions head the table
 # the benchmark data beside the checkout, or beside a folder above it
 SHARED_DATA = next((p / "shared" / "data" / "alpaca_libre" / "train.jsonl" for p in CHECKOUT.parents
                     if (p / "shared" / "data").is_dir()), CHECKOUT.parent / "shared" / "data" / "alpaca_libre" / "train.jsonl")
@@ -204,9 +207,6 @@ def checksum(ids: Any) -> int:
     return zlib.crc32(ids.to(torch.int64).contiguous().cpu().numpy().tobytes())
 
 
-def summarise(values: Sequence[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
 
 def table(method: str, results: Mapping[str, Sequence[Mapping[str, Any]]], threads: int) -> list[str]:
     """One method's table: per side the medians of its repeats, then ftcli / TRL against each TRL mode."""
@@ -254,10 +254,6 @@ def table(method: str, results: Mapping[str, Sequence[Mapping[str, Any]]], threa
 
 
 # ---------------------------------------------------------------- children: one measurement each
-
-
-def peak_rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 class Meter:
@@ -309,20 +305,8 @@ class Meter:
 
 def child_ftcli(spec: dict[str, Any]) -> dict[str, Any]:
     from ftcli.cli.main import main
-    from ftcli.engine import loop
-
     meter = Meter(spec.get("profile"))
-    step = getattr(loop, "_optimiser_step", None)
-    if step is None:
-        raise SystemExit("ftcli.engine.loop._optimiser_step is gone: update the hook in scripts/bench_llm.py")
-
-    def metered(run: Any, training_step: Any, window: list[Any], *args: Any, **kwargs: Any) -> Any:
-        meter.begin(window)
-        loss, stopping = step(run, training_step, window, *args, **kwargs)
-        meter.end(float(loss))
-        return loss, stopping
-
-    loop._optimiser_step = metered  # type: ignore[attr-defined]
+    meter_optimiser_steps(meter.begin, meter.end)
     overrides = ftcli_overrides(spec["method"], spec)
     if main(["train", *overrides]) != 0:
         raise SystemExit(f"ftcli train failed: {' '.join(overrides)}")
@@ -373,10 +357,6 @@ CHILDREN = {"ftcli": child_ftcli, "trl": child_trl}
 # ---------------------------------------------------------------- the parent: data, model, children, tables
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
 
 def build_model(folder: Path) -> int:
     """The Llama both sides load, with MiniLM's tokenizer (EOS: `[SEP]`); its parameter count."""
@@ -418,24 +398,6 @@ def training_rows(rows: list[dict[str, Any]], steps: int, batch_size: int) -> tu
     return rows[:count], rows[count:count + DEV_ROWS]
 
 
-def measure(side: str, spec: dict[str, Any], workdir: Path, label: str) -> dict[str, Any]:
-    spec_file = workdir / f"{label}.spec.json"
-    spec_file.write_text(json.dumps(spec))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "CUDA_VISIBLE_DEVICES": "",
-           "HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "TOKENIZERS_PARALLELISM": "false",
-           "OMP_NUM_THREADS": str(spec["threads"])}
-    log = workdir / f"{label}.log"
-    with log.open("w") as handle:
-        done = subprocess.run([sys.executable, __file__, "--child", side, "--spec", str(spec_file)], env=env,
-                              stdout=handle, stderr=subprocess.STDOUT)
-    if done.returncode != 0:
-        tail = log.read_text(errors="replace")[-3000:]
-        raise SystemExit(f"{label} failed (exit {done.returncode}); its log, {log}, ends:\n{tail}")
-    return json.loads(result_file(spec_file).read_text())
-
-
-def result_file(spec_file: Path) -> Path:
-    return spec_file.with_name(spec_file.name.replace(".spec.json", ".result.json"))
 
 
 def plan(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -468,7 +430,8 @@ def run_method(method: str, args: argparse.Namespace, shared: dict[str, Any], wo
             label = f"{method}-{side}-{repeat + 1}"
             profile = str(workdir / f"{label}.profile.txt") if args.profile else None
             run_spec = {**spec, "run": str(workdir / label), "mode": side, "profile": profile}
-            result = measure("ftcli" if side == "ftcli" else "trl", run_spec, workdir, label)
+            result = measure(__file__, "ftcli" if side == "ftcli" else "trl", run_spec, workdir, label,
+                             {"OMP_NUM_THREADS": str(run_spec["threads"])})
             results[side].append(result)
             print(f"  {label}: {result['tokens'] / result['seconds']:,.0f} tokens/s, {result['steps']} steps in "
                   f"{result['seconds']:.1f} s, last loss {statistics.mean(result['losses'][-LAST_STEPS:]):.4f}, "
@@ -516,7 +479,7 @@ def main_bench(argv: list[str] | None = None) -> int:
                                                    for i in order]))
     shared["packed_batch_size"] = packed_batch_size(lengths, args.batch_size, args.max_length)
     trained = sum(label != -100 for f in features for label in f["labels"])
-    print(f"{versions()}\nCPU, {shared['threads']} thread(s) per run (OMP_NUM_THREADS), "
+    print(f"{library_versions(CHECKOUT, LIBRARIES)}\nCPU, {shared['threads']} thread(s) per run (OMP_NUM_THREADS), "
           f"{torch.backends.cpu.get_cpu_capability()}, fp32; runs in {workdir}\n"
           f"model: Llama, {parameters / 1e6:.1f}M parameters; rows: {len(train)} of {args.data} ({epochs} epoch(s)), "
           f"{min(lengths)}–{max(lengths)} tokens (median {statistics.median(lengths):.0f}), "
@@ -527,23 +490,6 @@ def main_bench(argv: list[str] | None = None) -> int:
         print("\n" + "\n".join(run_method(method, args, shared, workdir)), flush=True)
     return 0
 
-
-def versions() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = []
-    for name in ("torch", "transformers", "peft", "accelerate", "trl"):
-        try:
-            found.append(f"{name} {version(name)}")
-        except PackageNotFoundError:
-            found.append(f"{name} (not installed)")
-    try:
-        commit = subprocess.run(["git", "-C", str(CHECKOUT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, check=True).stdout.strip()
-        found.append(f"ftcli {commit}")
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return ", ".join(found)
 
 
 if __name__ == "__main__":

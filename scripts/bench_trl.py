@@ -67,10 +67,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -78,7 +75,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_children, beside this script
+from bench_children import measure, meter_optimiser_steps, peak_rss_mb, read_jsonl, result_file, summarise  # noqa: E402
+from bench_children import versions as library_versions  # noqa: E402
+
 CHECKOUT = Path(__file__).resolve().parents[1]
+LIBRARIES = ("torch", "transformers", "peft", "accelerate", "datasets", "trl")  # whose versions head the table
 DEFAULT_DATA = CHECKOUT.parent / "shared" / "data" / "orca_dpo_pairs_sample" / "validation.jsonl"
 PARTS = ("dpo", "reward")
 SIDES = ("trl", "ftcli")
@@ -153,10 +155,6 @@ def real_tokens(batch: Mapping[str, Any]) -> tuple[int, int]:
     return real, padded
 
 
-def summarise(values: Sequence[float]) -> dict[str, float]:
-    """Median, min and max of a side's repeats."""
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
 
 def spread(summary: Mapping[str, float]) -> str:
     """The repeats' range as a share of their median: '±4%' is max − min = 8% of the median."""
@@ -208,10 +206,6 @@ def order(repeat: int) -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------- children: one measurement each
-
-
-def peak_rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 class Meter:
@@ -280,20 +274,8 @@ def ftcli_overrides(part: str, spec: Mapping[str, Any]) -> list[str]:
 
 def child_ftcli(spec: dict[str, Any]) -> dict[str, Any]:
     from ftcli.cli.main import main
-    from ftcli.engine import loop
-
     meter = Meter(spec.get("profile"))
-    step = getattr(loop, "_optimiser_step", None)
-    if step is None:
-        raise SystemExit("ftcli.engine.loop._optimiser_step is gone: update Meter's hook in scripts/bench_trl.py")
-
-    def metered(run: Any, training_step: Any, window: list[Any], *args: Any, **kwargs: Any) -> Any:
-        meter.begin(window)
-        loss = step(run, training_step, window, *args, **kwargs)
-        meter.end()
-        return loss
-
-    loop._optimiser_step = metered  # type: ignore[attr-defined]
+    meter_optimiser_steps(meter.begin, lambda loss: meter.end())
     overrides = ftcli_overrides(spec["part"], spec)
     if main(["train", *overrides]) != 0:
         raise SystemExit(f"ftcli train failed: {' '.join(overrides)}")
@@ -385,10 +367,6 @@ CHILDREN = {"ftcli": child_ftcli, "trl": child_trl}
 # ---------------------------------------------------------------- the parent: data, model, children, tables
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
 
 def build_model(folder: Path) -> None:
     """The MiniLM-shaped Llama both sides load, with MiniLM's tokenizer (EOS: `[SEP]`)."""
@@ -451,23 +429,6 @@ def has_reward_model() -> bool:
     return "reward_model" in TASKS
 
 
-def measure(side: str, spec: dict[str, Any], workdir: Path, label: str) -> dict[str, Any]:
-    spec_file = workdir / f"{label}.spec.json"
-    spec_file.write_text(json.dumps(spec))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "CUDA_VISIBLE_DEVICES": "",
-           "HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    log = workdir / f"{label}.log"
-    with log.open("w") as handle:
-        done = subprocess.run([sys.executable, __file__, "--child", side, "--spec", str(spec_file)], env=env,
-                              stdout=handle, stderr=subprocess.STDOUT)
-    if done.returncode != 0:
-        tail = log.read_text(errors="replace")[-3000:]
-        raise SystemExit(f"{label} failed (exit {done.returncode}); its log, {log}, ends:\n{tail}")
-    return json.loads(result_file(spec_file).read_text())
-
-
-def result_file(spec_file: Path) -> Path:
-    return spec_file.with_name(spec_file.name.replace(".spec.json", ".result.json"))
 
 
 def run_part(part: str, args: argparse.Namespace, model: Path, rows: list[dict[str, Any]], workdir: Path) -> list[str]:
@@ -491,7 +452,7 @@ def run_part(part: str, args: argparse.Namespace, model: Path, rows: list[dict[s
         for side in order(repeat):
             label = f"{part}-{side}-{repeat + 1}"
             profile = str(folder / f"{label}.profile.txt") if args.profile else None
-            result = measure(side, {**spec, "run": str(folder / label), "profile": profile}, folder, label)
+            result = measure(__file__, side, {**spec, "run": str(folder / label), "profile": profile}, folder, label)
             results[side].append(result)
             print(f"  {label}: {result['tokens'] / result['seconds']:,.0f} tokens/s, {result['steps']} steps in "
                   f"{result['seconds']:.1f} s, peak RSS {result['peak_rss_mb']:,.0f} MB", flush=True)
@@ -504,23 +465,6 @@ def run_part(part: str, args: argparse.Namespace, model: Path, rows: list[dict[s
                     else f"**{differing} of {len(train)} pairs tokenised differently on the TRL side**"))
     return lines
 
-
-def versions() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = []
-    for name in ("torch", "transformers", "peft", "accelerate", "datasets", "trl"):
-        try:
-            found.append(f"{name} {version(name)}")
-        except PackageNotFoundError:
-            found.append(f"{name} (not installed)")
-    try:
-        commit = subprocess.run(["git", "-C", str(CHECKOUT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, check=True).stdout.strip()
-        found.append(f"ftcli {commit}")
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return ", ".join(found)
 
 
 def main_bench(argv: list[str] | None = None) -> int:
@@ -547,7 +491,7 @@ def main_bench(argv: list[str] | None = None) -> int:
     model = workdir / "model"
     build_model(model)
     rows = read_jsonl(args.data)
-    print(f"{versions()}\nCPU, {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}, fp32; "
+    print(f"{library_versions(CHECKOUT, LIBRARIES)}\nCPU, {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}, fp32; "
           f"runs in {workdir}", flush=True)
     for part in args.parts:
         if part == "reward" and not has_reward_model():
