@@ -52,25 +52,33 @@ def metrics(run: Path) -> dict:
     return json.loads((run / "metrics.json").read_text())
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, Path]:
-    """One process accumulating two micro-batches, and two processes of one each."""
-    root = tmp_path_factory.mktemp("distributed")
+def alone_and_by_two(overrides: list[str], root: Path) -> dict[str, Path]:
+    """`ftcli train` by one process accumulating two micro-batches (`one`), and by two processes of
+    one each (`two`), with what the launch printed (`output`)."""
     one, two = root / "one", root / "two"
-    single = subprocess.run([sys.executable, str(LAUNCHED), "train", *STEPS, "trainer.grad_accum_steps=2",
+    single = subprocess.run([sys.executable, str(LAUNCHED), "train", *overrides, "trainer.grad_accum_steps=2",
                              f"hydra.run.dir={one}"], env=ENV, capture_output=True, text=True, timeout=300)
     assert single.returncode == 0, single.stderr
-    code, output = finished(launch("train", *STEPS, f"hydra.run.dir={two}"))
+    code, output = finished(launch("train", *overrides, f"hydra.run.dir={two}"))
     assert code == 0, output
     return {"one": one, "two": two, "output": output}
 
 
-def test_two_processes_train_what_one_process_trains_with_the_same_global_batch(runs):
-    one, two = runs["one"], runs["two"]
+def assert_same_weights(one: Path, two: Path) -> None:
     a, b = weights(one), weights(two)
     assert a.keys() == b.keys()
     for name in a:  # the processes sum in another order; Adam turns that into changes of about lr at most
         torch.testing.assert_close(a[name], b[name], rtol=1e-3, atol=1e-4, msg=name)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    return alone_and_by_two(STEPS, tmp_path_factory.mktemp("distributed"))
+
+
+def test_two_processes_train_what_one_process_trains_with_the_same_global_batch(runs):
+    one, two = runs["one"], runs["two"]
+    assert_same_weights(one, two)
     m1, m2 = metrics(one), metrics(two)
     assert m2["train"]["steps"] == m1["train"]["steps"] == 24
     for key, value in m1["validation"].items():
@@ -120,13 +128,7 @@ def test_two_processes_stream_what_one_process_accumulating_two_batches_streams(
     streamed = ["task=sentiment", "model=tiny_bert", "data.streaming=true", f"data.train_file={sample / 'train.jsonl'}",
                 f"data.validation_file={sample / 'validation.jsonl'}", "data.max_eval_samples=31", "trainer.max_steps=12",
                 "trainer.batch_size=4", "trainer.eval_strategy=no", "trainer.save_every=null", "trainer.logging_steps=4"]
-    one, two = tmp_path / "one", tmp_path / "two"
-    single = subprocess.run([sys.executable, str(LAUNCHED), "train", *streamed, "trainer.grad_accum_steps=2",
-                             f"hydra.run.dir={one}"], env=ENV, capture_output=True, text=True, timeout=300)
-    assert single.returncode == 0, single.stderr
-    code, output = finished(launch("train", *streamed, f"hydra.run.dir={two}"))
-    assert code == 0, output
+    trained = alone_and_by_two(streamed, tmp_path)
+    one, two = trained["one"], trained["two"]
     assert metrics(two)["train"]["stream_rows"] == metrics(one)["train"]["stream_rows"] == 12 * 2 * 4
-    a, b = weights(one), weights(two)
-    for name in a:
-        torch.testing.assert_close(a[name], b[name], rtol=1e-3, atol=1e-4, msg=name)
+    assert_same_weights(one, two)
