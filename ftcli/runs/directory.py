@@ -12,6 +12,8 @@ Layout (documented in the README):
     adapter/           adapter methods: PEFT adapter folder (head included) with the tokenizer
     checkpoints/       while training: step-<N>/ folders to resume from (`ftcli.engine.checkpoint`)
     rewrites.json      with data.augment.rewrite_runs: the rewritten training texts, kept for a resumed run
+    error.json         a job of a `-m` sweep that failed: {"title", "message", "hint", "exit_code"}
+    plots/             PNG figures of the run: loss and lr, each metric by step, per-class figures
     .hydra/            Hydra's record of the composed config and the overrides
 
 Files are written to a temporary name and renamed, and artefact folders are built beside their
@@ -38,6 +40,8 @@ METRICS = "metrics.json"
 TRAIN_LOG = "train_log.jsonl"
 ENVIRONMENT = "environment.json"
 REWRITES = "rewrites.json"
+ERROR = "error.json"  # a failed job of a sweep: why it failed (`title`, `message`, `hint`, `exit_code`)
+PLOTS = "plots"
 DATA_MIX = "data_mix.json"  # a data.mix run: each source, its weight, rows available and rows drawn
 ARTIFACTS = ("model", "adapter")
 HYDRA_RECORD = ".hydra"  # Hydra's record of the composed config and the overrides
@@ -118,7 +122,7 @@ class RunDir:
 
 
 RUN_CONTENTS = (CONFIG, LABELS, METRICS, TRAIN_LOG, ENVIRONMENT, REWRITES, *ARTIFACTS, "checkpoints", HYDRA_RECORD,
-                DATA_MIX)
+                DATA_MIX, ERROR, PLOTS)
 
 
 def ensure_outside(run_path: Path, target: Path, setting: str, example: str) -> None:
